@@ -1,0 +1,172 @@
+//! Binds the session options to a table's schema: finds the user, time, activity, event type
+//! and session id columns and checks their types, so that a wrong table fails at planning with
+//! an error naming the column.
+
+use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
+use datafusion::common::{Result, plan_err};
+
+use crate::options::SessionOptions;
+
+/// The column name of event types, used for `first_event_type` / `last_event_type` and the
+/// inactive event type list.
+pub const EVENT_TYPE_COLUMN: &str = "event_type";
+
+/// The positions of the columns that define sessions, in one schema.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BoundColumns {
+    pub user: usize,
+    pub time: usize,
+    /// The time column's unit: every span is converted to it.
+    pub unit: TimeUnit,
+    pub active: Option<usize>,
+    pub event_type: Option<usize>,
+    /// Present in the instrumented modes only.
+    pub session_id: Option<usize>,
+}
+
+impl BoundColumns {
+    /// Binds `options` to `schema`; `table` names the table in errors.
+    pub fn bind(schema: &Schema, options: &SessionOptions, table: &str) -> Result<Self> {
+        let find = |name: &str, key: &str| -> Result<usize> {
+            match schema.index_of(name) {
+                Ok(i) => Ok(i),
+                Err(_) => {
+                    let columns: Vec<&str> =
+                        schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    plan_err!(
+                        "sessionize: column \"{name}\" ({key}) not found in table '{table}'; its \
+                         columns are: {}",
+                        columns.join(", ")
+                    )
+                }
+            }
+        };
+        let user = find(&options.user_column, "sessionlake.user_column")?;
+        let user_type = schema.field(user).data_type();
+        if !is_user_type(user_type) {
+            return plan_err!(
+                "sessionize: column \"{}\" (sessionlake.user_column) must be a string or an \
+                 integer, found {user_type}",
+                options.user_column
+            );
+        }
+        let time = find(&options.time_column, "sessionlake.time_column")?;
+        let unit = match schema.field(time).data_type() {
+            DataType::Timestamp(unit, _) => *unit,
+            other => {
+                return plan_err!(
+                    "sessionize: column \"{}\" (sessionlake.time_column) must be a timestamp, \
+                     found {other}",
+                    options.time_column
+                );
+            }
+        };
+        let active = match schema.index_of(&options.active_column) {
+            Ok(i) => match schema.field(i).data_type() {
+                DataType::Boolean => Some(i),
+                other => {
+                    return plan_err!(
+                        "sessionize: column \"{}\" (sessionlake.active_column) must be a \
+                         boolean, found {other}",
+                        options.active_column
+                    );
+                }
+            },
+            Err(_) => None,
+        };
+        let event_type = schema.index_of(EVENT_TYPE_COLUMN).ok();
+        if !options.inactive_event_types.is_empty() {
+            match event_type.map(|i| schema.field(i).data_type()) {
+                Some(t) if is_string_type(t) => {}
+                Some(t) => {
+                    return plan_err!(
+                        "sessionize: column \"{EVENT_TYPE_COLUMN}\" must be a string to use \
+                         sessionlake.inactive_event_types, found {t}"
+                    );
+                }
+                None => {
+                    return plan_err!(
+                        "sessionize: sessionlake.inactive_event_types is set but table '{table}' \
+                         has no column \"{EVENT_TYPE_COLUMN}\""
+                    );
+                }
+            }
+        }
+        let session_id = if options.mode.is_instrumented() {
+            let i = find(&options.session_id_column, "sessionlake.session_id_column")?;
+            let t = schema.field(i).data_type();
+            if !t.is_integer() {
+                return plan_err!(
+                    "sessionize: column \"{}\" (sessionlake.session_id_column) must be an \
+                     integer in mode {}, found {t}",
+                    options.session_id_column,
+                    options.mode
+                );
+            }
+            Some(i)
+        } else {
+            None
+        };
+        Ok(Self {
+            user,
+            time,
+            unit,
+            active,
+            event_type,
+            session_id,
+        })
+    }
+
+    /// The distinct columns the session rules read, ascending.
+    pub fn key_columns(&self) -> Vec<usize> {
+        let mut columns: Vec<usize> = [
+            Some(self.user),
+            Some(self.time),
+            self.active,
+            self.event_type,
+            self.session_id,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        columns.sort_unstable();
+        columns.dedup();
+        columns
+    }
+
+    /// The same columns, found by name in another schema holding them (a projected scan).
+    pub fn rebind(&self, from: &Schema, to: &Schema) -> Result<Self> {
+        let map = |i: usize| -> Result<usize> {
+            let name = from.field(i).name();
+            match to.index_of(name) {
+                Ok(j) => Ok(j),
+                Err(_) => datafusion::common::internal_err!(
+                    "sessionize: column \"{name}\" missing from the scan"
+                ),
+            }
+        };
+        Ok(Self {
+            user: map(self.user)?,
+            time: map(self.time)?,
+            unit: self.unit,
+            active: self.active.map(map).transpose()?,
+            event_type: self.event_type.map(map).transpose()?,
+            session_id: self.session_id.map(map).transpose()?,
+        })
+    }
+}
+
+fn is_string_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, value) => is_string_type(value),
+        _ => false,
+    }
+}
+
+fn is_user_type(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Dictionary(_, value) => is_user_type(value),
+        t => is_string_type(t) || t.is_integer() || matches!(t, DataType::Binary),
+    }
+}

@@ -1,0 +1,229 @@
+//! sessionlake's options: DataFusion config keys under `sessionlake.`, settable with `SET`,
+//! from the embedding API, or per call as `'key=value'` arguments of the table functions, and
+//! validated into typed [`SessionOptions`] before a plan is built.
+
+use std::fmt;
+
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::{Result, extensions_options, plan_err};
+use datafusion::config::ConfigExtension;
+use sessionlake_functions::time_unit::parse_span_nanos;
+
+extensions_options! {
+    /// The `sessionlake.*` configuration keys, as text: validated by [`SessionOptions::resolve`].
+    pub struct SessionLakeConfig {
+        /// Inactivity timeout: an interval without months, strictly positive.
+        pub gap: String, default = "30 minutes".to_string()
+        /// `gap`, `instrumented` or `instrumented_gap`.
+        pub mode: String, default = "gap".to_string()
+        /// Longest kept session (longer ones are excluded); `none` disables the rule.
+        pub max_length: String, default = "1 day".to_string()
+        /// The column naming who an event belongs to.
+        pub user_column: String, default = "user_id".to_string()
+        /// The timestamp column.
+        pub time_column: String, default = "event_time".to_string()
+        /// The client SDK's session id column (instrumented modes).
+        pub session_id_column: String, default = "session_id".to_string()
+        /// A boolean column; `false` rows take no part. Absent column: every event is active.
+        pub active_column: String, default = "is_active".to_string()
+        /// Comma-separated event types that never take part in a session.
+        pub inactive_event_types: String, default = "".to_string()
+    }
+}
+
+impl ConfigExtension for SessionLakeConfig {
+    const PREFIX: &'static str = "sessionlake";
+}
+
+/// How sessions are formed. See `docs/semantics.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionMode {
+    /// A new session after an inactivity gap.
+    Gap,
+    /// One session per client session id.
+    Instrumented,
+    /// Client session ids, split again at inactivity gaps.
+    InstrumentedGap,
+}
+
+impl SessionMode {
+    fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "gap" => Ok(Self::Gap),
+            "instrumented" => Ok(Self::Instrumented),
+            "instrumented_gap" => Ok(Self::InstrumentedGap),
+            other => plan_err!(
+                "sessionlake.mode: unknown mode '{other}', expected gap, instrumented or \
+                 instrumented_gap"
+            ),
+        }
+    }
+
+    /// Whether sessions come from the session id column.
+    pub fn is_instrumented(self) -> bool {
+        matches!(self, Self::Instrumented | Self::InstrumentedGap)
+    }
+}
+
+impl fmt::Display for SessionMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Gap => "gap",
+            Self::Instrumented => "instrumented",
+            Self::InstrumentedGap => "instrumented_gap",
+        })
+    }
+}
+
+/// Validated session options, independent of any table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionOptions {
+    pub mode: SessionMode,
+    /// The gap in nanoseconds, positive.
+    pub gap_nanos: i128,
+    /// The maximum length in nanoseconds; `None` disables the rule.
+    pub max_length_nanos: Option<i128>,
+    pub user_column: String,
+    pub time_column: String,
+    pub session_id_column: String,
+    pub active_column: String,
+    pub inactive_event_types: Vec<String>,
+}
+
+impl SessionOptions {
+    /// Validates `config` with the per-call `overrides` (`key=value`, the key with or without
+    /// the `sessionlake.` prefix) applied on top.
+    pub fn resolve(config: &SessionLakeConfig, overrides: &[String]) -> Result<Self> {
+        let mut config = config.clone();
+        for item in overrides {
+            let Some((key, value)) = item.split_once('=') else {
+                return plan_err!(
+                    "sessionlake: option argument '{item}' must look like 'key=value', for \
+                     example 'gap=5 minutes'"
+                );
+            };
+            let key = key.trim();
+            let key = key.strip_prefix("sessionlake.").unwrap_or(key);
+            let value = value.trim().to_string();
+            match key {
+                "gap" => config.gap = value,
+                "mode" => config.mode = value,
+                "max_length" => config.max_length = value,
+                "user_column" => config.user_column = value,
+                "time_column" => config.time_column = value,
+                "session_id_column" => config.session_id_column = value,
+                "active_column" => config.active_column = value,
+                "inactive_event_types" => config.inactive_event_types = value,
+                other => {
+                    return plan_err!(
+                        "sessionlake: unknown option '{other}', expected one of gap, mode, \
+                         max_length, user_column, time_column, session_id_column, \
+                         active_column, inactive_event_types"
+                    );
+                }
+            }
+        }
+        Self::validate(&config)
+    }
+
+    fn validate(config: &SessionLakeConfig) -> Result<Self> {
+        let gap_nanos = parse_span_nanos("sessionlake.gap", &config.gap)?;
+        if gap_nanos <= 0 {
+            return plan_err!("sessionlake.gap: must be positive, found '{}'", config.gap);
+        }
+        let max_length_nanos = match config.max_length.trim().to_ascii_lowercase().as_str() {
+            "" | "none" | "null" => None,
+            _ => {
+                let nanos = parse_span_nanos("sessionlake.max_length", &config.max_length)?;
+                if nanos < 0 {
+                    return plan_err!(
+                        "sessionlake.max_length: must not be negative, found '{}'",
+                        config.max_length
+                    );
+                }
+                Some(nanos)
+            }
+        };
+        for (key, value) in [
+            ("user_column", &config.user_column),
+            ("time_column", &config.time_column),
+        ] {
+            if value.trim().is_empty() {
+                return plan_err!("sessionlake.{key}: must name a column");
+            }
+        }
+        Ok(Self {
+            mode: SessionMode::parse(&config.mode)?,
+            gap_nanos,
+            max_length_nanos,
+            user_column: config.user_column.trim().to_string(),
+            time_column: config.time_column.trim().to_string(),
+            session_id_column: config.session_id_column.trim().to_string(),
+            active_column: config.active_column.trim().to_string(),
+            inactive_event_types: config
+                .inactive_event_types
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+    }
+
+    /// The options in force in a session's configuration (defaults if sessionlake's keys were
+    /// never registered there).
+    pub fn from_config_options(options: &ConfigOptions, overrides: &[String]) -> Result<Self> {
+        match options.extensions.get::<SessionLakeConfig>() {
+            Some(config) => Self::resolve(config, overrides),
+            None => Self::resolve(&SessionLakeConfig::default(), overrides),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let options = SessionOptions::resolve(&SessionLakeConfig::default(), &[]).unwrap();
+        assert_eq!(options.mode, SessionMode::Gap);
+        assert_eq!(options.gap_nanos, 30 * 60 * 1_000_000_000);
+        assert_eq!(options.max_length_nanos, Some(86_400 * 1_000_000_000));
+        assert!(options.inactive_event_types.is_empty());
+    }
+
+    #[test]
+    fn overrides_apply_with_or_without_prefix() {
+        let options = SessionOptions::resolve(
+            &SessionLakeConfig::default(),
+            &[
+                "gap=5 minutes".into(),
+                "sessionlake.mode=instrumented".into(),
+                "max_length=none".into(),
+                "inactive_event_types= sync, app_background".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(options.gap_nanos, 5 * 60 * 1_000_000_000);
+        assert_eq!(options.mode, SessionMode::Instrumented);
+        assert_eq!(options.max_length_nanos, None);
+        assert_eq!(options.inactive_event_types, vec!["sync", "app_background"]);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let config = SessionLakeConfig::default();
+        let err = |o: &str| {
+            SessionOptions::resolve(&config, &[o.to_string()])
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("gap=0 minutes").contains("sessionlake.gap: must be positive"));
+        assert!(err("gap=-5 minutes").contains("sessionlake.gap: must be positive"));
+        assert!(err("gap=banana").contains("sessionlake.gap: 'banana' is not an interval"));
+        assert!(err("mode=sometimes").contains("unknown mode 'sometimes'"));
+        assert!(err("colour=blue").contains("unknown option 'colour'"));
+        assert!(err("gap").contains("must look like 'key=value'"));
+    }
+}

@@ -1,0 +1,228 @@
+//! The table functions `sessionize('<table>', ['key=value', ...])` and
+//! `sessions('<table>', ['key=value', ...])`, and the table provider they return.
+//!
+//! Planning binds the options to the named table's schema (so a wrong column fails before any
+//! data is read). Scanning reads only the projected columns plus those the session rules need,
+//! pushes down filters on the user column alone (they drop whole users, so they cannot move a
+//! session boundary) and puts a [`SessionizeExec`] on top.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
+use datafusion::common::{Result, ScalarValue, TableReference, plan_datafusion_err, plan_err};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
+
+use crate::assign::SessionRules;
+use crate::columns::BoundColumns;
+use crate::exec::{SessionOutput, SessionizeExec, events_schema, sessions_schema};
+use crate::options::SessionOptions;
+
+/// `sessionize('<table>', ...)` or `sessions('<table>', ...)`, depending on `output`.
+#[derive(Debug)]
+pub struct SessionizeTableFunction {
+    output: SessionOutput,
+}
+
+impl SessionizeTableFunction {
+    pub fn new(output: SessionOutput) -> Self {
+        Self { output }
+    }
+
+    /// The SQL name of the function.
+    pub fn name(&self) -> &'static str {
+        match self.output {
+            SessionOutput::Events => "sessionize",
+            SessionOutput::Sessions => "sessions",
+        }
+    }
+}
+
+impl TableFunctionImpl for SessionizeTableFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let name = self.name();
+        let exprs = args.exprs();
+        let Some(table_arg) = exprs.first() else {
+            return plan_err!("{name}: expected a table name, for example {name}('events')");
+        };
+        let Some(table_name) = string_literal(table_arg) else {
+            return plan_err!(
+                "{name}: the first argument must be a table name in quotes, for example \
+                 {name}('events'), found {table_arg}"
+            );
+        };
+        let mut overrides = Vec::with_capacity(exprs.len() - 1);
+        for (i, arg) in exprs.iter().enumerate().skip(1) {
+            match string_literal(arg) {
+                Some(option) => overrides.push(option),
+                None => {
+                    return plan_err!(
+                        "{name}: argument {} must be an option string such as 'gap=5 minutes', \
+                         found {arg}",
+                        i + 1
+                    );
+                }
+            }
+        }
+        let session = args.session();
+        let options = SessionOptions::from_config_options(session.config_options(), &overrides)?;
+        let inner = resolve_table(session, &table_name)?;
+        let schema = inner.schema();
+        let columns = BoundColumns::bind(&schema, &options, &table_name)?;
+        let rules = SessionRules::new(&options, columns.unit);
+        let output_schema = match self.output {
+            SessionOutput::Events => events_schema(&schema, &columns),
+            SessionOutput::Sessions => sessions_schema(&schema, &columns),
+        };
+        Ok(Arc::new(SessionizeTable {
+            inner,
+            columns,
+            rules,
+            output: self.output,
+            schema: output_schema,
+        }))
+    }
+}
+
+fn string_literal(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Looks a table up in the session's catalogs, as `FROM <name>` would.
+fn resolve_table(session: &dyn Session, name: &str) -> Result<Arc<dyn TableProvider>> {
+    let catalog_options = &session.config_options().catalog;
+    let reference = TableReference::parse_str(name)
+        .resolve(&catalog_options.default_catalog, &catalog_options.default_schema);
+    let schema = session
+        .catalog_list()
+        .catalog(&reference.catalog)
+        .and_then(|catalog| catalog.schema(&reference.schema))
+        .ok_or_else(|| plan_datafusion_err!("sessionize: table '{name}' not found"))?;
+    // In-memory and listing catalogs answer at once; a remote catalog must be resolved (for
+    // example by `SessionContext::sql`) before it is named here.
+    match futures::executor::block_on(schema.table(&reference.table))? {
+        Some(table) => Ok(table),
+        None => plan_err!("sessionize: table '{name}' not found"),
+    }
+}
+
+/// The sessions (or sessionized events) of one table.
+#[derive(Debug)]
+pub struct SessionizeTable {
+    inner: Arc<dyn TableProvider>,
+    columns: BoundColumns,
+    rules: SessionRules,
+    output: SessionOutput,
+    schema: SchemaRef,
+}
+
+impl SessionizeTable {
+    /// Whether `filter` reads no column but the user column, so that it only drops users.
+    fn is_user_filter(&self, filter: &Expr) -> bool {
+        let user = self.inner.schema().field(self.columns.user).name().clone();
+        let columns = filter.column_refs();
+        !columns.is_empty() && columns.iter().all(|c| c.name == user)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SessionizeTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // for `sessions` the user column keeps its name, so the same test holds
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if self.is_user_filter(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let inner_schema = self.inner.schema();
+        let inner_width = inner_schema.fields().len();
+
+        // the inner columns to read: the rules' own, plus the projected ones (events only)
+        let mut read = self.columns.key_columns();
+        if self.output == SessionOutput::Events {
+            match projection {
+                Some(p) => read.extend(p.iter().copied().filter(|&i| i < inner_width)),
+                None => read.extend(0..inner_width),
+            }
+        }
+        read.sort_unstable();
+        read.dedup();
+
+        let user_filters: Vec<&Expr> = filters.iter().filter(|f| self.is_user_filter(f)).collect();
+        let support = self.inner.supports_filters_pushdown(&user_filters)?;
+        let pushed: Vec<Expr> = user_filters
+            .into_iter()
+            .zip(support)
+            .filter(|(_, s)| *s != TableProviderFilterPushDown::Unsupported)
+            .map(|(f, _)| f.clone())
+            .collect();
+
+        let scan = self.inner.scan(state, Some(&read), &pushed, None).await?;
+        let scan_schema = scan.schema();
+        let columns = self.columns.rebind(&inner_schema, &scan_schema)?;
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(SessionizeExec::try_new(
+            scan,
+            columns,
+            self.rules.clone(),
+            self.output,
+        )?);
+
+        // map the requested output columns onto the operator's output
+        let exec_schema = exec.schema();
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(wanted.len());
+        for i in wanted {
+            let name = self.schema.field(i).name();
+            let index = exec_schema.index_of(name)?;
+            exprs.push((Arc::new(Column::new(name, index)), name.clone()));
+        }
+        let identity = exprs.len() == exec_schema.fields().len()
+            && exprs.iter().enumerate().all(|(i, (e, _))| {
+                e.downcast_ref::<Column>().is_some_and(|c| c.index() == i)
+            });
+        if identity {
+            return Ok(exec);
+        }
+        Ok(Arc::new(ProjectionExec::try_new(exprs, exec)?))
+    }
+}
