@@ -1,1 +1,8 @@
-fn main() {}
+//! The `sessionlake` binary: everything is in the `sessionlake-cli` library.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    sessionlake_cli::main().await
+}

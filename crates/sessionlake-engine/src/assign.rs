@@ -147,7 +147,14 @@ pub fn assign_sessions(
         entries[range.clone()].sort_unstable_by_key(Entry::sort_key);
     }
     let assignment_offsets = offsets.clone();
-    break_ties(batches, columns, rules, &offsets, &user_ranges, &mut entries)?;
+    break_ties(
+        batches,
+        columns,
+        rules,
+        &offsets,
+        &user_ranges,
+        &mut entries,
+    )?;
 
     let sessions = split_sessions(&entries, &user_ranges, rules);
     Ok(Assignment {
@@ -228,7 +235,10 @@ fn active_mask(
     if let (Some(event_type), false) = (columns.event_type, rules.inactive_event_types.is_empty()) {
         let event_type = cast(batch.column(event_type), &DataType::Utf8)?;
         for inactive in &rules.inactive_event_types {
-            let hit = cmp::eq(&event_type, &Scalar::new(StringArray::from(vec![inactive.as_str()])))?;
+            let hit = cmp::eq(
+                &event_type,
+                &Scalar::new(StringArray::from(vec![inactive.as_str()])),
+            )?;
             mask = &mask & &!&true_and_valid(&hit);
         }
     }
@@ -256,7 +266,9 @@ fn user_key_array(array: &ArrayRef) -> Result<ArrayRef> {
 }
 
 fn session_id_array(array: &ArrayRef) -> Result<PrimitiveArray<Int64Type>> {
-    Ok(cast(array, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+    Ok(cast(array, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
 }
 
 /// A counting sort of the entries by dense user id (stable, so row order is kept).
@@ -369,8 +381,14 @@ fn break_ties(
     let mut next = 0;
     for run in runs {
         scratch.clear();
-        scratch.extend(entries[run.clone()].iter().enumerate().map(|(i, e)| (next + i, *e)));
-        scratch.sort_by(|(a, ea), (b, eb)| rows.row(*a).cmp(&rows.row(*b)).then(ea.row.cmp(&eb.row)));
+        scratch.extend(
+            entries[run.clone()]
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (next + i, *e)),
+        );
+        scratch
+            .sort_by(|(a, ea), (b, eb)| rows.row(*a).cmp(&rows.row(*b)).then(ea.row.cmp(&eb.row)));
         next += run.len();
         for (slot, (_, entry)) in entries[run].iter_mut().zip(&scratch) {
             *slot = *entry;

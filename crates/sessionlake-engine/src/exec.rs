@@ -7,6 +7,7 @@
 //! memory reservation, finds its sessions ([`crate::assign`]) and then emits either the input
 //! batches with five session columns appended (`events`) or one row per session (`sessions`).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -101,6 +102,23 @@ impl SessionizeExec {
         })
     }
 
+    /// The same operator with `metadata` on its output schema (the table function marks each
+    /// call this way, see [`crate::table_function::CALL_METADATA_KEY`]).
+    pub fn with_schema_metadata(self, metadata: HashMap<String, String>) -> Self {
+        let schema = Arc::new(self.schema.as_ref().clone().with_metadata(metadata));
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            self.properties.partitioning.clone(),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Self {
+            schema,
+            properties: Arc::new(properties),
+            ..self
+        }
+    }
+
     pub fn output(&self) -> SessionOutput {
         self.output
     }
@@ -187,7 +205,7 @@ impl ExecutionPlan for SessionizeExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![Distribution::HashPartitioned(vec![self.user_expr()])]
+        vec![Distribution::KeyPartitioned(vec![self.user_expr()])]
     }
 
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
@@ -216,12 +234,16 @@ impl ExecutionPlan for SessionizeExec {
         if children.len() != 1 {
             return internal_err!("SessionizeExec takes one child, got {}", children.len());
         }
-        Ok(Arc::new(Self::try_new(
-            children.swap_remove(0),
-            self.columns.clone(),
-            self.rules.clone(),
-            self.output,
-        )?))
+        let metadata = self.schema.metadata().clone();
+        Ok(Arc::new(
+            Self::try_new(
+                children.swap_remove(0),
+                self.columns.clone(),
+                self.rules.clone(),
+                self.output,
+            )?
+            .with_schema_metadata(metadata),
+        ))
     }
 
     fn execute(

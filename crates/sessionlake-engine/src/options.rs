@@ -2,32 +2,159 @@
 //! from the embedding API, or per call as `'key=value'` arguments of the table functions, and
 //! validated into typed [`SessionOptions`] before a plan is built.
 
+use std::any::Any;
 use std::fmt;
 
-use datafusion::common::config::ConfigOptions;
-use datafusion::common::{Result, extensions_options, plan_err};
+use datafusion::common::config::{ConfigEntry, ConfigOptions, ExtensionOptions};
+use datafusion::common::{Result, plan_err};
 use datafusion::config::ConfigExtension;
 use sessionlake_functions::time_unit::parse_span_nanos;
 
-extensions_options! {
-    /// The `sessionlake.*` configuration keys, as text: validated by [`SessionOptions::resolve`].
-    pub struct SessionLakeConfig {
-        /// Inactivity timeout: an interval without months, strictly positive.
-        pub gap: String, default = "30 minutes".to_string()
-        /// `gap`, `instrumented` or `instrumented_gap`.
-        pub mode: String, default = "gap".to_string()
-        /// Longest kept session (longer ones are excluded); `none` disables the rule.
-        pub max_length: String, default = "1 day".to_string()
-        /// The column naming who an event belongs to.
-        pub user_column: String, default = "user_id".to_string()
-        /// The timestamp column.
-        pub time_column: String, default = "event_time".to_string()
-        /// The client SDK's session id column (instrumented modes).
-        pub session_id_column: String, default = "session_id".to_string()
-        /// A boolean column; `false` rows take no part. Absent column: every event is active.
-        pub active_column: String, default = "is_active".to_string()
-        /// Comma-separated event types that never take part in a session.
-        pub inactive_event_types: String, default = "".to_string()
+/// The `sessionlake.*` configuration keys, as text: each `SET` is validated at once (so a bad
+/// value fails where it is written), and [`SessionOptions::resolve`] turns them into typed values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionLakeConfig {
+    /// Inactivity timeout: an interval without months, strictly positive.
+    pub gap: String,
+    /// `gap`, `instrumented` or `instrumented_gap`.
+    pub mode: String,
+    /// Longest kept session (longer ones are excluded); `none` disables the rule.
+    pub max_length: String,
+    /// The column naming who an event belongs to.
+    pub user_column: String,
+    /// The timestamp column.
+    pub time_column: String,
+    /// The client SDK's session id column (instrumented modes).
+    pub session_id_column: String,
+    /// A boolean column; `false` rows take no part. Absent column: every event is active.
+    pub active_column: String,
+    /// Comma-separated event types that never take part in a session.
+    pub inactive_event_types: String,
+}
+
+impl Default for SessionLakeConfig {
+    fn default() -> Self {
+        Self {
+            gap: "30 minutes".to_string(),
+            mode: "gap".to_string(),
+            max_length: "1 day".to_string(),
+            user_column: "user_id".to_string(),
+            time_column: "event_time".to_string(),
+            session_id_column: "session_id".to_string(),
+            active_column: "is_active".to_string(),
+            inactive_event_types: String::new(),
+        }
+    }
+}
+
+/// Every key (without the `sessionlake.` prefix) with its description, in display order.
+const CONFIG_KEYS: [(&str, &str); 8] = [
+    (
+        "gap",
+        "Inactivity timeout: an interval without months, strictly positive.",
+    ),
+    (
+        "mode",
+        "How sessions are formed: gap, instrumented or instrumented_gap.",
+    ),
+    (
+        "max_length",
+        "Longest kept session (longer ones are excluded); none disables the rule.",
+    ),
+    ("user_column", "The column naming who an event belongs to."),
+    ("time_column", "The timestamp column."),
+    (
+        "session_id_column",
+        "The client SDK's session id column (instrumented modes).",
+    ),
+    (
+        "active_column",
+        "A boolean column whose false rows take no part; absent: all are active.",
+    ),
+    (
+        "inactive_event_types",
+        "Comma-separated event types that never take part in a session.",
+    ),
+];
+
+impl SessionLakeConfig {
+    fn field_mut(&mut self, key: &str) -> Option<&mut String> {
+        Some(match key {
+            "gap" => &mut self.gap,
+            "mode" => &mut self.mode,
+            "max_length" => &mut self.max_length,
+            "user_column" => &mut self.user_column,
+            "time_column" => &mut self.time_column,
+            "session_id_column" => &mut self.session_id_column,
+            "active_column" => &mut self.active_column,
+            "inactive_event_types" => &mut self.inactive_event_types,
+            _ => return None,
+        })
+    }
+
+    fn field(&self, key: &str) -> &str {
+        match key {
+            "gap" => &self.gap,
+            "mode" => &self.mode,
+            "max_length" => &self.max_length,
+            "user_column" => &self.user_column,
+            "time_column" => &self.time_column,
+            "session_id_column" => &self.session_id_column,
+            "active_column" => &self.active_column,
+            _ => &self.inactive_event_types,
+        }
+    }
+
+    /// Sets one key (with or without the `sessionlake.` prefix), unvalidated.
+    fn assign(&mut self, key: &str, value: &str) -> Result<()> {
+        let key = key.trim();
+        let key = key.strip_prefix("sessionlake.").unwrap_or(key);
+        match self.field_mut(key) {
+            Some(field) => {
+                *field = value.trim().to_string();
+                Ok(())
+            }
+            None => {
+                let keys: Vec<&str> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
+                plan_err!(
+                    "sessionlake: unknown option '{key}', expected one of {}",
+                    keys.join(", ")
+                )
+            }
+        }
+    }
+}
+
+impl ExtensionOptions for SessionLakeConfig {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut updated = self.clone();
+        updated.assign(key, value)?;
+        SessionOptions::validate(&updated)?;
+        *self = updated;
+        Ok(())
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        CONFIG_KEYS
+            .iter()
+            .map(|(key, description)| ConfigEntry {
+                key: format!("{}.{key}", Self::PREFIX),
+                value: Some(self.field(key).to_string()),
+                description,
+            })
+            .collect()
     }
 }
 
@@ -102,26 +229,7 @@ impl SessionOptions {
                      example 'gap=5 minutes'"
                 );
             };
-            let key = key.trim();
-            let key = key.strip_prefix("sessionlake.").unwrap_or(key);
-            let value = value.trim().to_string();
-            match key {
-                "gap" => config.gap = value,
-                "mode" => config.mode = value,
-                "max_length" => config.max_length = value,
-                "user_column" => config.user_column = value,
-                "time_column" => config.time_column = value,
-                "session_id_column" => config.session_id_column = value,
-                "active_column" => config.active_column = value,
-                "inactive_event_types" => config.inactive_event_types = value,
-                other => {
-                    return plan_err!(
-                        "sessionlake: unknown option '{other}', expected one of gap, mode, \
-                         max_length, user_column, time_column, session_id_column, \
-                         active_column, inactive_event_types"
-                    );
-                }
-            }
+            config.assign(key, value)?;
         }
         Self::validate(&config)
     }

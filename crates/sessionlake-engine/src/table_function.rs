@@ -80,6 +80,7 @@ impl TableFunctionImpl for SessionizeTableFunction {
             SessionOutput::Events => events_schema(&schema, &columns),
             SessionOutput::Sessions => sessions_schema(&schema, &columns),
         };
+        let output_schema = with_call_metadata(&output_schema, name, &table_name, &options);
         Ok(Arc::new(SessionizeTable {
             inner,
             columns,
@@ -90,10 +91,35 @@ impl TableFunctionImpl for SessionizeTableFunction {
     }
 }
 
+/// The schema-level metadata key that identifies one call of a table function.
+pub const CALL_METADATA_KEY: &str = "sessionlake.call";
+
+/// Marks `schema` with the call that made it.
+///
+/// DataFusion names the scan of every table function call `name()` and compares scans by name
+/// and schema only, so without this two calls with different options in one query
+/// (`sessions('events', 'gap=5 minutes')` beside `sessions('events')`) look alike to the
+/// optimizer, which then evaluates one of them twice.
+fn with_call_metadata(
+    schema: &SchemaRef,
+    function: &str,
+    table: &str,
+    options: &SessionOptions,
+) -> SchemaRef {
+    let mut metadata = schema.metadata().clone();
+    metadata.insert(
+        CALL_METADATA_KEY.to_string(),
+        format!("{function}('{table}') {options:?}"),
+    );
+    Arc::new(schema.as_ref().clone().with_metadata(metadata))
+}
+
 fn string_literal(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Literal(
-            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)),
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
             _,
         ) => Some(s.clone()),
         _ => None,
@@ -103,8 +129,10 @@ fn string_literal(expr: &Expr) -> Option<String> {
 /// Looks a table up in the session's catalogs, as `FROM <name>` would.
 fn resolve_table(session: &dyn Session, name: &str) -> Result<Arc<dyn TableProvider>> {
     let catalog_options = &session.config_options().catalog;
-    let reference = TableReference::parse_str(name)
-        .resolve(&catalog_options.default_catalog, &catalog_options.default_schema);
+    let reference = TableReference::parse_str(name).resolve(
+        &catalog_options.default_catalog,
+        &catalog_options.default_schema,
+    );
     let schema = session
         .catalog_list()
         .catalog(&reference.catalog)
@@ -174,13 +202,12 @@ impl TableProvider for SessionizeTable {
         let inner_schema = self.inner.schema();
         let inner_width = inner_schema.fields().len();
 
-        // the inner columns to read: the rules' own, plus the projected ones (events only)
+        // The inner columns to read. `sessions` needs only the rules' own columns. `sessionize`
+        // reads every column whatever the projection: events tied on one instant are ordered by
+        // their whole row, and `event_index` must not change with the columns a query selects.
         let mut read = self.columns.key_columns();
         if self.output == SessionOutput::Events {
-            match projection {
-                Some(p) => read.extend(p.iter().copied().filter(|&i| i < inner_width)),
-                None => read.extend(0..inner_width),
-            }
+            read.extend(0..inner_width);
         }
         read.sort_unstable();
         read.dedup();
@@ -197,12 +224,10 @@ impl TableProvider for SessionizeTable {
         let scan = self.inner.scan(state, Some(&read), &pushed, None).await?;
         let scan_schema = scan.schema();
         let columns = self.columns.rebind(&inner_schema, &scan_schema)?;
-        let exec: Arc<dyn ExecutionPlan> = Arc::new(SessionizeExec::try_new(
-            scan,
-            columns,
-            self.rules.clone(),
-            self.output,
-        )?);
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(
+            SessionizeExec::try_new(scan, columns, self.rules.clone(), self.output)?
+                .with_schema_metadata(self.schema.metadata().clone()),
+        );
 
         // map the requested output columns onto the operator's output
         let exec_schema = exec.schema();
@@ -217,9 +242,10 @@ impl TableProvider for SessionizeTable {
             exprs.push((Arc::new(Column::new(name, index)), name.clone()));
         }
         let identity = exprs.len() == exec_schema.fields().len()
-            && exprs.iter().enumerate().all(|(i, (e, _))| {
-                e.downcast_ref::<Column>().is_some_and(|c| c.index() == i)
-            });
+            && exprs
+                .iter()
+                .enumerate()
+                .all(|(i, (e, _))| e.downcast_ref::<Column>().is_some_and(|c| c.index() == i));
         if identity {
             return Ok(exec);
         }

@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn gap_one_tick_over_splits() {
-        assert_eq!(sessions_by_gap(&[0, 31, 31, 100], 30), vec![0..1, 1..3, 3..4]);
+        assert_eq!(
+            sessions_by_gap(&[0, 31, 31, 100], 30),
+            vec![0..1, 1..3, 3..4]
+        );
     }
 
     #[test]

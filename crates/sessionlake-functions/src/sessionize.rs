@@ -8,8 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::common::{Result, exec_err, plan_err};
 use datafusion::logical_expr::function::{PartitionEvaluatorArgs, WindowUDFFieldArgs};
 use datafusion::logical_expr::{
-    Documentation, LimitEffect, PartitionEvaluator, Signature, Volatility, WindowUDF,
-    WindowUDFImpl,
+    Documentation, LimitEffect, PartitionEvaluator, Signature, Volatility, WindowUDF, WindowUDFImpl,
 };
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
@@ -46,7 +45,10 @@ events and NULL users in WHERE, or use the `sessionize('<table>')` table functio
       OVER (PARTITION BY user_id ORDER BY event_time) AS session_key
   FROM events WHERE is_active;
 ```"#,
-    argument(name = "time", description = "A timestamp column of any unit and time zone."),
+    argument(
+        name = "time",
+        description = "A timestamp column of any unit and time zone."
+    ),
     argument(
         name = "gap",
         description = "Inactivity timeout: an interval or duration, strictly positive, without \
@@ -131,7 +133,11 @@ impl WindowUDFImpl for SessionizeWindow {
     }
 
     fn field(&self, field_args: WindowUDFFieldArgs) -> Result<FieldRef> {
-        Ok(Arc::new(Field::new(field_args.name(), DataType::Int64, true)))
+        Ok(Arc::new(Field::new(
+            field_args.name(),
+            DataType::Int64,
+            true,
+        )))
     }
 
     fn documentation(&self) -> Option<&Documentation> {
@@ -151,7 +157,10 @@ fn constant_gap_ticks(expr: &Arc<dyn PhysicalExpr>, unit: TimeUnit) -> Result<Op
     match scalar_span_nanos("sessionize: argument 'gap'", literal.value())? {
         None => plan_err!("sessionize: argument 'gap' must not be NULL"),
         Some(nanos) if nanos <= 0 => {
-            plan_err!("sessionize: argument 'gap' must be positive, found {}", literal.value())
+            plan_err!(
+                "sessionize: argument 'gap' must be positive, found {}",
+                literal.value()
+            )
         }
         Some(nanos) => Ok(Some(nanos_to_ticks(nanos, unit).max(0))),
     }

@@ -4,8 +4,8 @@
 //! length, so every interval is turned into ticks of that column's unit once, at planning time.
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, DurationMicrosecondArray, DurationMillisecondArray, DurationNanosecondArray,
-    DurationSecondArray, IntervalDayTimeArray, IntervalMonthDayNanoArray,
+    Array, ArrayRef, AsArray, DurationMicrosecondArray, DurationMillisecondArray,
+    DurationNanosecondArray, DurationSecondArray, IntervalDayTimeArray, IntervalMonthDayNanoArray,
 };
 use datafusion::arrow::compute::kernels::cast_utils::parse_interval_month_day_nano;
 use datafusion::arrow::datatypes::{
@@ -90,9 +90,9 @@ pub fn scalar_span_nanos(what: &str, value: &ScalarValue) -> Result<Option<i128>
             },
             None => None,
         },
-        ScalarValue::IntervalDayTime(v) => v.map(|v| {
-            i128::from(v.days) * NANOS_PER_DAY + i128::from(v.milliseconds) * 1_000_000
-        }),
+        ScalarValue::IntervalDayTime(v) => {
+            v.map(|v| i128::from(v.days) * NANOS_PER_DAY + i128::from(v.milliseconds) * 1_000_000)
+        }
         ScalarValue::DurationSecond(v) => v.map(|v| i128::from(v) * 1_000_000_000),
         ScalarValue::DurationMillisecond(v) => v.map(|v| i128::from(v) * 1_000_000),
         ScalarValue::DurationMicrosecond(v) => v.map(|v| i128::from(v) * 1_000),
@@ -123,7 +123,11 @@ pub fn is_span_type(data_type: &DataType) -> bool {
 ///
 /// `what` names the argument in errors. A span that is not strictly positive, or an interval
 /// with months, is an error naming the row.
-pub fn span_array_to_ticks(what: &str, spans: &ArrayRef, unit: TimeUnit) -> Result<Vec<Option<i64>>> {
+pub fn span_array_to_ticks(
+    what: &str,
+    spans: &ArrayRef,
+    unit: TimeUnit,
+) -> Result<Vec<Option<i64>>> {
     let nanos: Vec<Option<i128>> = match spans.data_type() {
         DataType::Interval(IntervalUnit::MonthDayNano) => {
             let array = downcast::<IntervalMonthDayNanoArray>(spans)?;
@@ -231,7 +235,10 @@ mod tests {
     #[test]
     fn spans_floor_to_ticks() {
         let thirty_minutes = parse_span_nanos("gap", "30 minutes").unwrap();
-        assert_eq!(nanos_to_ticks(thirty_minutes, TimeUnit::Millisecond), 1_800_000);
+        assert_eq!(
+            nanos_to_ticks(thirty_minutes, TimeUnit::Millisecond),
+            1_800_000
+        );
         assert_eq!(nanos_to_ticks(thirty_minutes, TimeUnit::Second), 1_800);
         assert_eq!(nanos_to_ticks(1_500_000_000, TimeUnit::Second), 1);
     }
@@ -241,6 +248,9 @@ mod tests {
         let err = parse_span_nanos("sessionlake.gap", "1 month").unwrap_err();
         assert!(err.to_string().contains("months"), "{err}");
         let err = parse_span_nanos("sessionlake.gap", "soon").unwrap_err();
-        assert!(err.to_string().contains("'soon' is not an interval"), "{err}");
+        assert!(
+            err.to_string().contains("'soon' is not an interval"),
+            "{err}"
+        );
     }
 }

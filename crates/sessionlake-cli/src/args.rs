@@ -1,0 +1,146 @@
+//! The command line, parsed by clap and then validated into typed values before anything runs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// Session analytics as SQL over Parquet event lakes.
+#[derive(Debug, Parser)]
+#[command(name = "sessionlake", version, about, long_about = None)]
+pub struct Args {
+    /// Run this SQL statement and exit (repeatable; statements run in order).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+
+    /// Run the SQL statements of this file, separated by `;` (repeatable; `-` reads stdin).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Register a hive-partitioned Parquet lake directory as a table: `NAME=PATH` (repeatable).
+    #[arg(long = "lake", value_name = "NAME=PATH")]
+    pub lakes: Vec<String>,
+
+    /// How results are printed on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+
+    /// Print no `N rows in X s` line after each result.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
+    /// Rows printed in table format at most (`inf` for all).
+    #[arg(long, value_name = "N|inf", default_value = "40", value_parser = parse_max_rows)]
+    pub maxrows: MaxRows,
+
+    /// Partitions a query runs on (DataFusion's `target_partitions`; default: the core count).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
+}
+
+/// The printed formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// Comma-separated values with a header line.
+    Csv,
+    /// Tab-separated values with a header line.
+    Tsv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    NdJson,
+}
+
+/// How many rows the table format shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxRows {
+    Limited(usize),
+    Unlimited,
+}
+
+fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
+    if text.eq_ignore_ascii_case("inf") {
+        return Ok(MaxRows::Unlimited);
+    }
+    text.parse::<usize>()
+        .map(MaxRows::Limited)
+        .map_err(|_| format!("'{text}' is not a row count or 'inf'"))
+}
+
+/// A lake to register: a table name and the directory holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeArg {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl LakeArg {
+    /// Parses `NAME=PATH`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some((name, path)) = text.split_once('=') else {
+            return Err(format!(
+                "--lake '{text}': expected NAME=PATH, for example events=data/sample_lake"
+            ));
+        };
+        let name = name.trim();
+        let valid_name = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid_name {
+            return Err(format!(
+                "--lake '{text}': table name '{name}' must be letters, digits and '_', not starting with a digit"
+            ));
+        }
+        if path.trim().is_empty() {
+            return Err(format!("--lake '{text}': the path is empty"));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            path: PathBuf::from(path.trim()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lake_args_parse_and_reject() {
+        assert_eq!(
+            LakeArg::parse("events=data/sample_lake").unwrap(),
+            LakeArg {
+                name: "events".into(),
+                path: PathBuf::from("data/sample_lake")
+            }
+        );
+        assert!(
+            LakeArg::parse("events")
+                .unwrap_err()
+                .contains("expected NAME=PATH")
+        );
+        assert!(
+            LakeArg::parse("1x=data")
+                .unwrap_err()
+                .contains("table name '1x'")
+        );
+        assert!(
+            LakeArg::parse("a-b=data")
+                .unwrap_err()
+                .contains("table name 'a-b'")
+        );
+        assert!(
+            LakeArg::parse("events=")
+                .unwrap_err()
+                .contains("path is empty")
+        );
+    }
+
+    #[test]
+    fn max_rows_parse() {
+        assert_eq!(parse_max_rows("inf").unwrap(), MaxRows::Unlimited);
+        assert_eq!(parse_max_rows("7").unwrap(), MaxRows::Limited(7));
+        assert!(parse_max_rows("lots").is_err());
+    }
+}
