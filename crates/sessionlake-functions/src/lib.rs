@@ -2,6 +2,9 @@
 //!
 //! - [`sessionize::sessionize_udwf`]: `sessionize(time [, gap]) OVER (PARTITION BY user ORDER BY
 //!   time)`, the session key of each row;
+//! - aggregate functions named after Amplitude's formula language (`SESSIONTOTALS`, `UNIQUES`,
+//!   `EVENTTOTALS`, `PROPSUM`, `HIST`, ...), one per file, listed by
+//!   [`all_default_aggregate_functions`];
 //! - [`session_split`]: the session-splitting kernels shared with the engine's operator;
 //! - [`time_unit`]: interval and timestamp-unit conversions.
 //!
@@ -11,7 +14,10 @@ use std::sync::Arc;
 
 use datafusion::common::Result;
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::WindowUDF;
+use datafusion::logical_expr::{AggregateUDF, WindowUDF};
+
+#[macro_use]
+pub mod macros;
 
 pub mod session_split;
 pub mod sessionize;
@@ -22,10 +28,56 @@ pub fn all_default_window_functions() -> Vec<Arc<WindowUDF>> {
     vec![sessionize::sessionize_udwf()]
 }
 
+/// Every aggregate function of the pack.
+pub fn all_default_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
+    vec![]
+}
+
 /// Registers every function of the pack on `registry`.
 pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
     for udwf in all_default_window_functions() {
         registry.register_udwf(udwf)?;
     }
+    for udaf in all_default_aggregate_functions() {
+        registry.register_udaf(udaf)?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    /// No two functions of the pack share a name or an alias: a later registration would
+    /// silently replace an earlier one.
+    #[test]
+    fn names_are_unique() {
+        let mut seen = HashSet::new();
+        let window = all_default_window_functions();
+        let aggregate = all_default_aggregate_functions();
+        let names = window
+            .iter()
+            .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().to_vec()))
+            .chain(
+                aggregate
+                    .iter()
+                    .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().to_vec())),
+            );
+        for name in names {
+            assert!(seen.insert(name.to_lowercase()), "duplicate function name {name}");
+        }
+    }
+
+    /// Every function carries its documentation, which `\functions` and the docs show.
+    #[test]
+    fn every_function_is_documented() {
+        for f in all_default_window_functions() {
+            assert!(f.documentation().is_some(), "{} has no documentation", f.name());
+        }
+        for f in all_default_aggregate_functions() {
+            assert!(f.documentation().is_some(), "{} has no documentation", f.name());
+        }
+    }
 }
