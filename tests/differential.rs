@@ -1,0 +1,871 @@
+//! Differential tests: the engine's `sessionize(...)`, `sessions(...)` and the `sessionize`
+//! window function against the naive reference of `sessionlake_testkit::reference`, on
+//! thousands of seeded random event sets, across modes, gaps and maximum lengths, partition
+//! counts, input orders, Parquet files and physical encodings.
+//!
+//! A failure prints the seed, the options and the events. `SESSIONLAKE_DIFF_CASES` scales the
+//! number of random sets (default 2000 for the main test).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sessionlake_testkit::random_events::{
+    BatchEncoding, EventSetShape, StringEncoding, UserEncoding, random_events, to_record_batch,
+};
+use sessionlake_testkit::reference::{
+    self, Event, EventSession, Mode, Rules, SessionRow, window_sessionize,
+};
+
+const MINUTE_MS: i64 = 60_000;
+
+/// The number of random sets for a test whose default is `default`, scaled by
+/// `SESSIONLAKE_DIFF_CASES` (which sets the main test's count).
+fn case_count(default: u64) -> u64 {
+    match std::env::var("SESSIONLAKE_DIFF_CASES") {
+        Ok(text) => {
+            let wanted: u64 = text
+                .parse()
+                .expect("SESSIONLAKE_DIFF_CASES must be a number");
+            (default * wanted).div_ceil(2000).max(1)
+        }
+        Err(_) => default,
+    }
+}
+
+/// One random set with its rules, as the reference sees them and as option arguments.
+#[derive(Debug, Clone)]
+struct Case {
+    seed: u64,
+    events: Vec<Event>,
+    rules: Rules,
+    /// `'key=value'` arguments for the table functions.
+    options: Vec<String>,
+    /// Options applied with `SET` before the query instead of as arguments.
+    set_statements: Vec<String>,
+    /// The table the table functions read.
+    table: String,
+}
+
+impl Case {
+    fn new(seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let events = random_events(&mut rng, &EventSetShape::default());
+        let mut options: Vec<(String, String)> = Vec::new();
+
+        let mode = *Mode::ALL.choose(&mut rng).expect("modes");
+        if mode != Mode::Gap || rng.random_bool(0.5) {
+            options.push(("mode".into(), mode.as_str().into()));
+        }
+        let gaps: [(Option<&str>, i64); 7] = [
+            (None, 30 * MINUTE_MS),
+            (Some("30 minutes"), 30 * MINUTE_MS),
+            (Some("5 minutes"), 5 * MINUTE_MS),
+            (Some("10 minutes"), 10 * MINUTE_MS),
+            (Some("1 hour"), 60 * MINUTE_MS),
+            (Some("1799 seconds"), 30 * MINUTE_MS - 1_000),
+            (Some("1801 seconds"), 30 * MINUTE_MS + 1_000),
+        ];
+        let (gap_text, gap_ms) = *gaps.choose(&mut rng).expect("gaps");
+        if let Some(text) = gap_text {
+            options.push(("gap".into(), text.into()));
+        }
+        let max_lengths: [(Option<&str>, Option<i64>); 7] = [
+            (None, Some(24 * 60 * MINUTE_MS)),
+            (Some("none"), None),
+            (Some("0 seconds"), Some(0)),
+            (Some("30 minutes"), Some(30 * MINUTE_MS)),
+            (Some("1 hour"), Some(60 * MINUTE_MS)),
+            (Some("90 minutes"), Some(90 * MINUTE_MS)),
+            (Some("3 hours"), Some(180 * MINUTE_MS)),
+        ];
+        let (max_text, max_length_ms) = *max_lengths.choose(&mut rng).expect("max lengths");
+        if let Some(text) = max_text {
+            options.push(("max_length".into(), text.into()));
+        }
+        let inactive_lists: [&[&str]; 3] = [&[], &["sync"], &["sync", "app_background"]];
+        let inactive = *inactive_lists.choose(&mut rng).expect("inactive lists");
+        if !inactive.is_empty() {
+            options.push(("inactive_event_types".into(), inactive.join(", ")));
+        }
+
+        // some options go through SET, with the `sessionlake.` prefix, instead of arguments
+        let mut set_statements = Vec::new();
+        let mut arguments = Vec::new();
+        for (key, value) in options {
+            match rng.random_range(0..4) {
+                0 => set_statements.push(format!("SET sessionlake.{key} = '{value}'")),
+                1 => arguments.push(format!("sessionlake.{key}={value}")),
+                _ => arguments.push(format!("{key}={value}")),
+            }
+        }
+        Self {
+            seed,
+            events,
+            rules: Rules {
+                mode,
+                gap_ms,
+                max_length_ms,
+                inactive_event_types: inactive.iter().map(|s| s.to_string()).collect(),
+            },
+            options: arguments,
+            set_statements,
+            table: "events".into(),
+        }
+    }
+
+    /// The same case for a table without `event_type` (and, if `drop_active`, without
+    /// `is_active`): no event type is listed inactive, and the reference sees every event type
+    /// as equal (and every activity flag as NULL).
+    fn without_event_type(mut self, drop_active: bool) -> Self {
+        for event in &mut self.events {
+            event.event_type = String::new();
+            if drop_active {
+                event.is_active = None;
+            }
+        }
+        self.rules.inactive_event_types.clear();
+        self.options.retain(|o| !o.contains("inactive_event_types"));
+        self.set_statements
+            .retain(|o| !o.contains("inactive_event_types"));
+        self
+    }
+
+    /// The option arguments as SQL: `, 'gap=5 minutes', ...`.
+    fn sql_arguments(&self) -> String {
+        self.options
+            .iter()
+            .map(|o| format!(", '{o}'"))
+            .collect::<String>()
+    }
+
+    fn sessionize_sql(&self) -> String {
+        format!(
+            "SELECT * FROM sessionize('{}'{})",
+            self.table,
+            self.sql_arguments()
+        )
+    }
+
+    fn sessions_sql(&self) -> String {
+        format!(
+            "SELECT * FROM sessions('{}'{})",
+            self.table,
+            self.sql_arguments()
+        )
+    }
+
+    /// Everything needed to reproduce a failure.
+    fn describe(&self) -> String {
+        let mut text = format!(
+            "seed {}\nrules {:?}\nSET statements {:?}\noptions {:?}\n{} events:\n",
+            self.seed,
+            self.rules,
+            self.set_statements,
+            self.options,
+            self.events.len()
+        );
+        let mut events = self.events.clone();
+        events.sort_by(|a, b| (&a.user, a.time, a.row_id).cmp(&(&b.user, b.time, b.row_id)));
+        for e in &events {
+            let minute = e.time.map(|t| {
+                let offset = t - sessionlake_testkit::random_events::BASE_TIME_MS;
+                format!("{}m{:+}ms", offset / MINUTE_MS, offset % MINUTE_MS)
+            });
+            writeln!(
+                text,
+                "  row_id={:<4} user={:<6} time={:<22} type={:<15} session_id={:<9} page={:<9} \
+                 is_active={:?}",
+                e.row_id,
+                format!("{:?}", e.user),
+                format!("{:?}={:?}", minute, e.time),
+                e.event_type,
+                format!("{:?}", e.session_id),
+                format!("{:?}", e.page),
+                e.is_active
+            )
+            .expect("write to string");
+        }
+        text
+    }
+}
+
+/// A sessionlake context with `events` registered from `partitions`, after `case`'s `SET`s.
+async fn context_with_memtable(
+    case: &Case,
+    target_partitions: usize,
+    schema: SchemaRef,
+    partitions: Vec<Vec<RecordBatch>>,
+) -> SessionContext {
+    let ctx = context(case, target_partitions).await;
+    let table = MemTable::try_new(schema, partitions).expect("memtable");
+    ctx.register_table("events", Arc::new(table))
+        .expect("register events");
+    ctx
+}
+
+async fn context(case: &Case, target_partitions: usize) -> SessionContext {
+    let config = sessionlake_engine::session_config().with_target_partitions(target_partitions);
+    let ctx = sessionlake_engine::new_context_with_config(config).expect("context");
+    for statement in &case.set_statements {
+        if let Err(e) = ctx.sql(statement).await {
+            panic!("{statement}: {e}\n{}", case.describe());
+        }
+    }
+    ctx
+}
+
+async fn run(ctx: &SessionContext, sql: &str, case: &Case) -> Vec<RecordBatch> {
+    let result = match ctx.sql(sql).await {
+        Ok(frame) => frame.collect().await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| panic!("query failed: {sql}\nerror: {e}\n{}", case.describe()))
+}
+
+/// The values of an Int64 or timestamp column, timestamps in epoch milliseconds.
+fn millis_or_ints(array: &ArrayRef) -> Vec<Option<i64>> {
+    let to_ms: fn(i64) -> i64 = match array.data_type() {
+        DataType::Int64 => |v| v,
+        DataType::Timestamp(TimeUnit::Second, _) => |v| v * 1_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => |v| v,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => |v| v.div_euclid(1_000),
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => |v| v.div_euclid(1_000_000),
+        other => panic!("expected an Int64 or timestamp column, found {other}"),
+    };
+    let ints = cast(array, &DataType::Int64).expect("cast to Int64");
+    ints.as_primitive::<Int64Type>()
+        .iter()
+        .map(|v| v.map(to_ms))
+        .collect()
+}
+
+/// The values of a string-like or integer user column as the reference names users.
+fn strings(array: &ArrayRef) -> Vec<Option<String>> {
+    let integer = array.data_type().is_integer();
+    let text = cast(array, &DataType::Utf8).expect("cast to Utf8");
+    text.as_string::<i32>()
+        .iter()
+        .map(|v| {
+            v.map(|s| {
+                if integer {
+                    format!("u{s}")
+                } else {
+                    s.to_string()
+                }
+            })
+        })
+        .collect()
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a ArrayRef {
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name} in {:?}", batch.schema()))
+}
+
+/// The engine's session columns by `row_id`, checking that every row comes back exactly once.
+fn engine_events(batches: &[RecordBatch], case: &Case) -> BTreeMap<i64, EventSession> {
+    let mut result = BTreeMap::new();
+    for batch in batches {
+        let row_ids = millis_or_ints(column(batch, "row_id"));
+        let keys = millis_or_ints(column(batch, "session_key"));
+        let starts = millis_or_ints(column(batch, "session_start"));
+        let ends = millis_or_ints(column(batch, "session_end"));
+        let session_indexes = millis_or_ints(column(batch, "session_index"));
+        let event_indexes = millis_or_ints(column(batch, "event_index"));
+        for i in 0..batch.num_rows() {
+            let row_id = row_ids[i].expect("row_id is never NULL");
+            let row = EventSession {
+                session_key: keys[i],
+                session_start: starts[i],
+                session_end: ends[i],
+                session_index: session_indexes[i],
+                event_index: event_indexes[i],
+            };
+            if result.insert(row_id, row).is_some() {
+                panic!("row_id {row_id} returned twice\n{}", case.describe());
+            }
+        }
+    }
+    result
+}
+
+/// The engine's `sessions` rows, sorted.
+fn engine_sessions(batches: &[RecordBatch]) -> Vec<SessionRow> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        // the user column keeps its table's name and comes first
+        let users = strings(batch.column(0));
+        let keys = millis_or_ints(column(batch, "session_key"));
+        let starts = millis_or_ints(column(batch, "session_start"));
+        let ends = millis_or_ints(column(batch, "session_end"));
+        let durations = millis_or_ints(column(batch, "duration_ms"));
+        let counts = millis_or_ints(column(batch, "event_count"));
+        // without an `event_type` column the reference's event types are all empty
+        let optional_strings = |name: &str| match batch.column_by_name(name) {
+            Some(array) => strings(array),
+            None => vec![Some(String::new()); batch.num_rows()],
+        };
+        let firsts = optional_strings("first_event_type");
+        let lasts = optional_strings("last_event_type");
+        for i in 0..batch.num_rows() {
+            let required = |v: &Option<i64>, what: &str| v.unwrap_or_else(|| panic!("{what} NULL"));
+            rows.push(SessionRow {
+                user: users[i].clone().expect("sessions: user is never NULL"),
+                session_key: required(&keys[i], "session_key"),
+                session_start: required(&starts[i], "session_start"),
+                session_end: required(&ends[i], "session_end"),
+                duration_ms: required(&durations[i], "duration_ms"),
+                event_count: required(&counts[i], "event_count"),
+                first_event_type: firsts[i].clone().expect("first_event_type"),
+                last_event_type: lasts[i].clone().expect("last_event_type"),
+            });
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Panics with the case and the differing rows if the engine's events differ from the
+/// reference's.
+fn assert_events_match(
+    engine: &BTreeMap<i64, EventSession>,
+    expected: &BTreeMap<i64, EventSession>,
+    case: &Case,
+    what: &str,
+) {
+    if engine == expected {
+        return;
+    }
+    let mut diff = String::new();
+    for (row_id, want) in expected {
+        match engine.get(row_id) {
+            Some(got) if got == want => {}
+            got => writeln!(
+                diff,
+                "  row_id {row_id}: engine {got:?}\n  {:>w$}reference {want:?}",
+                "",
+                w = row_id.to_string().len() + 6
+            )
+            .expect("write to string"),
+        }
+    }
+    for row_id in engine.keys().filter(|r| !expected.contains_key(r)) {
+        writeln!(diff, "  row_id {row_id}: not in the input").expect("write to string");
+    }
+    panic!(
+        "{what}: sessionize differs from the reference\n{diff}{}",
+        case.describe()
+    );
+}
+
+fn assert_sessions_match(engine: &[SessionRow], expected: &[SessionRow], case: &Case, what: &str) {
+    if engine == expected {
+        return;
+    }
+    let mut diff = String::new();
+    for row in engine.iter().filter(|r| !expected.contains(r)) {
+        writeln!(diff, "  only in engine:    {row:?}").expect("write to string");
+    }
+    for row in expected.iter().filter(|r| !engine.contains(r)) {
+        writeln!(diff, "  only in reference: {row:?}").expect("write to string");
+    }
+    panic!(
+        "{what}: sessions differs from the reference ({} rows vs {})\n{diff}{}",
+        engine.len(),
+        expected.len(),
+        case.describe()
+    );
+}
+
+/// Runs both table functions on `ctx` and compares them with the reference.
+async fn check_case(ctx: &SessionContext, case: &Case, what: &str) {
+    let expected_events = reference::sessionize(&case.events, &case.rules);
+    let batches = run(ctx, &case.sessionize_sql(), case).await;
+    assert_events_match(&engine_events(&batches, case), &expected_events, case, what);
+
+    let expected_sessions = reference::sessions(&case.events, &case.rules);
+    let batches = run(ctx, &case.sessions_sql(), case).await;
+    assert_sessions_match(&engine_sessions(&batches), &expected_sessions, case, what);
+}
+
+/// The rows of `batch` in random order, cut into `partitions` partitions of random batches.
+fn shuffled_partitions(
+    batch: &RecordBatch,
+    partitions: usize,
+    rng: &mut impl Rng,
+) -> Vec<Vec<RecordBatch>> {
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    order.shuffle(rng);
+    let indices = datafusion::arrow::array::UInt32Array::from(order);
+    let shuffled = datafusion::arrow::compute::take_record_batch(batch, &indices).expect("take");
+    let mut result: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+    let mut offset = 0;
+    while offset < shuffled.num_rows() {
+        let length = rng.random_range(1..=8).min(shuffled.num_rows() - offset);
+        let partition = rng.random_range(0..partitions);
+        result[partition].push(shuffled.slice(offset, length));
+        offset += length;
+    }
+    result
+}
+
+/// The main property: on random sets under random options, both table functions agree with the
+/// reference.
+#[tokio::test]
+async fn table_functions_match_reference() {
+    let encoding = BatchEncoding::default();
+    let cases = case_count(2000);
+    let mut sessions_seen = 0;
+    let mut tied_indexes_seen = 0;
+    for seed in 0..cases {
+        let case = Case::new(seed);
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
+        let ctx = context_with_memtable(&case, 4, batch.schema(), vec![vec![batch]]).await;
+        check_case(&ctx, &case, "single batch").await;
+        sessions_seen += reference::sessions(&case.events, &case.rules).len();
+        tied_indexes_seen += count_ties(&case);
+    }
+    // the generator must really exercise sessions and ties
+    assert!(
+        sessions_seen > cases as usize,
+        "only {sessions_seen} sessions"
+    );
+    assert!(
+        tied_indexes_seen > cases as usize / 4,
+        "only {tied_indexes_seen} ties"
+    );
+}
+
+/// Active events of a case that share user and time with another active event.
+fn count_ties(case: &Case) -> usize {
+    let mut instants: BTreeMap<(Option<String>, Option<i64>), usize> = BTreeMap::new();
+    for event in case
+        .events
+        .iter()
+        .filter(|e| reference::is_active(e, &case.rules))
+    {
+        *instants
+            .entry((event.user.clone(), event.time))
+            .or_default() += 1;
+    }
+    instants.values().filter(|&&n| n > 1).map(|n| n - 1).sum()
+}
+
+/// Results do not depend on target partitions, input partitioning or row order.
+#[tokio::test]
+async fn partitioning_and_order_do_not_matter() {
+    let encoding = BatchEncoding::default();
+    for seed in 0..case_count(200) {
+        let case = Case::new(10_000 + seed);
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for target_partitions in [1, 2, 8] {
+            let input_partitions = *[1, 3, 5].choose(&mut rng).expect("choices");
+            let partitions = shuffled_partitions(&batch, input_partitions, &mut rng);
+            let ctx =
+                context_with_memtable(&case, target_partitions, batch.schema(), partitions).await;
+            let what = format!(
+                "target_partitions={target_partitions}, {input_partitions} shuffled input \
+                 partitions"
+            );
+            check_case(&ctx, &case, &what).await;
+        }
+    }
+}
+
+/// Parquet files written in shuffled order give the same answers, registered either way.
+#[tokio::test]
+async fn parquet_files_match_reference() {
+    let encoding = BatchEncoding::default();
+    for seed in 0..case_count(60) {
+        let case = Case::new(20_000 + seed);
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = rng.random_range(1..=3);
+        for (i, batches) in shuffled_partitions(&batch, files, &mut rng)
+            .into_iter()
+            .enumerate()
+        {
+            let file = std::fs::File::create(dir.path().join(format!("part-{i}.parquet")))
+                .expect("create parquet file");
+            let mut writer = ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+            for b in &batches {
+                writer.write(b).expect("write");
+            }
+            writer.close().expect("close");
+        }
+        let location = format!("{}/", dir.path().display());
+        for target_partitions in [1, 8] {
+            let ctx = context(&case, target_partitions).await;
+            if seed % 2 == 0 {
+                ctx.register_parquet("events", &location, ParquetReadOptions::default())
+                    .await
+                    .expect("register parquet");
+            } else {
+                let sql =
+                    format!("CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{location}'");
+                run(&ctx, &sql, &case).await;
+            }
+            let what = format!("parquet, {files} files, target_partitions={target_partitions}");
+            check_case(&ctx, &case, &what).await;
+        }
+    }
+}
+
+/// Every physical encoding of users, strings and times gives the same sessions.
+#[tokio::test]
+async fn encodings_match_reference() {
+    let encodings = [
+        (
+            StringEncoding::Utf8View,
+            UserEncoding::String,
+            TimeUnit::Millisecond,
+            None,
+        ),
+        (
+            StringEncoding::Dictionary,
+            UserEncoding::String,
+            TimeUnit::Microsecond,
+            Some("UTC"),
+        ),
+        (
+            StringEncoding::Utf8,
+            UserEncoding::Int64,
+            TimeUnit::Second,
+            None,
+        ),
+        (
+            StringEncoding::Utf8View,
+            UserEncoding::Int64,
+            TimeUnit::Nanosecond,
+            Some("UTC"),
+        ),
+        (
+            StringEncoding::Dictionary,
+            UserEncoding::Int64,
+            TimeUnit::Millisecond,
+            Some("+05:30"),
+        ),
+        (
+            StringEncoding::Utf8,
+            UserEncoding::String,
+            TimeUnit::Second,
+            Some("UTC"),
+        ),
+        (
+            StringEncoding::Utf8,
+            UserEncoding::String,
+            TimeUnit::Nanosecond,
+            None,
+        ),
+        (
+            StringEncoding::Dictionary,
+            UserEncoding::String,
+            TimeUnit::Microsecond,
+            None,
+        ),
+    ];
+    for seed in 0..case_count(60) {
+        let case = Case::new(30_000 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for (strings, user, time_unit, time_zone) in encodings {
+            let encoding = BatchEncoding {
+                strings,
+                user,
+                time_unit,
+                time_zone: time_zone.map(Arc::from),
+            };
+            let batch = to_record_batch(&case.events, &encoding).expect("batch");
+            let partitions = shuffled_partitions(&batch, 2, &mut rng);
+            let ctx = context_with_memtable(&case, 2, batch.schema(), partitions).await;
+            check_case(&ctx, &case, &format!("encoding {encoding:?}")).await;
+            if seed == 0 {
+                assert_output_types(&ctx, &case, &batch).await;
+            }
+        }
+    }
+}
+
+/// The session times are UTC timestamps in the time column's unit, and `sessions` keeps the
+/// user column's type.
+async fn assert_output_types(ctx: &SessionContext, case: &Case, input: &RecordBatch) {
+    let DataType::Timestamp(unit, _) = input.schema().field(1).data_type().clone() else {
+        panic!("event_time is not a timestamp");
+    };
+    let session_time = DataType::Timestamp(unit, Some("UTC".into()));
+    let frame = ctx.sql(&case.sessionize_sql()).await.expect("sessionize");
+    let events = frame.schema().inner().clone();
+    for (name, data_type) in [
+        ("session_key", DataType::Int64),
+        ("session_start", session_time.clone()),
+        ("session_end", session_time.clone()),
+        ("session_index", DataType::Int64),
+        ("event_index", DataType::Int64),
+    ] {
+        let field = events.field_with_name(name).expect("session column");
+        assert_eq!(field.data_type(), &data_type, "sessionize: {name}");
+    }
+    let frame = ctx.sql(&case.sessions_sql()).await.expect("sessions");
+    let sessions = frame.schema().inner().clone();
+    assert_eq!(sessions.field(0).name(), "user_id");
+    assert_eq!(
+        sessions.field(0).data_type(),
+        input.schema().field(0).data_type(),
+        "sessions: user_id keeps its type"
+    );
+    for (name, data_type) in [
+        ("session_start", session_time.clone()),
+        ("session_end", session_time),
+        ("duration_ms", DataType::Int64),
+        ("event_count", DataType::Int64),
+    ] {
+        let field = sessions.field_with_name(name).expect("sessions column");
+        assert_eq!(field.data_type(), &data_type, "sessions: {name}");
+    }
+}
+
+/// `event_index` and the rest do not change with the selected columns, and a filter on the
+/// user (pushed below the operator) only drops other users' rows.
+#[tokio::test]
+async fn projection_and_user_filter_match_reference() {
+    let encoding = BatchEncoding::default();
+    for seed in 0..case_count(200) {
+        let case = Case::new(40_000 + seed);
+        let expected = reference::sessionize(&case.events, &case.rules);
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
+        let ctx = context_with_memtable(&case, 2, batch.schema(), vec![vec![batch]]).await;
+
+        let sql = format!(
+            "SELECT event_index, session_index, row_id, session_end, session_start, session_key \
+             FROM sessionize('events'{})",
+            case.sql_arguments()
+        );
+        let batches = run(&ctx, &sql, &case).await;
+        assert_events_match(&engine_events(&batches, &case), &expected, &case, &sql);
+
+        let sql = format!(
+            "SELECT * FROM sessionize('events'{}) WHERE user_id = 'u1'",
+            case.sql_arguments()
+        );
+        let batches = run(&ctx, &sql, &case).await;
+        let expected_u1: BTreeMap<i64, EventSession> = case
+            .events
+            .iter()
+            .filter(|e| e.user.as_deref() == Some("u1"))
+            .map(|e| (e.row_id, expected[&e.row_id]))
+            .collect();
+        assert_events_match(&engine_events(&batches, &case), &expected_u1, &case, &sql);
+    }
+}
+
+/// The window function's keys by `row_id`.
+fn window_keys(batches: &[RecordBatch]) -> BTreeMap<i64, Option<i64>> {
+    let mut keys = BTreeMap::new();
+    for batch in batches {
+        let row_ids = millis_or_ints(column(batch, "row_id"));
+        let values = millis_or_ints(column(batch, "k"));
+        for (row_id, key) in row_ids.into_iter().zip(values) {
+            keys.insert(row_id.expect("row_id"), key);
+        }
+    }
+    keys
+}
+
+async fn check_window(
+    ctx: &SessionContext,
+    case: &Case,
+    gap_sql: &str,
+    gap_ms: impl Fn(&Event) -> i64,
+) {
+    let sql = format!(
+        "SELECT row_id, sessionize(event_time{gap_sql}) \
+         OVER (PARTITION BY user_id ORDER BY event_time) AS k FROM events"
+    );
+    let batches = run(ctx, &sql, case).await;
+    let engine = window_keys(&batches);
+    let expected = window_sessionize(&case.events, gap_ms);
+    if engine != expected {
+        let diff: Vec<String> = expected
+            .iter()
+            .filter(|(row_id, want)| engine.get(row_id) != Some(want))
+            .map(|(row_id, want)| {
+                format!(
+                    "  row_id {row_id}: engine {:?}, reference {want:?}",
+                    engine.get(row_id)
+                )
+            })
+            .collect();
+        panic!(
+            "{sql}\nwindow function differs\n{}\n{}",
+            diff.join("\n"),
+            case.describe()
+        );
+    }
+}
+
+/// The window function with a constant gap (and the default gap) equals the reference.
+#[tokio::test]
+async fn window_function_constant_gap_matches_reference() {
+    let gaps = [
+        ("", 30 * MINUTE_MS),
+        (", INTERVAL '30 minutes'", 30 * MINUTE_MS),
+        (", INTERVAL '5 minutes'", 5 * MINUTE_MS),
+        (", INTERVAL '1799 seconds'", 30 * MINUTE_MS - 1_000),
+        (", INTERVAL '2 hours'", 120 * MINUTE_MS),
+    ];
+    for seed in 0..case_count(200) {
+        let case = Case::new(50_000 + seed);
+        let (gap_sql, gap_ms) = gaps[seed as usize % gaps.len()];
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let partitions = shuffled_partitions(&batch, 3, &mut rng);
+        let ctx =
+            context_with_memtable(&case, 1 + seed as usize % 4, batch.schema(), partitions).await;
+        check_window(&ctx, &case, gap_sql, |_| gap_ms).await;
+    }
+}
+
+/// The window function with a gap per row: a CASE on the time's minute (so rows tied on time
+/// share a gap), and a CASE on the event type over sets without ties.
+#[tokio::test]
+async fn window_function_per_row_gap_matches_reference() {
+    for seed in 0..case_count(200) {
+        let mut case = Case::new(60_000 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let partitions = shuffled_partitions(&batch, 2, &mut rng);
+        let ctx = context_with_memtable(&case, 2, batch.schema(), partitions).await;
+        let by_minute = ", CASE WHEN date_part('minute', event_time) < 30 \
+                         THEN INTERVAL '10 minutes' ELSE INTERVAL '40 minutes' END";
+        check_window(&ctx, &case, by_minute, |e| {
+            let minute = e
+                .time
+                .unwrap_or_default()
+                .div_euclid(MINUTE_MS)
+                .rem_euclid(60);
+            if minute < 30 {
+                10 * MINUTE_MS
+            } else {
+                40 * MINUTE_MS
+            }
+        })
+        .await;
+
+        case.events = random_events(
+            &mut rng,
+            &EventSetShape {
+                allow_ties: false,
+                ..EventSetShape::default()
+            },
+        );
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let partitions = shuffled_partitions(&batch, 2, &mut rng);
+        let ctx = context_with_memtable(&case, 2, batch.schema(), partitions).await;
+        let by_type = ", CASE event_type WHEN 'click' THEN INTERVAL '5 minutes' \
+                       WHEN 'purchase' THEN INTERVAL '1 hour' ELSE INTERVAL '30 minutes' END";
+        check_window(&ctx, &case, by_type, |e| match e.event_type.as_str() {
+            "click" => 5 * MINUTE_MS,
+            "purchase" => 60 * MINUTE_MS,
+            _ => 30 * MINUTE_MS,
+        })
+        .await;
+    }
+}
+
+/// The comparison itself can fail: a reference that is off by one session must be caught.
+#[test]
+#[should_panic(expected = "sessionize differs from the reference")]
+fn a_wrong_answer_is_detected() {
+    let case = (0..)
+        .map(Case::new)
+        .find(|c| reference::sessions(&c.events, &c.rules).len() > 1)
+        .expect("a case with sessions");
+    let expected = reference::sessionize(&case.events, &case.rules);
+    let mut wrong = expected.clone();
+    let some_session = wrong
+        .values_mut()
+        .find(|s| s.session_index.is_some())
+        .expect("a session");
+    some_session.event_index = some_session.event_index.map(|i| i + 1);
+    assert_events_match(&wrong, &expected, &case, "self-check");
+}
+
+/// Many `instrumented_gap` sessions of one user that share start, key and end (one event each,
+/// different session ids, times interleaved): `session_index` must still follow the reference's
+/// tie rule (then session id), however the engine sorts a long list of sessions.
+#[tokio::test]
+async fn many_sessions_tied_on_start_are_indexed_by_session_id() {
+    let mut events = Vec::new();
+    for i in 0..64_i64 {
+        events.push(Event {
+            row_id: i,
+            user: Some("u1".into()),
+            // four instants, each shared by 16 session ids, in an order unrelated to the ids
+            time: Some(sessionlake_testkit::random_events::BASE_TIME_MS + (i * 37 % 4) * MINUTE_MS),
+            event_type: "page_view".into(),
+            session_id: Some((i * 29) % 64 + 1),
+            page: None,
+            is_active: Some(true),
+        });
+    }
+    let case = Case {
+        seed: 0,
+        events,
+        rules: Rules {
+            mode: Mode::InstrumentedGap,
+            gap_ms: 30 * MINUTE_MS,
+            max_length_ms: None,
+            inactive_event_types: vec![],
+        },
+        options: vec!["mode=instrumented_gap".into(), "max_length=none".into()],
+        set_statements: vec![],
+        table: "events".into(),
+    };
+    let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+    let ctx = context_with_memtable(&case, 1, batch.schema(), vec![vec![batch]]).await;
+    check_case(&ctx, &case, "64 one-event sessions on 4 instants").await;
+}
+
+/// Tables without the optional columns, or with other column names given as options: no
+/// `event_type` (ties then order by the remaining columns in schema order) and no `is_active`
+/// (every event active), or every column renamed behind a view.
+#[tokio::test]
+async fn optional_and_renamed_columns_match_reference() {
+    for seed in 0..case_count(100) {
+        let renamed = seed % 2 == 0;
+        let mut case = Case::new(70_000 + seed).without_event_type(!renamed);
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        if renamed {
+            let ctx = context_with_memtable(&case, 2, batch.schema(), vec![vec![batch]]).await;
+            let view = "CREATE VIEW renamed AS SELECT user_id AS who, event_time AS at, \
+                        session_id AS sid, page, is_active AS flag, row_id FROM events";
+            run(&ctx, view, &case).await;
+            case.table = "renamed".into();
+            case.options.extend([
+                "user_column=who".to_string(),
+                "time_column=at".to_string(),
+                "sessionlake.session_id_column=sid".to_string(),
+                "active_column=flag".to_string(),
+            ]);
+            check_case(&ctx, &case, "renamed columns behind a view").await;
+        } else {
+            let without = batch
+                .project(&[0, 1, 3, 4, 6])
+                .expect("drop event_type and is_active");
+            let ctx = context_with_memtable(&case, 2, without.schema(), vec![vec![without]]).await;
+            check_case(&ctx, &case, "no event_type and no is_active column").await;
+        }
+    }
+}
