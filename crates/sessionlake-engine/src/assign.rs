@@ -449,7 +449,11 @@ fn split_sessions(
         }
         let user_sessions = &mut sessions[first_session..];
         if rules.mode.is_instrumented() {
-            user_sessions.sort_unstable_by_key(|s| (s.start, s.key, s.end));
+            // parts of two instrumented sessions can share start and key: the session id
+            // makes the order total, so session_index never depends on the input order
+            user_sessions.sort_unstable_by_key(|s| {
+                (s.start, s.key, s.end, entries[s.events.start].session_id)
+            });
         }
         for (i, session) in user_sessions.iter_mut().enumerate() {
             session.index = i as i64 + 1;
