@@ -1,0 +1,34 @@
+-- Exit rate by page (Amplitude session metrics, grouped by the page property).
+-- Definition: a session's exit page is the page of its last active event that has a page
+-- (later events without a page do not change it); exits of a page = sessions starting in the
+-- interval with that exit page; exit rate = exits / all sessions starting in the interval
+-- (sessions with no page at all exit no page but stay in the denominator).
+-- Day = the session's start day in America/New_York.
+-- Output: day DATE, page VARCHAR, exits BIGINT, sessions BIGINT (of the day),
+-- exit_rate DOUBLE; one row per day and exit page, ordered by day, page.
+WITH session_rows AS (
+    SELECT * FROM sessionize('events') WHERE session_key IS NOT NULL
+),
+sessions AS (
+    SELECT
+        user_id,
+        session_key,
+        CAST(min(session_start) AT TIME ZONE 'America/New_York' AS DATE) AS day,
+        last_value(page ORDER BY event_index) FILTER (WHERE page IS NOT NULL) AS exit_page
+    FROM session_rows
+    GROUP BY user_id, session_key
+),
+daily AS (
+    SELECT day, SESSIONTOTALS(user_id, session_key) AS sessions FROM sessions GROUP BY day
+)
+SELECT
+    s.day,
+    s.exit_page AS page,
+    SESSIONTOTALS(s.user_id, s.session_key) AS exits,
+    d.sessions,
+    CAST(SESSIONTOTALS(s.user_id, s.session_key) AS DOUBLE) / d.sessions AS exit_rate
+FROM sessions s
+JOIN daily d ON s.day = d.day
+WHERE s.exit_page IS NOT NULL
+GROUP BY s.day, s.exit_page, d.sessions
+ORDER BY s.day, page;
