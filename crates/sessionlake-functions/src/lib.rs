@@ -19,6 +19,8 @@ use datafusion::logical_expr::{AggregateUDF, WindowUDF};
 #[macro_use]
 pub mod macros;
 
+pub mod freq_percentile;
+pub mod hist;
 pub mod session_split;
 pub mod sessionize;
 pub mod time_unit;
@@ -30,7 +32,10 @@ pub fn all_default_window_functions() -> Vec<Arc<WindowUDF>> {
 
 /// Every aggregate function of the pack.
 pub fn all_default_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
-    vec![]
+    vec![
+        freq_percentile::freq_percentile_udaf(),
+        hist::hist_udaf(),
+    ]
 }
 
 /// Registers every function of the pack on `registry`.

@@ -1,0 +1,1222 @@
+//! `HIST(x [, min, max, size | , [edges]])`: a histogram of `x` over fixed bins, as Amplitude's
+//! session-length distribution; the bins are constant arguments, validated at planning.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, StructArray,
+};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
+    DurationSecondType, Field, FieldRef, Fields, Float64Type, IntervalDayTimeType,
+    IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
+};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
+};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Literal;
+use datafusion_macros::user_doc;
+
+make_udaf_function!(Hist, hist_udaf, hist, x);
+
+/// The most bins a call may ask for: every group holds one counter per bin.
+pub const MAX_BINS: usize = 10_000;
+
+/// Amplitude's default session-length bin edges in milliseconds: 0, 3 s, 10 s, 30 s, 1 min,
+/// 3 min, 10 min, 30 min, 1 h, 1 day.
+pub const DEFAULT_EDGES_MS: [f64; 10] = [
+    0.0,
+    3_000.0,
+    10_000.0,
+    30_000.0,
+    60_000.0,
+    180_000.0,
+    600_000.0,
+    1_800_000.0,
+    3_600_000.0,
+    86_400_000.0,
+];
+
+#[user_doc(
+    doc_section(label = "Session Functions"),
+    description = "A histogram of `x`: a list with one `{lo, hi, count}` struct per bin, in \
+ascending order, bins with no value included. A bin holds the values `v` with `lo <= v < hi`: a \
+value equal to an edge counts in the bin above it, values below the first edge or at or above \
+the last edge are not counted, and NULLs are skipped. Over no rows every count is 0.\n\n\
+Units: a numeric `x` is binned as it is, and the bin arguments are in the same unit, except that \
+`HIST(x)` without bin arguments on a numeric `x` reads `x` as milliseconds (it is meant for \
+`sessions(...).duration_ms`), so its `lo` and `hi` are milliseconds: 0, 3000, 10000, ... A \
+duration (of any unit) or an interval without months is converted to seconds (fractional for \
+sub-second parts), and `lo`, `hi` and the bin arguments are then seconds: `HIST(x)` gives 0, 3, \
+10, ... An interval with months is an error, since a month's length varies.\n\n\
+Bins: `HIST(x)` uses Amplitude's default session-length bins with edges 0, 3 s, 10 s, 30 s, \
+1 min, 3 min, 10 min, 30 min, 1 h and 1 day (9 bins; sessions of a day or more are not counted). \
+`HIST(x, min, max, size)` makes bins of width `size` starting at `min`, `[min, min + size)`, \
+`[min + size, min + 2 size)`, ...; the last bin is cut at `max`, so it is narrower when \
+`max - min` is not a multiple of `size`. `HIST(x, [e0, e1, ..., en])` makes the bins \
+`[e0, e1)`, ..., `[en-1, en)`. Bin arguments must be constants: `size <= 0`, `min >= max`, more \
+than 10000 bins, fewer than two edges, or edges that are not strictly ascending are planning \
+errors.",
+    syntax_example = "HIST(x) | HIST(x, min, max, size) | HIST(x, [edges])",
+    sql_example = r#"```sql
+> SELECT HIST(duration_ms) FROM sessions('events');
+> SELECT HIST(duration_ms, 0, 3600000, 300000) FROM sessions('events');
+> SELECT HIST(session_end - session_start, [0, 60, 600, 3600]) FROM sessions('events');
+> SELECT b['lo'], b['hi'], b['count']
+  FROM (SELECT unnest(HIST(duration_ms)) AS b FROM sessions('events'));
+```"#,
+    argument(
+        name = "x",
+        description = "The values to count: a number, a duration or an interval without months."
+    ),
+    argument(
+        name = "min",
+        description = "Constant number: the lower edge of the first bin (inclusive)."
+    ),
+    argument(
+        name = "max",
+        description = "Constant number: the upper edge of the last bin (exclusive); greater than \
+`min`."
+    ),
+    argument(
+        name = "size",
+        description = "Constant positive number: the width of every bin but possibly the last."
+    ),
+    argument(
+        name = "edges",
+        description = "Constant array of at least two strictly ascending numbers, such as \
+`[0, 60, 600, 3600]`: the bin edges."
+    )
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Hist {
+    signature: Signature,
+}
+
+impl Default for Hist {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl AggregateUDFImpl for Hist {
+    fn name(&self) -> &str {
+        "hist"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let Some(x_type) = arg_types.first() else {
+            return wrong_arity(0);
+        };
+        let x_type = match x_type {
+            DataType::Duration(_)
+            | DataType::Interval(IntervalUnit::DayTime | IntervalUnit::MonthDayNano) => {
+                x_type.clone()
+            }
+            t if t.is_numeric() || t.is_null() => DataType::Float64,
+            other => {
+                return plan_err!(
+                    "HIST: argument 'x' must be a number, a duration or an interval without \
+                     months, found {other}"
+                );
+            }
+        };
+        let mut coerced = vec![x_type];
+        match arg_types.len() {
+            1 => {}
+            2 => {
+                let edges_type = &arg_types[1];
+                let element_type = match edges_type {
+                    DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
+                        Some(f.data_type())
+                    }
+                    _ => None,
+                };
+                if !element_type.is_some_and(|t| t.is_numeric() || t.is_null()) {
+                    return plan_err!(
+                        "HIST: argument 'edges' must be an array of numbers such as \
+                         [0, 60, 600], found {edges_type}"
+                    );
+                }
+                coerced.push(edges_type.clone());
+            }
+            4 => {
+                for (name, arg_type) in ["min", "max", "size"].iter().zip(&arg_types[1..]) {
+                    if !arg_type.is_numeric() && !arg_type.is_null() {
+                        return plan_err!(
+                            "HIST: argument '{name}' must be a constant number, found {arg_type}"
+                        );
+                    }
+                    coerced.push(arg_type.clone());
+                }
+            }
+            n => return wrong_arity(n),
+        }
+        Ok(coerced)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(hist_type())
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(vec![Arc::new(Field::new(
+            format!("{}[counts]", args.name),
+            counts_type(),
+            true,
+        ))])
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let bins = Bins::from_args(args.exprs, args.expr_fields)?;
+        Ok(Box::new(HistAccumulator {
+            counts: vec![0; bins.len()],
+            bins,
+        }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        let bins = Bins::from_args(args.exprs, args.expr_fields)?;
+        Ok(Box::new(HistGroupsAccumulator {
+            bins,
+            counts: Vec::new(),
+        }))
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+fn wrong_arity<T>(found: usize) -> Result<T> {
+    plan_err!(
+        "HIST: expected HIST(x), HIST(x, min, max, size) or HIST(x, [edges]), found {found} \
+         arguments"
+    )
+}
+
+/// `{lo, hi, count}`, the element type of the result.
+fn bin_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("lo", DataType::Float64, false),
+        Field::new("hi", DataType::Float64, false),
+        Field::new("count", DataType::Int64, false),
+    ])
+}
+
+fn bin_field() -> FieldRef {
+    Arc::new(Field::new_list_field(DataType::Struct(bin_fields()), false))
+}
+
+/// `List<Struct<lo Float64, hi Float64, count Int64>>`.
+fn hist_type() -> DataType {
+    DataType::List(bin_field())
+}
+
+/// The partial state: one list of per-bin counts per group.
+fn counts_type() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)))
+}
+
+/// The bin edges of one call, in the unit `x` is converted to; bin `i` is
+/// `[edges[i], edges[i + 1])`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bins {
+    edges: Vec<f64>,
+}
+
+impl Bins {
+    /// Bins from ascending, finite edges (at least two).
+    pub fn from_edges(edges: Vec<f64>) -> Result<Self> {
+        if edges.len() < 2 {
+            return plan_err!(
+                "HIST: argument 'edges' needs at least two edges, found {}",
+                edges.len()
+            );
+        }
+        if edges.len() - 1 > MAX_BINS {
+            return plan_err!(
+                "HIST: argument 'edges' gives {} bins, more than the limit of {MAX_BINS}",
+                edges.len() - 1
+            );
+        }
+        if let Some(edge) = edges.iter().find(|e| !e.is_finite()) {
+            return plan_err!("HIST: argument 'edges' must be finite numbers, found {edge}");
+        }
+        if let Some(pair) = edges.windows(2).find(|pair| pair[0] >= pair[1]) {
+            return plan_err!(
+                "HIST: argument 'edges' must be strictly ascending, found {} before {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        Ok(Self { edges })
+    }
+
+    /// Bins of width `size` from `min`, the last one cut at `max`.
+    pub fn uniform(min: f64, max: f64, size: f64) -> Result<Self> {
+        for (name, value) in [("min", min), ("max", max), ("size", size)] {
+            if !value.is_finite() {
+                return plan_err!("HIST: argument '{name}' must be a finite number, found {value}");
+            }
+        }
+        if size <= 0.0 {
+            return plan_err!("HIST: argument 'size' must be positive, found {size}");
+        }
+        if min >= max {
+            return plan_err!(
+                "HIST: argument 'min' must be less than argument 'max', found min {min} and \
+                 max {max}"
+            );
+        }
+        // the estimate may be one off through rounding; the exact count is checked below
+        let estimate = ((max - min) / size).ceil();
+        if estimate > (MAX_BINS + 1) as f64 {
+            return too_many_bins(estimate);
+        }
+        // each edge from `min` directly, so rounding does not accumulate along the bins
+        let mut edges: Vec<f64> = (0..)
+            .map(|i| min + f64::from(i) * size)
+            .take_while(|&lo| lo < max)
+            .take(MAX_BINS + 1)
+            .collect();
+        edges.push(max);
+        if edges.len() - 1 > MAX_BINS {
+            return too_many_bins((edges.len() - 1) as f64);
+        }
+        Ok(Self { edges })
+    }
+
+    /// Amplitude's default session-length bins, in milliseconds or in seconds.
+    pub fn default_bins(in_seconds: bool) -> Self {
+        let scale = if in_seconds { 1_000.0 } else { 1.0 };
+        Self {
+            edges: DEFAULT_EDGES_MS.iter().map(|e| e / scale).collect(),
+        }
+    }
+
+    /// The bins of a call, from its constant arguments.
+    fn from_args(exprs: &[Arc<dyn PhysicalExpr>], fields: &[FieldRef]) -> Result<Self> {
+        let Some(x_field) = fields.first() else {
+            return wrong_arity(0);
+        };
+        match exprs.len() {
+            1 => Ok(Self::default_bins(
+                x_field.data_type() != &DataType::Float64,
+            )),
+            2 => Self::from_edges(edges_literal(&exprs[1])?),
+            4 => Self::uniform(
+                number_literal(&exprs[1], "min")?,
+                number_literal(&exprs[2], "max")?,
+                number_literal(&exprs[3], "size")?,
+            ),
+            n => wrong_arity(n),
+        }
+    }
+
+    /// The number of bins.
+    pub fn len(&self) -> usize {
+        self.edges.len() - 1
+    }
+
+    /// Always false: there is at least one bin.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn edges(&self) -> &[f64] {
+        &self.edges
+    }
+
+    /// The bin holding `value`, if any (NaN is in none).
+    #[inline]
+    pub fn bin_of(&self, value: f64) -> Option<usize> {
+        let (first, last) = (self.edges[0], self.edges[self.edges.len() - 1]);
+        if value >= first && value < last {
+            // the number of edges <= value is at least 1 (first) and at most len (not last)
+            Some(self.edges.partition_point(|&edge| edge <= value) - 1)
+        } else {
+            None
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.edges.capacity() * size_of::<f64>()
+    }
+}
+
+fn too_many_bins<T>(bins: f64) -> Result<T> {
+    plan_err!(
+        "HIST: argument 'size' gives {bins} bins between 'min' and 'max', more than the limit of \
+         {MAX_BINS}"
+    )
+}
+
+fn literal_value<'a>(expr: &'a Arc<dyn PhysicalExpr>, name: &str) -> Result<&'a ScalarValue> {
+    match expr.downcast_ref::<Literal>() {
+        Some(literal) => Ok(literal.value()),
+        None => plan_err!("HIST: argument '{name}' must be a constant, found {expr}"),
+    }
+}
+
+fn number_literal(expr: &Arc<dyn PhysicalExpr>, name: &str) -> Result<f64> {
+    let value = literal_value(expr, name)?;
+    if value.is_null() {
+        return plan_err!("HIST: argument '{name}' must not be NULL");
+    }
+    match value.cast_to(&DataType::Float64) {
+        Ok(ScalarValue::Float64(Some(number))) => Ok(number),
+        _ => plan_err!(
+            "HIST: argument '{name}' must be a constant number, found {}",
+            value.data_type()
+        ),
+    }
+}
+
+fn edges_literal(expr: &Arc<dyn PhysicalExpr>) -> Result<Vec<f64>> {
+    let value = literal_value(expr, "edges")?;
+    let elements: ArrayRef = match value {
+        ScalarValue::List(list) if list.is_valid(0) => list.value(0),
+        ScalarValue::LargeList(list) if list.is_valid(0) => list.value(0),
+        ScalarValue::FixedSizeList(list) if list.is_valid(0) => list.value(0),
+        other if other.is_null() => return plan_err!("HIST: argument 'edges' must not be NULL"),
+        other => {
+            return plan_err!(
+                "HIST: argument 'edges' must be an array of numbers such as [0, 60, 600], \
+                 found {}",
+                other.data_type()
+            );
+        }
+    };
+    if elements.null_count() > 0 {
+        return plan_err!("HIST: argument 'edges' must not contain NULL");
+    }
+    let Ok(numbers) = cast(&elements, &DataType::Float64) else {
+        return plan_err!(
+            "HIST: argument 'edges' must be an array of numbers, found elements of type {}",
+            elements.data_type()
+        );
+    };
+    Ok(numbers.as_primitive::<Float64Type>().values().to_vec())
+}
+
+/// `x` as Float64 in the unit the bins are in: numbers as they are, durations and intervals
+/// in seconds.
+fn values_in_bin_unit(x: &ArrayRef) -> Result<Float64Array> {
+    const NANOS_PER_DAY: i128 = 86_400_000_000_000;
+    let values = match x.data_type() {
+        DataType::Float64 => x.as_primitive::<Float64Type>().clone(),
+        DataType::Null => Float64Array::new_null(x.len()),
+        DataType::Duration(TimeUnit::Second) => {
+            x.as_primitive::<DurationSecondType>().unary(|v| v as f64)
+        }
+        DataType::Duration(TimeUnit::Millisecond) => x
+            .as_primitive::<DurationMillisecondType>()
+            .unary(|v| v as f64 / 1e3),
+        DataType::Duration(TimeUnit::Microsecond) => x
+            .as_primitive::<DurationMicrosecondType>()
+            .unary(|v| v as f64 / 1e6),
+        DataType::Duration(TimeUnit::Nanosecond) => x
+            .as_primitive::<DurationNanosecondType>()
+            .unary(|v| v as f64 / 1e9),
+        DataType::Interval(IntervalUnit::DayTime) => x
+            .as_primitive::<IntervalDayTimeType>()
+            .unary(|v| (i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)) as f64 / 1e3),
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let intervals = x.as_primitive::<IntervalMonthDayNanoType>();
+            if let Some(row) = (0..intervals.len())
+                .find(|&row| intervals.is_valid(row) && intervals.value(row).months != 0)
+            {
+                return exec_err!(
+                    "HIST: argument 'x' at row {row} is an interval with months, whose length \
+                     varies"
+                );
+            }
+            intervals.unary(|v| {
+                (i128::from(v.days) * NANOS_PER_DAY + i128::from(v.nanoseconds)) as f64 / 1e9
+            })
+        }
+        other => return internal_err!("HIST: unexpected type {other} for argument 'x'"),
+    };
+    Ok(values)
+}
+
+/// Calls `count(row, bin)` for every row whose value falls in a bin and that passes the filter.
+fn for_each_binned(
+    bins: &Bins,
+    x: &ArrayRef,
+    opt_filter: Option<&BooleanArray>,
+    mut count: impl FnMut(usize, usize),
+) -> Result<()> {
+    let values = values_in_bin_unit(x)?;
+    let filter_nulls = opt_filter.and_then(|f| f.nulls());
+    let keep = |row: usize| {
+        values.is_valid(row)
+            && opt_filter
+                .is_none_or(|f| f.value(row) && filter_nulls.is_none_or(|n| n.is_valid(row)))
+    };
+    for (row, &value) in values.values().iter().enumerate() {
+        if let Some(bin) = bins.bin_of(value)
+            && keep(row)
+        {
+            count(row, bin);
+        }
+    }
+    Ok(())
+}
+
+/// Calls `add(row, counts)` for every non-NULL row of a partial state.
+fn for_each_state_row(
+    bins: &Bins,
+    state: &ArrayRef,
+    mut add: impl FnMut(usize, &[i64]),
+) -> Result<()> {
+    let Some(lists) = state.as_list_opt::<i32>() else {
+        return internal_err!(
+            "HIST: the partial state is {}, expected {}",
+            state.data_type(),
+            counts_type()
+        );
+    };
+    let Some(counts) = lists
+        .values()
+        .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
+    else {
+        return internal_err!(
+            "HIST: the partial state holds {}",
+            lists.values().data_type()
+        );
+    };
+    if counts.null_count() > 0 {
+        return internal_err!("HIST: the partial state holds NULL counts");
+    }
+    let offsets = lists.value_offsets();
+    for row in 0..lists.len() {
+        if lists.is_null(row) {
+            continue;
+        }
+        let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+        if end - start != bins.len() {
+            return internal_err!(
+                "HIST: a partial state has {} bins, expected {}",
+                end - start,
+                bins.len()
+            );
+        }
+        add(row, &counts.values()[start..end]);
+    }
+    Ok(())
+}
+
+/// One histogram per group from `groups * bins.len()` counts, group after group.
+fn histogram_lists(bins: &Bins, counts: Vec<i64>) -> Result<ListArray> {
+    let width = bins.len();
+    let groups = counts.len() / width;
+    let lows: Vec<f64> = bins.edges[..width]
+        .iter()
+        .copied()
+        .cycle()
+        .take(counts.len())
+        .collect();
+    let highs: Vec<f64> = bins.edges[1..]
+        .iter()
+        .copied()
+        .cycle()
+        .take(counts.len())
+        .collect();
+    let structs = StructArray::try_new(
+        bin_fields(),
+        vec![
+            Arc::new(Float64Array::from(lows)),
+            Arc::new(Float64Array::from(highs)),
+            Arc::new(Int64Array::from(counts)),
+        ],
+        None,
+    )?;
+    Ok(ListArray::try_new(
+        bin_field(),
+        OffsetBuffer::from_repeated_length(width, groups),
+        Arc::new(structs),
+        None,
+    )?)
+}
+
+/// The partial state of `groups` groups: a list of `bins.len()` counts each.
+fn counts_lists(bins: &Bins, counts: Vec<i64>, nulls: Option<NullBuffer>) -> Result<ListArray> {
+    let groups = counts.len() / bins.len();
+    Ok(ListArray::try_new(
+        Arc::new(Field::new_list_field(DataType::Int64, true)),
+        OffsetBuffer::from_repeated_length(bins.len(), groups),
+        Arc::new(Int64Array::from(counts)),
+        nulls,
+    )?)
+}
+
+/// `HIST` over one group.
+#[derive(Debug)]
+struct HistAccumulator {
+    bins: Bins,
+    counts: Vec<i64>,
+}
+
+impl Accumulator for HistAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let Some(x) = values.first() else {
+            return internal_err!("HIST: argument 'x' is missing");
+        };
+        let counts = &mut self.counts;
+        for_each_binned(&self.bins, x, None, |_, bin| counts[bin] += 1)
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let lists = histogram_lists(&self.bins, self.counts.clone())?;
+        Ok(ScalarValue::List(Arc::new(lists)))
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.counts.capacity() * size_of::<i64>() + self.bins.size()
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        let lists = counts_lists(&self.bins, self.counts.clone(), None)?;
+        Ok(vec![ScalarValue::List(Arc::new(lists))])
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let Some(state) = states.first() else {
+            return internal_err!("HIST: the partial state is missing");
+        };
+        let counts = &mut self.counts;
+        for_each_state_row(&self.bins, state, |_, partial| {
+            for (total, add) in counts.iter_mut().zip(partial) {
+                *total += add;
+            }
+        })
+    }
+}
+
+/// `HIST` over many groups: the counts of group `g` are `counts[g * bins .. (g + 1) * bins]`.
+struct HistGroupsAccumulator {
+    bins: Bins,
+    counts: Vec<i64>,
+}
+
+impl HistGroupsAccumulator {
+    fn grow(&mut self, total_num_groups: usize) {
+        let needed = total_num_groups * self.bins.len();
+        if self.counts.len() < needed {
+            self.counts.resize(needed, 0);
+        }
+    }
+
+    /// Removes and returns the counts of the groups `emit_to` names.
+    fn take_counts(&mut self, emit_to: EmitTo) -> Vec<i64> {
+        match emit_to {
+            EmitTo::All => std::mem::take(&mut self.counts),
+            EmitTo::First(groups) => {
+                let rest = self.counts.split_off(groups * self.bins.len());
+                std::mem::replace(&mut self.counts, rest)
+            }
+        }
+    }
+}
+
+impl GroupsAccumulator for HistGroupsAccumulator {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let Some(x) = values.first() else {
+            return internal_err!("HIST: argument 'x' is missing");
+        };
+        self.grow(total_num_groups);
+        let width = self.bins.len();
+        let counts = &mut self.counts;
+        for_each_binned(&self.bins, x, opt_filter, |row, bin| {
+            counts[group_indices[row] * width + bin] += 1;
+        })
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let counts = self.take_counts(emit_to);
+        Ok(Arc::new(histogram_lists(&self.bins, counts)?))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let counts = self.take_counts(emit_to);
+        Ok(vec![Arc::new(counts_lists(&self.bins, counts, None)?)])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        let Some(state) = values.first() else {
+            return internal_err!("HIST: the partial state is missing");
+        };
+        self.grow(total_num_groups);
+        let width = self.bins.len();
+        let counts = &mut self.counts;
+        for_each_state_row(&self.bins, state, |row, partial| {
+            let start = group_indices[row] * width;
+            for (total, add) in counts[start..start + width].iter_mut().zip(partial) {
+                *total += add;
+            }
+        })
+    }
+
+    /// One dense list of counts per row (a single 1, or all zeros). This is as large as the
+    /// partial aggregation it replaces, which also holds one list per group when nearly every
+    /// row is a group of its own.
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let Some(x) = values.first() else {
+            return internal_err!("HIST: argument 'x' is missing");
+        };
+        let width = self.bins.len();
+        let mut counts = vec![0_i64; x.len() * width];
+        for_each_binned(&self.bins, x, opt_filter, |row, bin| {
+            counts[row * width + bin] = 1;
+        })?;
+        Ok(vec![Arc::new(counts_lists(&self.bins, counts, None)?)])
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.counts.capacity() * size_of::<i64>() + self.bins.size()
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test that fails to unwrap fails, which is what it should do"
+)]
+mod tests {
+    use datafusion::arrow::array::{
+        DurationMillisecondArray, DurationNanosecondArray, IntervalMonthDayNanoArray,
+    };
+    use datafusion::arrow::datatypes::{IntervalMonthDayNano, Schema};
+    use datafusion::physical_expr::expressions::Column;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    /// The accumulator arguments of `HIST(x, params...)` with `x` of `x_type`.
+    fn with_args<T>(
+        x_type: DataType,
+        params: Vec<ScalarValue>,
+        f: impl FnOnce(AccumulatorArgs) -> T,
+    ) -> T {
+        let schema = Schema::new(vec![Field::new("x", x_type.clone(), true)]);
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
+        let mut fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", x_type, true))];
+        for param in params {
+            fields.push(Arc::new(Field::new("p", param.data_type(), true)));
+            exprs.push(Arc::new(Literal::new(param)));
+        }
+        f(AccumulatorArgs {
+            return_field: Arc::new(Field::new("hist", hist_type(), false)),
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "hist",
+            is_distinct: false,
+            exprs: &exprs,
+            expr_fields: &fields,
+        })
+    }
+
+    fn accumulator(x_type: DataType, params: Vec<ScalarValue>) -> Result<Box<dyn Accumulator>> {
+        with_args(x_type, params, |args| Hist::default().accumulator(args))
+    }
+
+    fn groups_accumulator(
+        x_type: DataType,
+        params: Vec<ScalarValue>,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        with_args(x_type, params, |args| {
+            Hist::default().create_groups_accumulator(args)
+        })
+    }
+
+    fn floats(params: &[f64]) -> Vec<ScalarValue> {
+        params
+            .iter()
+            .map(|&p| ScalarValue::Float64(Some(p)))
+            .collect()
+    }
+
+    fn edges_param(edges: &[i64]) -> ScalarValue {
+        ScalarValue::List(ScalarValue::new_list_nullable(
+            &edges
+                .iter()
+                .map(|&e| ScalarValue::Int64(Some(e)))
+                .collect::<Vec<_>>(),
+            &DataType::Int64,
+        ))
+    }
+
+    /// `(lo, hi, count)` of every bin of one histogram.
+    fn bins_of(lists: &ListArray, row: usize) -> Vec<(f64, f64, i64)> {
+        let bins = lists.value(row);
+        let bins = bins.as_struct();
+        let lo = bins.column(0).as_primitive::<Float64Type>();
+        let hi = bins.column(1).as_primitive::<Float64Type>();
+        let count = bins
+            .column(2)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        (0..bins.len())
+            .map(|i| (lo.value(i), hi.value(i), count.value(i)))
+            .collect()
+    }
+
+    fn evaluate(acc: &mut dyn Accumulator) -> Vec<(f64, f64, i64)> {
+        match acc.evaluate().unwrap() {
+            ScalarValue::List(lists) => bins_of(&lists, 0),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    fn counts(acc: &mut dyn Accumulator) -> Vec<i64> {
+        evaluate(acc).into_iter().map(|(_, _, c)| c).collect()
+    }
+
+    fn float_column(values: &[Option<f64>]) -> ArrayRef {
+        Arc::new(Float64Array::from(values.to_vec()))
+    }
+
+    #[test]
+    fn edges_go_to_the_upper_bin_and_max_is_not_counted() {
+        let mut acc = accumulator(DataType::Float64, floats(&[0.0, 10.0, 5.0])).unwrap();
+        let x = float_column(&[
+            Some(-0.5),
+            Some(0.0),
+            Some(4.999),
+            Some(5.0),
+            Some(9.999),
+            Some(10.0),
+            None,
+            Some(f64::NAN),
+        ]);
+        acc.update_batch(&[x]).unwrap();
+        assert_eq!(evaluate(acc.as_mut()), vec![(0.0, 5.0, 2), (5.0, 10.0, 2)]);
+    }
+
+    #[test]
+    fn the_last_uniform_bin_is_cut_at_max() {
+        let mut acc = accumulator(DataType::Float64, floats(&[0.0, 25.0, 10.0])).unwrap();
+        acc.update_batch(&[float_column(&[Some(24.0), Some(25.0), Some(20.0)])])
+            .unwrap();
+        assert_eq!(
+            evaluate(acc.as_mut()),
+            vec![(0.0, 10.0, 0), (10.0, 20.0, 0), (20.0, 25.0, 2)]
+        );
+        // no float drift: 0.1-wide bins up to 1 make exactly 10 bins
+        assert_eq!(Bins::uniform(0.0, 1.0, 0.1).unwrap().len(), 10);
+    }
+
+    #[test]
+    fn explicit_edges() {
+        let mut acc = accumulator(DataType::Float64, vec![edges_param(&[0, 60, 600])]).unwrap();
+        acc.update_batch(&[float_column(&[
+            Some(59.0),
+            Some(60.0),
+            Some(600.0),
+            Some(1.0),
+        ])])
+        .unwrap();
+        assert_eq!(
+            evaluate(acc.as_mut()),
+            vec![(0.0, 60.0, 2), (60.0, 600.0, 1)]
+        );
+    }
+
+    #[test]
+    fn default_bins_on_milliseconds() {
+        let mut acc = accumulator(DataType::Float64, vec![]).unwrap();
+        let x = float_column(&[
+            Some(0.0),
+            Some(2_999.0),
+            Some(3_000.0),
+            Some(59_999.0),
+            Some(3_600_000.0),
+            Some(86_399_999.0),
+            Some(86_400_000.0),
+            Some(-1.0),
+            None,
+        ]);
+        acc.update_batch(&[x]).unwrap();
+        let bins = evaluate(acc.as_mut());
+        let edges: Vec<f64> = bins.iter().map(|b| b.0).chain([bins[8].1]).collect();
+        assert_eq!(edges, DEFAULT_EDGES_MS.to_vec());
+        assert_eq!(
+            bins.iter().map(|b| b.2).collect::<Vec<_>>(),
+            vec![2, 1, 0, 1, 0, 0, 0, 0, 2]
+        );
+    }
+
+    #[test]
+    fn default_bins_on_durations_and_intervals_are_seconds() {
+        let millis: ArrayRef = Arc::new(DurationMillisecondArray::from(vec![
+            Some(2_999),
+            Some(3_000),
+            Some(60_000),
+            None,
+        ]));
+        let mut acc = accumulator(millis.data_type().clone(), vec![]).unwrap();
+        acc.update_batch(&[millis]).unwrap();
+        let bins = evaluate(acc.as_mut());
+        assert_eq!((bins[0].0, bins[0].1, bins[8].1), (0.0, 3.0, 86_400.0));
+        assert_eq!(
+            bins.iter().map(|b| b.2).collect::<Vec<_>>(),
+            vec![1, 1, 0, 0, 1, 0, 0, 0, 0]
+        );
+
+        let nanos: ArrayRef = Arc::new(DurationNanosecondArray::from(vec![10_000_000_000]));
+        let mut acc = accumulator(nanos.data_type().clone(), vec![]).unwrap();
+        acc.update_batch(&[nanos]).unwrap();
+        assert_eq!(counts(acc.as_mut())[2], 1);
+
+        let intervals: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            IntervalMonthDayNano::new(0, 0, 30_000_000_000),
+            IntervalMonthDayNano::new(0, 1, 0),
+        ]));
+        let mut acc = accumulator(intervals.data_type().clone(), vec![]).unwrap();
+        acc.update_batch(&[Arc::clone(&intervals)]).unwrap();
+        // 30 s is in [30 s, 1 min); one day is at the last edge, so not counted
+        assert_eq!(counts(acc.as_mut()), vec![0, 0, 0, 1, 0, 0, 0, 0, 0]);
+
+        let months: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            IntervalMonthDayNano::new(1, 0, 0),
+        ]));
+        let err = acc.update_batch(&[months]).unwrap_err();
+        assert!(err.to_string().contains("with months"), "{err}");
+    }
+
+    #[test]
+    fn no_rows_give_every_bin_with_count_zero() {
+        let mut acc = accumulator(DataType::Float64, floats(&[0.0, 3.0, 1.0])).unwrap();
+        assert_eq!(counts(acc.as_mut()), vec![0, 0, 0]);
+        let mut groups = groups_accumulator(DataType::Float64, floats(&[0.0, 3.0, 1.0])).unwrap();
+        groups
+            .update_batch(&[float_column(&[])], &[], None, 2)
+            .unwrap();
+        let lists = groups.evaluate(EmitTo::All).unwrap();
+        let lists = lists.as_list::<i32>();
+        assert_eq!(lists.len(), 2);
+        assert_eq!(
+            bins_of(lists, 1),
+            vec![(0.0, 1.0, 0), (1.0, 2.0, 0), (2.0, 3.0, 0)]
+        );
+    }
+
+    fn plan_error(x_type: DataType, params: Vec<ScalarValue>) -> String {
+        accumulator(x_type, params).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_bins_are_planning_errors() {
+        let cases = [
+            (
+                floats(&[0.0, 10.0, 0.0]),
+                "HIST: argument 'size' must be positive, found 0",
+            ),
+            (
+                floats(&[0.0, 10.0, -1.0]),
+                "argument 'size' must be positive, found -1",
+            ),
+            (
+                floats(&[5.0, 5.0, 1.0]),
+                "argument 'min' must be less than argument 'max'",
+            ),
+            (floats(&[0.0, 10001.0, 1.0]), "more than the limit of 10000"),
+            (
+                vec![edges_param(&[0, 10, 10])],
+                "strictly ascending, found 10 before 10",
+            ),
+            (
+                vec![edges_param(&[10, 0])],
+                "strictly ascending, found 10 before 0",
+            ),
+            (vec![edges_param(&[1])], "needs at least two edges, found 1"),
+            (
+                vec![
+                    ScalarValue::Float64(None),
+                    ScalarValue::Float64(Some(1.0)),
+                    ScalarValue::Float64(Some(1.0)),
+                ],
+                "argument 'min' must not be NULL",
+            ),
+        ];
+        for (params, expected) in cases {
+            let err = plan_error(DataType::Float64, params);
+            assert!(err.contains(expected), "{err}");
+            assert!(err.starts_with("Error during planning: HIST"), "{err}");
+        }
+        // 10,000 bins are allowed
+        assert_eq!(Bins::uniform(0.0, 10_000.0, 1.0).unwrap().len(), 10_000);
+        // a non-constant bin argument
+        let err = with_args(DataType::Float64, floats(&[0.0, 1.0]), |args| {
+            let exprs: Vec<Arc<dyn PhysicalExpr>> = vec![
+                Arc::clone(&args.exprs[0]),
+                Arc::new(Column::new("x", 0)),
+                Arc::clone(&args.exprs[1]),
+                Arc::clone(&args.exprs[2]),
+            ];
+            let args = AccumulatorArgs {
+                exprs: &exprs,
+                ..args
+            };
+            Hist::default().accumulator(args).map(|_| ())
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("HIST: argument 'min' must be a constant"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_argument_types_are_planning_errors() {
+        let hist = Hist::default();
+        let err = hist.coerce_types(&[DataType::Utf8]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("HIST: argument 'x' must be a number"),
+            "{err}"
+        );
+        let err = hist
+            .coerce_types(&[DataType::Float64, DataType::Int64, DataType::Int64])
+            .unwrap_err();
+        assert!(err.to_string().contains("found 3 arguments"), "{err}");
+        let err = hist
+            .coerce_types(&[DataType::Float64, DataType::Int64])
+            .unwrap_err();
+        assert!(err.to_string().contains("HIST: argument 'edges'"), "{err}");
+        assert_eq!(
+            hist.coerce_types(&[DataType::Int32]).unwrap(),
+            vec![DataType::Float64]
+        );
+    }
+
+    /// Random batches of `(group, x)` with NULLs, values outside the bins, values on edges.
+    fn random_batches(
+        rng: &mut ChaCha8Rng,
+        groups: usize,
+    ) -> Vec<(Vec<usize>, ArrayRef, BooleanArray)> {
+        (0..rng.random_range(1..6))
+            .map(|_| {
+                let rows = rng.random_range(0..200);
+                let group_indices = (0..rows).map(|_| rng.random_range(0..groups)).collect();
+                let x: Float64Array = (0..rows)
+                    .map(|_| match rng.random_range(0..10) {
+                        0 => None,
+                        1 => Some(f64::from(rng.random_range(-2..14)) * 10.0),
+                        _ => Some(rng.random_range(-20.0..140.0)),
+                    })
+                    .collect();
+                let filter: BooleanArray = (0..rows)
+                    .map(|_| match rng.random_range(0..8) {
+                        0 => None,
+                        1 => Some(false),
+                        _ => Some(true),
+                    })
+                    .collect();
+                (group_indices, Arc::new(x) as ArrayRef, filter)
+            })
+            .collect()
+    }
+
+    /// Counts per group and bin, by a linear scan of the edges.
+    fn naive(
+        edges: &[f64],
+        groups: usize,
+        batches: &[(Vec<usize>, ArrayRef, BooleanArray)],
+    ) -> Vec<Vec<i64>> {
+        let mut counts = vec![vec![0; edges.len() - 1]; groups];
+        for (group_indices, x, filter) in batches {
+            let x = x.as_primitive::<Float64Type>();
+            for (row, &group) in group_indices.iter().enumerate() {
+                if x.is_null(row) || filter.is_null(row) || !filter.value(row) {
+                    continue;
+                }
+                let v = x.value(row);
+                for bin in 0..edges.len() - 1 {
+                    if edges[bin] <= v && v < edges[bin + 1] {
+                        counts[group][bin] += 1;
+                    }
+                }
+            }
+        }
+        counts
+    }
+
+    fn group_counts(lists: &ArrayRef) -> Vec<Vec<i64>> {
+        let lists = lists.as_list::<i32>();
+        (0..lists.len())
+            .map(|g| bins_of(lists, g).into_iter().map(|b| b.2).collect())
+            .collect()
+    }
+
+    #[test]
+    fn groups_accumulator_matches_a_naive_histogram() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..50 {
+            let groups = rng.random_range(1..40);
+            let (params, edges) = if rng.random_bool(0.5) {
+                (
+                    floats(&[0.0, 125.0, 10.0]),
+                    Bins::uniform(0.0, 125.0, 10.0).unwrap().edges,
+                )
+            } else {
+                (
+                    vec![edges_param(&[-10, 0, 30, 31, 100])],
+                    vec![-10.0, 0.0, 30.0, 31.0, 100.0],
+                )
+            };
+            let batches = random_batches(&mut rng, groups);
+            let mut acc = groups_accumulator(DataType::Float64, params.clone()).unwrap();
+            for (group_indices, x, filter) in &batches {
+                acc.update_batch(&[Arc::clone(x)], group_indices, Some(filter), groups)
+                    .unwrap();
+            }
+            let expected = naive(&edges, groups, &batches);
+            // emit the first groups alone, then the rest
+            let first = rng.random_range(0..=groups);
+            let mut got = group_counts(&acc.evaluate(EmitTo::First(first)).unwrap());
+            got.extend(group_counts(&acc.evaluate(EmitTo::All).unwrap()));
+            assert_eq!(got, expected);
+
+            // convert_to_state then merge gives the same
+            let mut merged = groups_accumulator(DataType::Float64, params).unwrap();
+            for (group_indices, x, filter) in &batches {
+                let state = acc
+                    .convert_to_state(&[Arc::clone(x)], Some(filter))
+                    .unwrap();
+                merged.merge_batch(&state, group_indices, groups).unwrap();
+            }
+            assert_eq!(
+                group_counts(&merged.evaluate(EmitTo::All).unwrap()),
+                expected
+            );
+        }
+    }
+
+    #[test]
+    fn accumulator_and_groups_accumulator_merge_each_others_state() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let params = floats(&[0.0, 125.0, 10.0]);
+        for _ in 0..30 {
+            let groups = rng.random_range(1..10);
+            let batches = random_batches(&mut rng, groups);
+            let expected = naive(
+                &Bins::uniform(0.0, 125.0, 10.0).unwrap().edges,
+                groups,
+                &batches,
+            );
+            // one Accumulator per group, fed the rows of its group that pass the filter
+            let mut singles: Vec<_> = (0..groups)
+                .map(|_| accumulator(DataType::Float64, params.clone()).unwrap())
+                .collect();
+            let mut grouped = groups_accumulator(DataType::Float64, params.clone()).unwrap();
+            // every group exists in the grouped accumulator, as DataFusion guarantees
+            grouped
+                .update_batch(&[float_column(&[])], &[], None, groups)
+                .unwrap();
+            for (i, (group_indices, x, filter)) in batches.iter().enumerate() {
+                if i % 2 == 0 {
+                    for (g, single) in singles.iter_mut().enumerate() {
+                        let mask: BooleanArray = group_indices
+                            .iter()
+                            .enumerate()
+                            .map(|(row, &group)| {
+                                Some(group == g && filter.is_valid(row) && filter.value(row))
+                            })
+                            .collect();
+                        let rows = datafusion::arrow::compute::filter(x, &mask).unwrap();
+                        single.update_batch(&[rows]).unwrap();
+                    }
+                } else {
+                    grouped
+                        .update_batch(&[Arc::clone(x)], group_indices, Some(filter), groups)
+                        .unwrap();
+                }
+            }
+            // Accumulator states into a GroupsAccumulator...
+            let mut into_grouped = groups_accumulator(DataType::Float64, params.clone()).unwrap();
+            let grouped_state = grouped.state(EmitTo::All).unwrap();
+            into_grouped
+                .merge_batch(&grouped_state, &(0..groups).collect::<Vec<_>>(), groups)
+                .unwrap();
+            let mut single_states = Vec::new();
+            for single in singles.iter_mut() {
+                let state = single.state().unwrap();
+                single_states.push(state[0].to_array().unwrap());
+            }
+            let refs: Vec<&dyn Array> = single_states.iter().map(|a| a.as_ref()).collect();
+            let single_state = datafusion::arrow::compute::concat(&refs).unwrap();
+            into_grouped
+                .merge_batch(
+                    &[Arc::clone(&single_state)],
+                    &(0..groups).collect::<Vec<_>>(),
+                    groups,
+                )
+                .unwrap();
+            assert_eq!(
+                group_counts(&into_grouped.evaluate(EmitTo::All).unwrap()),
+                expected
+            );
+
+            // ...and the GroupsAccumulator's state into Accumulators
+            let grouped_state = grouped_state[0].as_list::<i32>();
+            for (g, single) in singles.iter_mut().enumerate() {
+                single
+                    .merge_batch(&[Arc::new(grouped_state.slice(g, 1))])
+                    .unwrap();
+                assert_eq!(counts(single.as_mut()), expected[g]);
+            }
+        }
+    }
+
+    #[test]
+    fn size_grows_with_groups() {
+        let mut acc = groups_accumulator(DataType::Float64, floats(&[0.0, 100.0, 1.0])).unwrap();
+        let before = acc.size();
+        acc.update_batch(&[float_column(&[Some(1.0)])], &[999], None, 1_000)
+            .unwrap();
+        assert!(acc.size() >= before + 1_000 * 100 * size_of::<i64>());
+    }
+}
