@@ -19,11 +19,20 @@ use datafusion::logical_expr::{AggregateUDF, WindowUDF};
 #[macro_use]
 pub mod macros;
 
+pub mod active;
+#[cfg(test)]
+mod aggregate_testing;
+mod distinct_groups;
+pub mod event_totals;
 pub mod freq_percentile;
 pub mod hist;
+mod selection;
 pub mod session_split;
+pub mod session_totals;
 pub mod sessionize;
 pub mod time_unit;
+pub mod uniques;
+mod user_keys;
 
 /// Every window function of the pack.
 pub fn all_default_window_functions() -> Vec<Arc<WindowUDF>> {
@@ -33,8 +42,12 @@ pub fn all_default_window_functions() -> Vec<Arc<WindowUDF>> {
 /// Every aggregate function of the pack.
 pub fn all_default_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
     vec![
+        active::active_udaf(),
+        event_totals::event_totals_udaf(),
         freq_percentile::freq_percentile_udaf(),
         hist::hist_udaf(),
+        session_totals::session_totals_udaf(),
+        uniques::uniques_udaf(),
     ]
 }
 
