@@ -26,6 +26,11 @@ mod distinct_groups;
 pub mod event_totals;
 pub mod freq_percentile;
 pub mod hist;
+pub mod prop_avg;
+pub mod prop_count;
+pub mod prop_min_max;
+pub mod prop_sum;
+mod property;
 mod selection;
 pub mod session_split;
 pub mod session_totals;
@@ -46,6 +51,11 @@ pub fn all_default_aggregate_functions() -> Vec<Arc<AggregateUDF>> {
         event_totals::event_totals_udaf(),
         freq_percentile::freq_percentile_udaf(),
         hist::hist_udaf(),
+        prop_avg::propavg_udaf(),
+        prop_count::propcount_udaf(),
+        prop_min_max::propmax_udaf(),
+        prop_min_max::propmin_udaf(),
+        prop_sum::propsum_udaf(),
         session_totals::session_totals_udaf(),
         uniques::uniques_udaf(),
     ]

@@ -1,0 +1,978 @@
+//! `PROPCOUNT(x)`: Amplitude's exact number of distinct non-NULL values of a property.
+//!
+//! Every distinct value is interned once per accumulator as a small id (strings stored back to
+//! back in one buffer, numbers and booleans as 64-bit patterns), and each group's set is a set of
+//! `(group, id)` pairs in one hash set shared by all groups: a group costs one counter, a
+//! repeated value costs no allocation, and many small groups cost no per-group hash table.
+
+use std::hash::BuildHasher;
+use std::mem::size_of;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array,
+    ListArray, StringArray, UInt64Array,
+};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::compute::{cast, filter};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, UInt64Type};
+use datafusion::common::hash_utils::RandomState;
+use datafusion::common::{HashMap, HashSet, Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, ReversedUDAF,
+    Signature, Volatility,
+};
+use datafusion_macros::user_doc;
+
+use crate::property::{
+    ARGUMENT, StrColumn, for_each_taken, is_string_type, single_argument, taken_rows,
+};
+
+const NAME: &str = "PROPCOUNT";
+
+make_udaf_function!(PropCount, propcount_udaf, propcount, x);
+
+#[user_doc(
+    doc_section(label = "Property Functions"),
+    description = "The exact number of distinct non-NULL values of a property over the rows of \
+each group, as BIGINT; 0 for a group with no non-NULL value. Strings of any encoding (VARCHAR, \
+Utf8View, dictionary) are equal when their bytes are; integers when their values are; floats \
+when their bit patterns are, except that -0.0 equals 0.0 and every NaN is one value; booleans \
+count at most two. DISTINCT changes nothing.",
+    syntax_example = "PROPCOUNT(x)",
+    sql_example = r#"```sql
+> SELECT date_trunc('day', event_time) AS day, PROPCOUNT(country) AS countries
+  FROM events GROUP BY day;
+> SELECT PROPCOUNT(app_version) FILTER (WHERE platform = 'ios') FROM events;
+```"#,
+    argument(
+        name = "x",
+        description = "A property: a string, an integer, a float or a boolean."
+    )
+)]
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct PropCount {
+    signature: Signature,
+}
+
+impl Default for PropCount {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+/// How the values of an argument type are compared, and the type the state lists hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    Text,
+    Signed,
+    Unsigned,
+    Float,
+    Boolean,
+}
+
+impl ValueKind {
+    fn of(data_type: &DataType) -> Result<Self> {
+        Ok(match data_type {
+            t if is_string_type(t) => Self::Text,
+            DataType::Null
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64 => Self::Signed,
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+                Self::Unsigned
+            }
+            DataType::Float16 | DataType::Float32 | DataType::Float64 => Self::Float,
+            DataType::Boolean => Self::Boolean,
+            other => {
+                return plan_err!(
+                    "{NAME}: argument '{ARGUMENT}' must be a string, an integer, a float or a \
+                     boolean, found {other}"
+                );
+            }
+        })
+    }
+
+    /// The plain Arrow type of the values in the state lists.
+    fn item_type(self) -> DataType {
+        match self {
+            Self::Text => DataType::Utf8,
+            Self::Signed => DataType::Int64,
+            Self::Unsigned => DataType::UInt64,
+            Self::Float => DataType::Float64,
+            Self::Boolean => DataType::Boolean,
+        }
+    }
+
+    fn list_field(self) -> FieldRef {
+        Arc::new(Field::new_list_field(self.item_type(), true))
+    }
+}
+
+fn planned_kind(fields: &[FieldRef]) -> Result<ValueKind> {
+    match fields {
+        [field] => ValueKind::of(field.data_type()),
+        _ => plan_err!("{NAME}: expected {NAME}({ARGUMENT}) with one argument"),
+    }
+}
+
+impl AggregateUDFImpl for PropCount {
+    fn name(&self) -> &str {
+        "propcount"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        let data_type = single_argument(NAME, arg_types)?;
+        let coerced = match data_type {
+            DataType::Null => DataType::Int64,
+            // strings stay in their encoding: a dictionary is interned once per entry
+            t if is_string_type(t) => t.clone(),
+            DataType::Dictionary(_, value_type) => value_type.as_ref().clone(),
+            t => t.clone(),
+        };
+        ValueKind::of(&coerced)?;
+        Ok(vec![coerced])
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn is_nullable(&self) -> bool {
+        false
+    }
+
+    fn default_value(&self, _data_type: &DataType) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(Some(0)))
+    }
+
+    /// The distinct values seen, as a list of plain values (`Utf8`, `Int64`, `UInt64`,
+    /// `Float64` or `Boolean`).
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        let kind = planned_kind(args.input_fields)?;
+        Ok(vec![Arc::new(Field::new(
+            format_state_name(args.name, "values"),
+            DataType::List(kind.list_field()),
+            true,
+        ))])
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        let mut distinct = DistinctValues::new(planned_kind(args.expr_fields)?);
+        distinct.counts.push(0);
+        Ok(Box::new(PropCountAccumulator { distinct }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(PropCountGroups {
+            distinct: DistinctValues::new(planned_kind(args.expr_fields)?),
+        }))
+    }
+
+    fn order_sensitivity(&self) -> AggregateOrderSensitivity {
+        AggregateOrderSensitivity::Insensitive
+    }
+
+    fn reverse_expr(&self) -> ReversedUDAF {
+        ReversedUDAF::Identical
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        self.doc()
+    }
+}
+
+/// Marks "no id yet" in a dictionary's id cache; ids stay below it.
+const NO_ID: u32 = u32::MAX;
+
+fn next_id(len: usize) -> Result<u32> {
+    match u32::try_from(len) {
+        Ok(id) if id < NO_ID => Ok(id),
+        _ => exec_err!("{NAME}: more than {} distinct values", NO_ID - 1),
+    }
+}
+
+/// Distinct strings, stored back to back in one buffer and found again by hash.
+#[derive(Debug, Default)]
+struct StringInterner {
+    text: String,
+    /// End of each id's string in `text`; it starts where the previous one ends.
+    ends: Vec<usize>,
+    /// The latest id of each hash; earlier ids with the same hash chain through `same_hash`.
+    by_hash: HashMap<u64, u32>,
+    same_hash: Vec<u32>,
+    hasher: RandomState,
+}
+
+impl StringInterner {
+    fn get(&self, id: u32) -> &str {
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.text[start..self.ends[id]]
+    }
+
+    fn intern(&mut self, value: &str) -> Result<u32> {
+        let hash = self.hasher.hash_one(value);
+        let head = self.by_hash.get(&hash).copied().unwrap_or(NO_ID);
+        let mut candidate = head;
+        while candidate != NO_ID {
+            if self.get(candidate) == value {
+                return Ok(candidate);
+            }
+            candidate = self.same_hash[candidate as usize];
+        }
+        let id = next_id(self.ends.len())?;
+        self.text.push_str(value);
+        self.ends.push(self.text.len());
+        self.same_hash.push(head);
+        self.by_hash.insert(hash, id);
+        Ok(id)
+    }
+
+    fn size(&self) -> usize {
+        self.text.capacity()
+            + self.ends.capacity() * size_of::<usize>()
+            + self.same_hash.capacity() * size_of::<u32>()
+            + self.by_hash.capacity() * (size_of::<(u64, u32)>() + 1)
+    }
+}
+
+/// Distinct 64-bit patterns (integers, canonical floats, booleans).
+#[derive(Debug, Default)]
+struct BitsInterner {
+    ids: HashMap<u64, u32>,
+    values: Vec<u64>,
+}
+
+impl BitsInterner {
+    fn intern(&mut self, bits: u64) -> Result<u32> {
+        if let Some(&id) = self.ids.get(&bits) {
+            return Ok(id);
+        }
+        let id = next_id(self.values.len())?;
+        self.values.push(bits);
+        self.ids.insert(bits, id);
+        Ok(id)
+    }
+
+    fn size(&self) -> usize {
+        self.values.capacity() * size_of::<u64>()
+            + self.ids.capacity() * (size_of::<(u64, u32)>() + 1)
+    }
+}
+
+/// The bit pattern a float is compared by: -0.0 as 0.0, every NaN as one NaN.
+fn float_bits(value: f64) -> u64 {
+    if value.is_nan() {
+        f64::NAN.to_bits()
+    } else if value == 0.0 {
+        0.0_f64.to_bits()
+    } else {
+        value.to_bits()
+    }
+}
+
+/// The distinct values of many groups (one group for the `Accumulator`).
+#[derive(Debug)]
+struct DistinctValues {
+    kind: ValueKind,
+    strings: StringInterner,
+    bits: BitsInterner,
+    /// `group << 32 | id` for every distinct value of every group.
+    pairs: HashSet<u64>,
+    /// The number of distinct values of each group.
+    counts: Vec<i64>,
+}
+
+impl DistinctValues {
+    fn new(kind: ValueKind) -> Self {
+        Self {
+            kind,
+            strings: StringInterner::default(),
+            bits: BitsInterner::default(),
+            pairs: HashSet::default(),
+            counts: Vec::new(),
+        }
+    }
+
+    fn resize(&mut self, total_num_groups: usize) -> Result<()> {
+        if u32::try_from(total_num_groups).is_err() {
+            return exec_err!("{NAME}: more than {} groups", u32::MAX);
+        }
+        self.counts.resize(total_num_groups, 0);
+        Ok(())
+    }
+
+    /// Adds the value of every row of `array` that `taken` keeps to group `group_of(row)`.
+    /// `array` is the argument or the flattened values of a state list.
+    fn insert(
+        &mut self,
+        array: &ArrayRef,
+        taken: Option<&NullBuffer>,
+        group_of: impl Fn(usize) -> usize,
+    ) -> Result<()> {
+        let Self {
+            kind,
+            strings,
+            bits,
+            pairs,
+            counts,
+        } = self;
+        let mut add = |group: usize, id: u32| {
+            // groups fit in 32 bits: `resize` checked
+            if pairs.insert(((group as u64) << 32) | u64::from(id)) {
+                counts[group] += 1;
+            }
+        };
+        let len = array.len();
+        match kind {
+            ValueKind::Text => {
+                let column = StrColumn::try_new(NAME, array)?;
+                match column.keys() {
+                    // a dictionary entry is interned once per batch, however many rows use it
+                    Some(keys) => {
+                        let mut ids = vec![NO_ID; column.dictionary_len()];
+                        for_each_taken(taken, len, |row| {
+                            let key = keys[row];
+                            if ids[key] == NO_ID {
+                                ids[key] = strings.intern(column.dictionary_value(key))?;
+                            }
+                            add(group_of(row), ids[key]);
+                            Ok(())
+                        })
+                    }
+                    None => for_each_taken(taken, len, |row| {
+                        add(group_of(row), strings.intern(column.value(row))?);
+                        Ok(())
+                    }),
+                }
+            }
+            ValueKind::Signed => {
+                let values = cast(array, &DataType::Int64)?;
+                let values = values.as_primitive::<Int64Type>().values();
+                for_each_taken(taken, len, |row| {
+                    add(group_of(row), bits.intern(values[row] as u64)?);
+                    Ok(())
+                })
+            }
+            ValueKind::Unsigned => {
+                let values = cast(array, &DataType::UInt64)?;
+                let values = values.as_primitive::<UInt64Type>().values();
+                for_each_taken(taken, len, |row| {
+                    add(group_of(row), bits.intern(values[row])?);
+                    Ok(())
+                })
+            }
+            ValueKind::Float => {
+                let values = cast(array, &DataType::Float64)?;
+                let values = values.as_primitive::<Float64Type>().values();
+                for_each_taken(taken, len, |row| {
+                    add(group_of(row), bits.intern(float_bits(values[row]))?);
+                    Ok(())
+                })
+            }
+            ValueKind::Boolean => {
+                let Some(values) = array.as_boolean_opt() else {
+                    return internal_err!("{NAME}: expected booleans, found {}", array.data_type());
+                };
+                for_each_taken(taken, len, |row| {
+                    add(group_of(row), bits.intern(u64::from(values.value(row)))?);
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// Adds state lists: row `i` of `lists` holds values of group `group_indices[i]`.
+    fn merge(&mut self, states: &[ArrayRef], group_indices: &[usize]) -> Result<()> {
+        let [lists] = states else {
+            return internal_err!("{NAME}: expected one state array, found {}", states.len());
+        };
+        let Some(lists) = lists.as_list_opt::<i32>() else {
+            return internal_err!("{NAME}: unexpected state type {}", lists.data_type());
+        };
+        let values = lists.values();
+        let offsets = lists.value_offsets();
+        // which flattened values belong to a row of this batch, and to which group
+        let mut in_rows = BooleanBufferBuilder::new(values.len());
+        in_rows.append_n(values.len(), false);
+        let mut value_groups = vec![0_usize; values.len()];
+        for row in 0..lists.len() {
+            if lists.is_null(row) {
+                continue;
+            }
+            let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+            value_groups[start..end].fill(group_indices[row]);
+            for index in start..end {
+                in_rows.set_bit(index, true);
+            }
+        }
+        let in_rows = NullBuffer::new(in_rows.finish());
+        let taken = NullBuffer::union(Some(&in_rows), values.logical_nulls().as_ref());
+        self.insert(values, taken.as_ref(), |index| value_groups[index])
+    }
+
+    /// The distinct values of groups `0..n`, one list per group.
+    fn lists(&self, n: usize) -> Result<ListArray> {
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0_i32);
+        let mut total = 0_usize;
+        for &count in &self.counts[..n] {
+            total += count as usize;
+            match i32::try_from(total) {
+                Ok(end) => offsets.push(end),
+                Err(_) => return exec_err!("{NAME}: too many distinct values for one state"),
+            }
+        }
+        let mut next: Vec<usize> = offsets[..n].iter().map(|&o| o as usize).collect();
+        let mut ids = vec![0_u32; total];
+        for &pair in &self.pairs {
+            let group = (pair >> 32) as usize;
+            if group < n {
+                ids[next[group]] = pair as u32;
+                next[group] += 1;
+            }
+        }
+        let bits = |id: &u32| self.bits.values[*id as usize];
+        let values: ArrayRef = match self.kind {
+            ValueKind::Text => Arc::new(StringArray::from_iter_values(
+                ids.iter().map(|&id| self.strings.get(id)),
+            )),
+            ValueKind::Signed => Arc::new(Int64Array::from_iter_values(
+                ids.iter().map(|id| bits(id) as i64),
+            )),
+            ValueKind::Unsigned => Arc::new(UInt64Array::from_iter_values(ids.iter().map(bits))),
+            ValueKind::Float => Arc::new(Float64Array::from_iter_values(
+                ids.iter().map(|id| f64::from_bits(bits(id))),
+            )),
+            ValueKind::Boolean => Arc::new(BooleanArray::from_iter(
+                ids.iter().map(|id| Some(bits(id) != 0)),
+            )),
+        };
+        Ok(ListArray::try_new(
+            self.kind.list_field(),
+            OffsetBuffer::new(offsets.into()),
+            values,
+            None,
+        )?)
+    }
+
+    /// Forgets the emitted groups; the remaining ones are renumbered from 0.
+    fn drop_emitted(&mut self, emit_to: EmitTo) {
+        match emit_to {
+            EmitTo::All => *self = Self::new(self.kind),
+            EmitTo::First(n) => {
+                self.counts.drain(..n.min(self.counts.len()));
+                let shift = (n as u64) << 32;
+                self.pairs = self
+                    .pairs
+                    .drain()
+                    .filter(|&pair| pair >= shift)
+                    .map(|pair| pair - shift)
+                    .collect();
+            }
+        }
+    }
+
+    fn emitted_len(&self, emit_to: EmitTo) -> usize {
+        match emit_to {
+            EmitTo::All => self.counts.len(),
+            EmitTo::First(n) => n.min(self.counts.len()),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.strings.size()
+            + self.bits.size()
+            + self.pairs.capacity() * (size_of::<u64>() + 1)
+            + self.counts.capacity() * size_of::<i64>()
+    }
+}
+
+#[derive(Debug)]
+struct PropCountAccumulator {
+    /// One group, number 0.
+    distinct: DistinctValues,
+}
+
+fn one_array(values: &[ArrayRef]) -> Result<&ArrayRef> {
+    match values {
+        [array] => Ok(array),
+        _ => internal_err!("{NAME}: expected one array, found {}", values.len()),
+    }
+}
+
+impl Accumulator for PropCountAccumulator {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let array = one_array(values)?;
+        let taken = taken_rows(array.as_ref(), None);
+        self.distinct.insert(array, taken.as_ref(), |_| 0)
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let rows = one_array(states)?.len();
+        self.distinct.merge(states, &vec![0; rows])
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        Ok(vec![ScalarValue::List(Arc::new(self.distinct.lists(1)?))])
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        Ok(ScalarValue::Int64(Some(self.distinct.counts[0])))
+    }
+
+    fn size(&self) -> usize {
+        size_of::<Self>() + self.distinct.size()
+    }
+}
+
+#[derive(Debug)]
+struct PropCountGroups {
+    distinct: DistinctValues,
+}
+
+impl GroupsAccumulator for PropCountGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.distinct.resize(total_num_groups)?;
+        let array = one_array(values)?;
+        let taken = taken_rows(array.as_ref(), opt_filter);
+        self.distinct
+            .insert(array, taken.as_ref(), |row| group_indices[row])
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let n = self.distinct.emitted_len(emit_to);
+        let counts = Int64Array::from(self.distinct.counts[..n].to_vec());
+        self.distinct.drop_emitted(emit_to);
+        Ok(Arc::new(counts))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let lists = self.distinct.lists(self.distinct.emitted_len(emit_to))?;
+        self.distinct.drop_emitted(emit_to);
+        Ok(vec![Arc::new(lists)])
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.distinct.resize(total_num_groups)?;
+        self.distinct.merge(values, group_indices)
+    }
+
+    /// Each row becomes a list of its one value, or an empty list when NULL or filtered out.
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let array = one_array(values)?;
+        let kind = self.distinct.kind;
+        let plain = cast(array, &kind.item_type())?;
+        let taken = taken_rows(array.as_ref(), opt_filter);
+        let (kept, lengths): (ArrayRef, Vec<usize>) = match &taken {
+            None => (plain, vec![1; array.len()]),
+            Some(taken) => {
+                let mask = BooleanArray::new(taken.inner().clone(), None);
+                let lengths = (0..array.len()).map(|row| usize::from(taken.is_valid(row)));
+                (filter(&plain, &mask)?, lengths.collect())
+            }
+        };
+        Ok(vec![Arc::new(ListArray::try_new(
+            kind.list_field(),
+            OffsetBuffer::from_lengths(lengths),
+            kept,
+            None,
+        )?)])
+    }
+
+    fn size(&self) -> usize {
+        self.distinct.size()
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a test that fails to unwrap fails, which is what it should do"
+)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{DictionaryArray, Float32Array, Int32Array, StringViewArray};
+    use datafusion::arrow::datatypes::{Int32Type, Schema};
+    use datafusion::physical_expr::expressions::col;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::collections::BTreeSet;
+
+    fn field(data_type: DataType) -> FieldRef {
+        Arc::new(Field::new("x", data_type, true))
+    }
+
+    fn accumulators(data_type: &DataType) -> (Box<dyn Accumulator>, Box<dyn GroupsAccumulator>) {
+        let udaf = PropCount::default();
+        let coerced = udaf.coerce_types(std::slice::from_ref(data_type)).unwrap();
+        let input = field(coerced[0].clone());
+        let schema = Schema::new(vec![input.as_ref().clone()]);
+        let exprs = [col("x", &schema).unwrap()];
+        let fields = [input];
+        let args = || AccumulatorArgs {
+            return_field: field(DataType::Int64),
+            schema: &schema,
+            ignore_nulls: false,
+            order_bys: &[],
+            is_reversed: false,
+            name: "propcount(x)",
+            is_distinct: false,
+            exprs: &exprs,
+            expr_fields: &fields,
+        };
+        (
+            udaf.accumulator(args()).unwrap(),
+            udaf.create_groups_accumulator(args()).unwrap(),
+        )
+    }
+
+    /// The count of one array through both accumulators, which must agree.
+    fn count_of(array: ArrayRef) -> i64 {
+        let (mut acc, mut groups) = accumulators(array.data_type());
+        acc.update_batch(&[Arc::clone(&array)]).unwrap();
+        groups
+            .update_batch(&[Arc::clone(&array)], &vec![0; array.len()], None, 1)
+            .unwrap();
+        let grouped = groups.evaluate(EmitTo::All).unwrap();
+        let ScalarValue::Int64(Some(single)) = acc.evaluate().unwrap() else {
+            panic!("PROPCOUNT must be a non-NULL BIGINT");
+        };
+        assert_eq!(grouped.as_primitive::<Int64Type>().value(0), single);
+        single
+    }
+
+    #[test]
+    fn counts_each_input_type() {
+        assert_eq!(
+            count_of(Arc::new(Int32Array::from(vec![
+                Some(1),
+                None,
+                Some(1),
+                Some(2)
+            ]))),
+            2
+        );
+        assert_eq!(count_of(Arc::new(Int64Array::from(vec![-1, 1, -1]))), 2);
+        assert_eq!(
+            count_of(Arc::new(UInt64Array::from(vec![u64::MAX, 0, u64::MAX]))),
+            2
+        );
+        assert_eq!(
+            count_of(Arc::new(Float64Array::from(vec![
+                0.0,
+                -0.0,
+                f64::NAN,
+                -f64::NAN,
+                f64::from_bits(f64::NAN.to_bits() | 1),
+                1.5
+            ]))),
+            3
+        );
+        assert_eq!(
+            count_of(Arc::new(Float32Array::from(vec![0.5, 0.5, -0.0, 0.0]))),
+            2
+        );
+        assert_eq!(
+            count_of(Arc::new(BooleanArray::from(vec![
+                Some(true),
+                None,
+                Some(false),
+                Some(true)
+            ]))),
+            2
+        );
+        assert_eq!(
+            count_of(Arc::new(StringArray::from(vec![
+                Some("a"),
+                None,
+                Some("b"),
+                Some("a"),
+                Some("")
+            ]))),
+            3
+        );
+        assert_eq!(
+            count_of(Arc::new(StringViewArray::from(vec![
+                "a long string beyond the inline view length",
+                "a long string beyond the inline view length",
+                "short"
+            ]))),
+            2
+        );
+        let dictionary: DictionaryArray<Int32Type> = vec![Some("x"), None, Some("y"), Some("x")]
+            .into_iter()
+            .collect();
+        assert_eq!(count_of(Arc::new(dictionary)), 2);
+    }
+
+    #[test]
+    fn empty_and_all_null_is_zero() {
+        assert_eq!(
+            count_of(Arc::new(StringArray::from(Vec::<Option<&str>>::new()))),
+            0
+        );
+        assert_eq!(count_of(Arc::new(Int64Array::from(vec![None, None]))), 0);
+        let (mut acc, _) = accumulators(&DataType::Null);
+        assert_eq!(acc.evaluate().unwrap(), ScalarValue::Int64(Some(0)));
+    }
+
+    #[test]
+    fn dictionary_entries_shared_across_batches_are_not_double_counted() {
+        let (mut acc, _) = accumulators(&DataType::Dictionary(
+            Box::new(DataType::Int32),
+            Box::new(DataType::Utf8),
+        ));
+        let batch: DictionaryArray<Int32Type> = vec!["x", "y"].into_iter().collect();
+        let batch: ArrayRef = Arc::new(batch);
+        acc.update_batch(&[Arc::clone(&batch)]).unwrap();
+        acc.update_batch(&[batch.slice(1, 1)]).unwrap();
+        let plain: ArrayRef = Arc::new(StringArray::from(vec!["y", "z"]));
+        let lists = ListArray::try_new(
+            ValueKind::Text.list_field(),
+            OffsetBuffer::from_lengths([2]),
+            plain,
+            None,
+        )
+        .unwrap();
+        acc.merge_batch(&[Arc::new(lists)]).unwrap();
+        assert_eq!(acc.evaluate().unwrap(), ScalarValue::Int64(Some(3)));
+    }
+
+    #[test]
+    fn wrong_types_are_planning_errors() {
+        let err = PropCount::default()
+            .coerce_types(&[DataType::Date32])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "PROPCOUNT: argument 'x' must be a string, an integer, a float or a boolean, \
+                 found Date32"
+            ),
+            "{err}"
+        );
+    }
+
+    struct Batch {
+        values: ArrayRef,
+        groups: Vec<usize>,
+        filter: BooleanArray,
+    }
+
+    /// Values drawn from a small pool so groups repeat values, as text in `encoding` or as
+    /// floats (with both zeros and NaN) when `encoding` is `None`.
+    fn random_batches(
+        rng: &mut ChaCha8Rng,
+        num_groups: usize,
+        encoding: Option<&DataType>,
+    ) -> Vec<Batch> {
+        (0..rng.random_range(1..6))
+            .map(|_| {
+                let len = rng.random_range(0..300);
+                let values: ArrayRef = match encoding {
+                    None => Arc::new(Float64Array::from(
+                        (0..len)
+                            .map(|_| {
+                                rng.random_bool(0.8).then(|| match rng.random_range(0..12) {
+                                    0 => f64::NAN,
+                                    1 => -0.0,
+                                    v => f64::from(v),
+                                })
+                            })
+                            .collect::<Vec<_>>(),
+                    )),
+                    Some(encoding) => {
+                        let plain: StringArray = (0..len)
+                            .map(|_| {
+                                rng.random_bool(0.8)
+                                    .then(|| format!("value-{}", rng.random_range(0..40)))
+                            })
+                            .collect();
+                        cast(&plain, encoding).unwrap()
+                    }
+                };
+                Batch {
+                    values,
+                    groups: (0..len).map(|_| rng.random_range(0..num_groups)).collect(),
+                    filter: (0..len)
+                        .map(|_| rng.random_bool(0.9).then(|| rng.random_bool(0.85)))
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Distinct values by their display text, with -0 read as 0 and every NaN as one.
+    fn naive(batches: &[Batch], num_groups: usize) -> Vec<i64> {
+        let mut sets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); num_groups];
+        for batch in batches {
+            let plain = cast(&batch.values, &DataType::Utf8).unwrap();
+            let plain = plain.as_string::<i32>();
+            for row in 0..plain.len() {
+                if plain.is_valid(row) && batch.filter.is_valid(row) && batch.filter.value(row) {
+                    let value = plain.value(row);
+                    let text = match value.strip_prefix('-') {
+                        Some(zero @ ("0" | "0.0")) => zero.to_string(),
+                        _ => value.to_string(),
+                    };
+                    sets[batch.groups[row]].insert(text);
+                }
+            }
+        }
+        sets.iter().map(|s| s.len() as i64).collect()
+    }
+
+    fn encodings() -> Vec<Option<DataType>> {
+        vec![
+            None,
+            Some(DataType::Utf8),
+            Some(DataType::Utf8View),
+            Some(DataType::Dictionary(
+                Box::new(DataType::Int32),
+                Box::new(DataType::Utf8),
+            )),
+        ]
+    }
+
+    fn counts(array: &ArrayRef) -> Vec<i64> {
+        array.as_primitive::<Int64Type>().values().to_vec()
+    }
+
+    #[test]
+    fn groups_accumulator_matches_naive() {
+        let mut rng = ChaCha8Rng::seed_from_u64(41);
+        for encoding in encodings() {
+            for _ in 0..20 {
+                let num_groups = rng.random_range(1..200);
+                let batches = random_batches(&mut rng, num_groups, encoding.as_ref());
+                let (_, mut groups) = accumulators(batches[0].values.data_type());
+                for batch in &batches {
+                    groups
+                        .update_batch(
+                            &[Arc::clone(&batch.values)],
+                            &batch.groups,
+                            Some(&batch.filter),
+                            num_groups,
+                        )
+                        .unwrap();
+                }
+                let split = num_groups / 3;
+                let mut result = counts(&groups.evaluate(EmitTo::First(split)).unwrap());
+                result.extend(counts(&groups.evaluate(EmitTo::All).unwrap()));
+                assert_eq!(result, naive(&batches, num_groups));
+                assert!(groups.size() < 1_000_000);
+            }
+        }
+    }
+
+    #[test]
+    fn accumulator_and_groups_accumulator_merge_each_other() {
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        for encoding in encodings() {
+            for _ in 0..10 {
+                let num_groups = rng.random_range(1..20);
+                let batches = random_batches(&mut rng, num_groups, encoding.as_ref());
+                let input_type = batches[0].values.data_type().clone();
+                let expected = naive(&batches, num_groups);
+                let (_, mut groups) = accumulators(&input_type);
+                let (_, mut via_convert) = accumulators(&input_type);
+                let mut singles: Vec<Box<dyn Accumulator>> = (0..num_groups)
+                    .map(|_| accumulators(&input_type).0)
+                    .collect();
+                for batch in &batches {
+                    let args = [Arc::clone(&batch.values)];
+                    groups
+                        .update_batch(&args, &batch.groups, Some(&batch.filter), num_groups)
+                        .unwrap();
+                    let state = via_convert
+                        .convert_to_state(&args, Some(&batch.filter))
+                        .unwrap();
+                    via_convert
+                        .merge_batch(&state, &batch.groups, num_groups)
+                        .unwrap();
+                    for (group, acc) in singles.iter_mut().enumerate() {
+                        let mask: BooleanArray = (0..batch.groups.len())
+                            .map(|r| {
+                                Some(
+                                    batch.groups[r] == group
+                                        && batch.filter.is_valid(r)
+                                        && batch.filter.value(r),
+                                )
+                            })
+                            .collect();
+                        acc.update_batch(&[filter(&batch.values, &mask).unwrap()])
+                            .unwrap();
+                    }
+                }
+                // emit the groups' states in two parts, as a streaming aggregate does
+                let split = num_groups / 2;
+                let mut state = groups.state(EmitTo::First(split)).unwrap();
+                let rest = groups.state(EmitTo::All).unwrap();
+                state = vec![
+                    datafusion::arrow::compute::concat(&[state[0].as_ref(), rest[0].as_ref()])
+                        .unwrap(),
+                ];
+                for (group, acc) in singles.iter_mut().enumerate() {
+                    let (mut merged, _) = accumulators(&input_type);
+                    merged.merge_batch(&[state[0].slice(group, 1)]).unwrap();
+                    let own = acc.state().unwrap()[0].to_array().unwrap();
+                    merged.merge_batch(&[own]).unwrap();
+                    assert_eq!(
+                        merged.evaluate().unwrap(),
+                        ScalarValue::Int64(Some(expected[group]))
+                    );
+                    assert_eq!(
+                        acc.evaluate().unwrap(),
+                        ScalarValue::Int64(Some(expected[group]))
+                    );
+                }
+                let states: Vec<ScalarValue> = singles
+                    .iter_mut()
+                    .map(|acc| acc.state().unwrap()[0].clone())
+                    .collect();
+                let stacked = ScalarValue::iter_to_array(states).unwrap();
+                let order: Vec<usize> = (0..num_groups).collect();
+                via_convert
+                    .merge_batch(&[stacked], &order, num_groups)
+                    .unwrap();
+                assert_eq!(
+                    counts(&via_convert.evaluate(EmitTo::All).unwrap()),
+                    expected
+                );
+            }
+        }
+    }
+}
