@@ -66,7 +66,10 @@ fn table_format_and_timing_line() {
         "+--------+\n| answer |\n+--------+\n| 42     |\n+--------+\n"
     );
     let err = stderr(&output);
-    assert!(err.starts_with("1 row in ") && err.ends_with(" s\n"), "{err}");
+    assert!(
+        err.starts_with("1 row in ") && err.ends_with(" s\n"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -85,16 +85,18 @@ mod tests {
         let mut seen = HashSet::new();
         let window = all_default_window_functions();
         let aggregate = all_default_aggregate_functions();
-        let names = window
-            .iter()
-            .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().to_vec()))
-            .chain(
-                aggregate
-                    .iter()
-                    .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().to_vec())),
-            );
+        let names =
+            window
+                .iter()
+                .flat_map(|f| std::iter::once(f.name().to_string()).chain(f.aliases().to_vec()))
+                .chain(aggregate.iter().flat_map(|f| {
+                    std::iter::once(f.name().to_string()).chain(f.aliases().to_vec())
+                }));
         for name in names {
-            assert!(seen.insert(name.to_lowercase()), "duplicate function name {name}");
+            assert!(
+                seen.insert(name.to_lowercase()),
+                "duplicate function name {name}"
+            );
         }
     }
 
@@ -102,10 +104,18 @@ mod tests {
     #[test]
     fn every_function_is_documented() {
         for f in all_default_window_functions() {
-            assert!(f.documentation().is_some(), "{} has no documentation", f.name());
+            assert!(
+                f.documentation().is_some(),
+                "{} has no documentation",
+                f.name()
+            );
         }
         for f in all_default_aggregate_functions() {
-            assert!(f.documentation().is_some(), "{} has no documentation", f.name());
+            assert!(
+                f.documentation().is_some(),
+                "{} has no documentation",
+                f.name()
+            );
         }
     }
 }
