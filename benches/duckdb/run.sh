@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark of issue 7 in one command, from a fresh clone:
+#   bash benches/duckdb/run.sh [--events 10M,50M] [--runs 3] [--memory-limit 2g] [--check-only]
+# Makes a virtual environment with DuckDB (from PyPI) and the lakes in a cache directory outside
+# the clone, installs /usr/bin/time if it is missing, builds the release binaries and runs
+# compare.py with these arguments (see `--help`). Results: stdout and <cache>/results/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/sessionlake-bench"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sessionlake-target}"
+mkdir -p "$CACHE"
+
+if [ ! -x /usr/bin/time ]; then
+    echo "== installing /usr/bin/time (apt-get install -y time)" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq time
+fi
+
+VENV="$CACHE/venv"
+if ! "$VENV/bin/python" -c "import duckdb" 2>/dev/null; then
+    echo "== virtual environment with duckdb in $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet duckdb
+fi
+
+exec "$VENV/bin/python" benches/duckdb/compare.py --python "$VENV/bin/python" "$@"
