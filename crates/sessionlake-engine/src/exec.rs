@@ -6,27 +6,39 @@
 //! same result whatever the number of partitions. Each partition buffers its input under a
 //! memory reservation, finds its sessions ([`crate::assign`]) and then emits either the input
 //! batches with five session columns appended (`events`) or one row per session (`sessions`).
+//!
+//! When the memory pool refuses to hold a partition, the partition spills: its rows are split
+//! by a hash of the user into [`SPILL_BUCKETS`] files on disk (a grace hash partitioning, so
+//! each bucket still holds every event of its users) and the buckets are sessionized one at a
+//! time. Only a bucket, not the partition, then has to fit in memory.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{Result, internal_err};
+use datafusion::common::{DataFusionError, Result, internal_err};
+use datafusion::execution::SpillFile;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet, SpillMetrics,
+};
+use datafusion::physical_plan::spill::SpillManager;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
     PlanProperties,
 };
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use sessionlake_functions::time_unit::ticks_to_ms;
 
 use crate::assign::{
@@ -253,18 +265,29 @@ impl ExecutionPlan for SessionizeExec {
     ) -> Result<SendableRecordBatchStream> {
         let input = self.input.execute(partition, Arc::clone(&context))?;
         let reservation = MemoryConsumer::new(format!("SessionizeExec[{partition}]"))
+            .with_can_spill(true)
             .register(context.memory_pool());
         let baseline = BaselineMetrics::new(&self.metrics, partition);
-        let task = PartitionTask {
+        let spill_manager = SpillManager::new(
+            context.runtime_env(),
+            SpillMetrics::new(&self.metrics, partition),
+            input.schema(),
+        );
+        let task = Arc::new(PartitionTask {
             columns: self.columns.clone(),
             rules: self.rules.clone(),
             output: self.output,
             schema: Arc::clone(&self.schema),
-            batch_size: context.session_config().batch_size(),
-        };
-        let batches = futures::stream::once(task.run(input, reservation, baseline))
-            .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-            .try_flatten();
+            batch_size: context.session_config().batch_size().max(1),
+            reservation,
+            spill_manager,
+            baseline,
+        });
+        let batches = futures::stream::once(async move {
+            let buffered = task.buffer(input).await?;
+            Ok::<_, DataFusionError>(task.emit(buffered))
+        })
+        .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             batches,
@@ -276,6 +299,23 @@ impl ExecutionPlan for SessionizeExec {
     }
 }
 
+/// How many files a partition that does not fit in memory is split into, by user.
+pub const SPILL_BUCKETS: usize = 64;
+
+/// The seed of the bucket hash: not the repartitioning's own, whose hashes of the users of one
+/// partition all agree modulo the partition count.
+const SPILL_HASH_SEED: u64 = 0x5e55_10a4_e5b1_c7e7;
+
+/// A partition's input, once read.
+enum Buffered {
+    /// Every batch, held under the reservation.
+    InMemory(Vec<RecordBatch>),
+    /// The files of each non-empty bucket; a bucket holds every event of its users.
+    Spilled(Vec<Arc<dyn SpillFile>>),
+}
+
+type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
 /// The work of one partition.
 struct PartitionTask {
     columns: BoundColumns,
@@ -283,36 +323,136 @@ struct PartitionTask {
     output: SessionOutput,
     schema: SchemaRef,
     batch_size: usize,
+    reservation: MemoryReservation,
+    spill_manager: SpillManager,
+    baseline: BaselineMetrics,
 }
 
 impl PartitionTask {
-    async fn run(
-        self,
-        mut input: SendableRecordBatchStream,
-        reservation: MemoryReservation,
-        baseline: BaselineMetrics,
-    ) -> Result<Vec<RecordBatch>> {
+    /// Reads the whole input: in memory while the pool allows it, else into spill buckets.
+    async fn buffer(&self, mut input: SendableRecordBatchStream) -> Result<Buffered> {
         let mut batches = Vec::new();
-        let mut rows = 0;
+        let mut buckets = Vec::new();
+        buckets.resize_with(SPILL_BUCKETS, || None);
+        let mut hashes = Vec::new();
+        let state = RandomState::with_seed(SPILL_HASH_SEED);
+        // appends each row of a batch to the spill file of its user's bucket
+        let mut spill = |batch: &RecordBatch| -> Result<()> {
+            hashes.clear();
+            hashes.resize(batch.num_rows(), 0);
+            create_hashes([batch.column(self.columns.user)], &state, &mut hashes)?;
+            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); SPILL_BUCKETS];
+            for (row, hash) in hashes.iter().enumerate() {
+                rows[(*hash % SPILL_BUCKETS as u64) as usize].push(row as u32);
+            }
+            for (bucket, rows) in buckets.iter_mut().zip(rows) {
+                if rows.is_empty() {
+                    continue;
+                }
+                let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+                let file = match bucket {
+                    Some(file) => file,
+                    None => bucket.insert(
+                        self.spill_manager
+                            .create_in_progress_file("SessionizeExec spill")?,
+                    ),
+                };
+                file.append_batch(&part)?;
+            }
+            Ok(())
+        };
+        let mut spilling = false;
         while let Some(batch) = input.next().await {
             let batch = batch?;
-            rows += batch.num_rows();
-            reservation.try_grow(
-                batch.get_array_memory_size() + batch.num_rows() * WORKING_BYTES_PER_ROW,
-            )?;
-            batches.push(batch);
+            if !spilling {
+                let needed =
+                    batch.get_array_memory_size() + batch.num_rows() * WORKING_BYTES_PER_ROW;
+                match self.reservation.try_grow(needed) {
+                    Ok(()) => {
+                        batches.push(batch);
+                        continue;
+                    }
+                    Err(e) if is_resources_exhausted(&e) => {
+                        spilling = true;
+                        for held in std::mem::take(&mut batches) {
+                            spill(&held)?;
+                        }
+                        self.reservation.free();
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            spill(&batch)?;
         }
-        let timer = baseline.elapsed_compute().timer();
-        let assignment = assign_sessions(&batches, &self.columns, &self.rules)?;
-        reservation.try_grow(assignment.size())?;
+        if !spilling {
+            return Ok(Buffered::InMemory(batches));
+        }
+        let mut files = Vec::with_capacity(SPILL_BUCKETS);
+        for bucket in buckets.iter_mut().flatten() {
+            if let Some(file) = bucket.finish()? {
+                files.push(file);
+            }
+        }
+        Ok(Buffered::Spilled(files))
+    }
+
+    /// The output stream: the whole partition at once, or one spilled bucket at a time.
+    fn emit(self: Arc<Self>, buffered: Buffered) -> BatchStream {
+        match buffered {
+            Buffered::InMemory(batches) => Box::pin(
+                futures::stream::once(async move { self.process(&batches) })
+                    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+                    .try_flatten(),
+            ),
+            Buffered::Spilled(buckets) => Box::pin(
+                futures::stream::iter(buckets)
+                    .then(move |file| Arc::clone(&self).process_bucket(file))
+                    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
+                    .try_flatten(),
+            ),
+        }
+    }
+
+    /// Reads one spilled bucket back and sessionizes it.
+    async fn process_bucket(self: Arc<Self>, file: Arc<dyn SpillFile>) -> Result<Vec<RecordBatch>> {
+        let mut parts = Vec::new();
+        let mut stream = self.spill_manager.read_spill_as_stream(file, None)?;
+        while let Some(batch) = stream.next().await {
+            parts.push(batch?);
+        }
+        let bucket = compact_views(&concat_batches(self.spill_manager.schema(), &parts)?)?;
+        drop(parts);
+        let needed = bucket.get_array_memory_size() + bucket.num_rows() * WORKING_BYTES_PER_ROW;
+        if let Err(e) = self.reservation.try_grow(needed) {
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "sessionize: 1/{SPILL_BUCKETS} of a partition's users ({} rows, {needed} bytes \
+                 to sessionize) does not fit in memory; raise the memory limit or \
+                 datafusion.execution.target_partitions ({})",
+                bucket.num_rows(),
+                e.strip_backtrace()
+            )));
+        }
+        let chunks: Vec<RecordBatch> = (0..bucket.num_rows())
+            .step_by(self.batch_size)
+            .map(|offset| bucket.slice(offset, self.batch_size.min(bucket.num_rows() - offset)))
+            .collect();
+        let output = self.process(&chunks);
+        self.reservation.free();
+        output
+    }
+
+    /// Finds the sessions of `batches`, which hold every event of their users.
+    fn process(&self, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+        let timer = self.baseline.elapsed_compute().timer();
+        let assignment = assign_sessions(batches, &self.columns, &self.rules)?;
+        self.reservation.try_grow(assignment.size())?;
         let output = match self.output {
-            SessionOutput::Events => self.events(&batches, &assignment)?,
-            SessionOutput::Sessions => self.sessions(&batches, &assignment)?,
+            SessionOutput::Events => self.events(batches, &assignment)?,
+            SessionOutput::Sessions => self.sessions(batches, &assignment)?,
         };
         timer.done();
         let output_rows: usize = output.iter().map(RecordBatch::num_rows).sum();
-        baseline.record_output(output_rows);
-        debug_assert!(self.output == SessionOutput::Sessions || output_rows == rows);
+        self.baseline.record_output(output_rows);
         Ok(output)
     }
 
@@ -367,4 +507,25 @@ impl PartitionTask {
         }
         Ok(output)
     }
+}
+
+/// Whether `error` says the memory pool is full (possibly wrapped in context).
+fn is_resources_exhausted(error: &DataFusionError) -> bool {
+    matches!(error.find_root(), DataFusionError::ResourcesExhausted(_))
+}
+
+/// Copies the strings of view columns into buffers of their own: batches read back from a spill
+/// file share one buffer per file block, which would otherwise stay alive (and be counted) for
+/// every column that points into it.
+fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|column| match column.data_type() {
+            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
+            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
+            _ => Arc::clone(column),
+        })
+        .collect();
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
