@@ -210,3 +210,49 @@ fn a_closed_stdout_is_success() {
     assert_eq!(&first, b"value\n");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+#[test]
+fn memory_limit_bounds_execution() {
+    let bad = sessionlake(&["-m", "2x", "-c", "SELECT 1"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("'2x' is not a size"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let zero = sessionlake(&["--memory-limit", "0", "-c", "SELECT 1"]);
+    assert_eq!(zero.status.code(), Some(2));
+
+    let limited = sessionlake(&[
+        "-q",
+        "--format",
+        "csv",
+        "--memory-limit",
+        "256m",
+        "-c",
+        EVENTS,
+        "-c",
+        "SELECT user_id, duration_ms, event_count FROM sessions('events') ORDER BY user_id",
+    ]);
+    assert_eq!(limited.status.code(), Some(0), "{}", stderr(&limited));
+    assert_eq!(
+        stdout(&limited),
+        "user_id,duration_ms,event_count\na,1200000,2\nb,0,1\n"
+    );
+
+    // far too little memory: the query fails with DataFusion's error, not a crash
+    let starved = sessionlake(&[
+        "-q",
+        "-m",
+        "1k",
+        "-c",
+        "SELECT value % 1000 AS k, count(*) FROM generate_series(1, 1000000) GROUP BY 1 ORDER BY 1",
+    ]);
+    assert_eq!(starved.status.code(), Some(1), "{}", stderr(&starved));
+    assert!(
+        stderr(&starved).contains("Resources exhausted"),
+        "{}",
+        stderr(&starved)
+    );
+}

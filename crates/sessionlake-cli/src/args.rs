@@ -35,6 +35,11 @@ pub struct Args {
     /// Partitions a query runs on (DataFusion's `target_partitions`; default: the core count).
     #[arg(long, value_name = "N")]
     pub partitions: Option<usize>,
+
+    /// Memory for query execution, e.g. `2g`, `512m` (DataFusion's fair spill pool; operators
+    /// that can spill, such as sorts, spill to disk beyond it; default: no limit).
+    #[arg(short = 'm', long = "memory-limit", value_name = "SIZE", value_parser = parse_memory_limit)]
+    pub memory_limit: Option<usize>,
 }
 
 /// The printed formats.
@@ -66,6 +71,38 @@ fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
     text.parse::<usize>()
         .map(MaxRows::Limited)
         .map_err(|_| format!("'{text}' is not a row count or 'inf'"))
+}
+
+/// Parses a byte count with an optional binary suffix: `1048576`, `512k`, `512m`, `2g`, `1t`
+/// (case-insensitive, an optional trailing `b` or `ib` allowed: `2GiB`, `512mb`).
+pub fn parse_memory_limit(text: &str) -> Result<usize, String> {
+    let invalid = || format!("'{text}' is not a size such as 2g, 512m or 1048576");
+    let lower = text.trim().to_ascii_lowercase();
+    let unit_part = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match unit_part.chars().last() {
+        Some('k') => (&unit_part[..unit_part.len() - 1], 10),
+        Some('m') => (&unit_part[..unit_part.len() - 1], 20),
+        Some('g') => (&unit_part[..unit_part.len() - 1], 30),
+        Some('t') => (&unit_part[..unit_part.len() - 1], 40),
+        _ => (unit_part, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let bytes = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(1_usize << shift))
+        .ok_or_else(invalid)?;
+    if bytes == 0 {
+        return Err(format!(
+            "'{text}': the memory limit must be more than 0 bytes"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// A lake to register: a table name and the directory holding it.
@@ -135,6 +172,27 @@ mod tests {
                 .unwrap_err()
                 .contains("path is empty")
         );
+    }
+
+    #[test]
+    fn memory_limits_parse() {
+        assert_eq!(parse_memory_limit("2g").unwrap(), 2 << 30);
+        assert_eq!(parse_memory_limit("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_memory_limit("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_memory_limit("64kb").unwrap(), 64 << 10);
+        assert_eq!(parse_memory_limit("1048576").unwrap(), 1 << 20);
+        for bad in [
+            "",
+            "g",
+            "2x",
+            "-1g",
+            "1.5g",
+            "0",
+            "0m",
+            "99999999999999999999t",
+        ] {
+            assert!(parse_memory_limit(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

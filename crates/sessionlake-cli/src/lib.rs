@@ -6,13 +6,17 @@
 //! the `N rows in X s` lines go to stderr.
 
 use std::io::{IsTerminal, Read, Write};
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParser;
 
 pub mod args;
@@ -70,7 +74,7 @@ pub async fn run(args: Args) -> u8 {
         }
         config = config.with_target_partitions(partitions);
     }
-    let ctx = match sessionlake_engine::new_context_with_config(config) {
+    let ctx = match new_context(config, args.memory_limit) {
         Ok(ctx) => ctx,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -99,6 +103,23 @@ pub async fn run(args: Args) -> u8 {
         }
     }
     EXIT_OK
+}
+
+/// A context with sessionlake registered; with `memory_limit`, on a runtime whose memory pool is
+/// a [`FairSpillPool`](datafusion::execution::memory_pool::FairSpillPool) of that many bytes.
+fn new_context(config: SessionConfig, memory_limit: Option<usize>) -> Result<SessionContext> {
+    let Some(bytes) = memory_limit else {
+        return sessionlake_engine::new_context_with_config(config);
+    };
+    // the tracking wrapper names the largest consumers in a ResourcesExhausted error
+    const NAMED_CONSUMERS: NonZeroUsize = NonZeroUsize::new(5).expect("5 is not 0");
+    let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), NAMED_CONSUMERS);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(pool))
+        .build_arc()?;
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+    sessionlake_engine::register_all(&mut ctx)?;
+    Ok(ctx)
 }
 
 /// The SQL to run, in order: every `-c`, then every `-f`; stdin when neither is given and stdin
