@@ -8,10 +8,11 @@ run.sh passes its arguments here. For every lake size it:
    a marker file records the same generator arguments);
 2. runs every query of `queries/` once in sessionlake and in DuckDB and compares the results
    (rows sorted, numbers within 1e-9 relative); any difference exits with status 1 before
-   anything is timed;
+   anything else runs;
 3. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
    alternating sessionlake, DuckDB (and, for `totals`, DataFusion window SQL through the
-   sessionlake CLI), `--runs` times each;
+   sessionlake CLI), `--runs` times each, the check's run (also under /usr/bin/time) counting
+   as the first;
 4. optionally runs the sessionlake suite again with `--memory-limit`.
 
 It prints Markdown tables and writes them, with the raw runs as JSON, to
@@ -185,7 +186,9 @@ def differences(left: str, right: str) -> list[str]:
     return problems
 
 
-def check(engines: Engines, queries: list[str]) -> bool:
+def check(engines: Engines, queries: list[str], first_runs: dict) -> bool:
+    """Runs every query once per engine and compares; the runs are kept in `first_runs` as the
+    first timed run of each engine (they alternate like the others)."""
     ok = True
     pairs = [(q, "sessionlake", "duckdb") for q in queries]
     if ANCHOR in queries:
@@ -193,6 +196,12 @@ def check(engines: Engines, queries: list[str]) -> bool:
     for query, a, b in pairs:
         ra, rb = run_timed(engines.command(a, query)), run_timed(engines.command(b, query))
         for name, r in ((a, ra), (b, rb)):
+            kept = first_runs.setdefault(query, {})
+            if name not in kept:  # the anchor pair runs sessionlake a second time: keep one
+                kept[name] = [{k: v for k, v in r.items() if k != "stdout"}]
+        for name, r in ((a, ra), (b, rb)):
+            log(f"   {query:15} {name:12} check : {r['wall_s']:7.2f} s "
+                f"{(r['rss_kib'] or 0) / 1024:7.0f} MiB")
             if r["status"] != 0:
                 log(f"   {query}: {name} failed with status {r['status']}: {r['stderr']}")
                 ok = False
@@ -225,13 +234,16 @@ def fmt(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def time_suite(engines: Engines, queries: list[str], runs: int, anchor: bool) -> dict:
-    timings: dict[str, dict[str, list[dict]]] = {q: {} for q in queries}
+def time_suite(engines: Engines, queries: list[str], runs: int, anchor: bool,
+               first_runs: dict) -> dict:
+    """`runs` runs per engine and query, the first one being the correctness check's."""
+    timings: dict[str, dict[str, list[dict]]] = {
+        q: {e: list(r) for e, r in first_runs.get(q, {}).items()} for q in queries}
     for query in queries:
         engines_here = ["sessionlake", "duckdb"]
         if anchor and query == ANCHOR:
             engines_here.append("datafusion")
-        for i in range(runs):
+        for i in range(1, runs):
             for engine in engines_here:  # A B (C) A B (C) ...
                 r = run_timed(engines.command(engine, query))
                 r.pop("stdout")
@@ -321,7 +333,8 @@ def main() -> int:
     parser.add_argument("--events", default="10M,50M",
                         help="lake sizes, comma-separated, of: " + ", ".join(LAKES)
                         + " and sample (data/sample_lake, for a quick --check-only)")
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per engine and query")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="timed runs per engine and query, the correctness check's included")
     parser.add_argument("--queries", default=",".join(SUITE), help="comma-separated subset")
     parser.add_argument("--memory-limit", default="2g",
                         help="also run the sessionlake suite with this --memory-limit")
@@ -363,14 +376,15 @@ def main() -> int:
         lake = ensure_lake(gen, size)
         engines = Engines(sessionlake, args.python, lake, args.memory_limit)
         log(f"== {size}: correctness check (every query once per engine)")
-        if not check(engines, queries):
+        first_runs: dict = {}
+        if not check(engines, queries, first_runs):
             log("RESULTS DIFFER: not timing anything")
             return 1
         if args.check_only:
             continue
         startup = summary([run_timed([args.python, "-c", "import duckdb"]) for _ in range(3)])
         log(f"== {size}: timing, {args.runs} runs per engine, alternating")
-        timings = time_suite(engines, queries, args.runs, anchor=True)
+        timings = time_suite(engines, queries, args.runs, anchor=True, first_runs=first_runs)
         limited = None
         if args.memory_limit and size in args.limited_sizes.split(","):
             log(f"== {size}: sessionlake suite with --memory-limit {args.memory_limit}")
