@@ -477,35 +477,43 @@ impl PartitionTask {
         batches: &[RecordBatch],
         assignment: &Assignment,
     ) -> Result<Vec<RecordBatch>> {
-        let mut output = Vec::new();
-        for chunk in assignment.sessions.chunks(self.batch_size.max(1)) {
-            let first: Vec<(usize, usize)> = chunk
-                .iter()
-                .map(|s| assignment.locate(assignment.order[s.events.start]))
-                .collect();
-            let last: Vec<(usize, usize)> = chunk
-                .iter()
-                .map(|s| assignment.locate(assignment.order[s.events.end - 1]))
-                .collect();
-            let unit = self.columns.unit;
-            let int64 = |f: &dyn Fn(&crate::assign::SessionSpan) -> i64| -> Int64Array {
-                chunk.iter().map(f).map(Some).collect()
-            };
-            let mut columns: Vec<ArrayRef> = vec![
-                gather(batches, self.columns.user, &first)?,
-                Arc::new(int64(&|s| s.key)),
-                timestamp_array(int64(&|s| s.start), unit)?,
-                timestamp_array(int64(&|s| s.end), unit)?,
-                Arc::new(int64(&|s| ticks_to_ms(s.end.wrapping_sub(s.start), unit))),
-                Arc::new(int64(&|s| s.events.len() as i64)),
-            ];
-            if let Some(event_type) = self.columns.event_type {
-                columns.push(gather(batches, event_type, &first)?);
-                columns.push(gather(batches, event_type, &last)?);
-            }
-            output.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+        let sessions = &assignment.sessions;
+        if sessions.is_empty() {
+            return Ok(vec![]);
         }
-        Ok(output)
+        // Gather the first and last rows of every session in one pass per column, then slice:
+        // a gather per output chunk would scan every buffered batch once per chunk (for
+        // dictionaries, arrow rebuilds its key mapping on each call), quadratic in the
+        // partition's size.
+        let first: Vec<(usize, usize)> = sessions
+            .iter()
+            .map(|s| assignment.locate(assignment.order[s.events.start]))
+            .collect();
+        let last: Vec<(usize, usize)> = sessions
+            .iter()
+            .map(|s| assignment.locate(assignment.order[s.events.end - 1]))
+            .collect();
+        let unit = self.columns.unit;
+        let int64 = |f: &dyn Fn(&crate::assign::SessionSpan) -> i64| -> Int64Array {
+            sessions.iter().map(f).map(Some).collect()
+        };
+        let mut columns: Vec<ArrayRef> = vec![
+            gather(batches, self.columns.user, &first)?,
+            Arc::new(int64(&|s| s.key)),
+            timestamp_array(int64(&|s| s.start), unit)?,
+            timestamp_array(int64(&|s| s.end), unit)?,
+            Arc::new(int64(&|s| ticks_to_ms(s.end.wrapping_sub(s.start), unit))),
+            Arc::new(int64(&|s| s.events.len() as i64)),
+        ];
+        if let Some(event_type) = self.columns.event_type {
+            columns.push(gather(batches, event_type, &first)?);
+            columns.push(gather(batches, event_type, &last)?);
+        }
+        let all = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
+        Ok((0..all.num_rows())
+            .step_by(self.batch_size)
+            .map(|offset| all.slice(offset, self.batch_size.min(all.num_rows() - offset)))
+            .collect())
     }
 }
 
