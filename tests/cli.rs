@@ -256,3 +256,182 @@ fn memory_limit_bounds_execution() {
         stderr(&starved)
     );
 }
+
+/// Runs the binary in `dir` (relative output paths land there).
+fn sessionlake_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sessionlake"))
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the sessionlake binary runs")
+}
+
+/// The names in `dir`, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn output_file_gets_the_results_and_stdout_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = sessionlake_in(
+        dir.path(),
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-o",
+            "out.csv",
+            "-c",
+            EVENTS,
+            "-c",
+            "SELECT user_id, event_count FROM sessions('events') ORDER BY 1",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.csv")).expect("out.csv"),
+        "user_id,event_count\na,2\nb,1\n"
+    );
+    assert_eq!(listing(dir.path()), ["out.csv"]);
+}
+
+#[test]
+fn parquet_output_reads_back_equal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let query = "SELECT user_id, session_start, duration_ms FROM sessions('events') ORDER BY 1";
+    let written = sessionlake_in(
+        dir.path(),
+        &[
+            "-q",
+            "--format",
+            "parquet",
+            "-o",
+            "s.parquet",
+            "-c",
+            EVENTS,
+            "-c",
+            query,
+        ],
+    );
+    assert_eq!(written.status.code(), Some(0), "{}", stderr(&written));
+    let direct = sessionlake_in(
+        dir.path(),
+        &["-q", "--format", "csv", "-c", EVENTS, "-c", query],
+    );
+    let read_back = sessionlake_in(
+        dir.path(),
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "CREATE EXTERNAL TABLE s STORED AS PARQUET LOCATION 's.parquet'",
+            "-c",
+            "SELECT * FROM s ORDER BY 1",
+        ],
+    );
+    assert_eq!(read_back.status.code(), Some(0), "{}", stderr(&read_back));
+    assert_eq!(stdout(&read_back), stdout(&direct));
+    assert!(
+        stdout(&direct).contains("a,2024-01-01T10:00:00Z,1200000"),
+        "{}",
+        stdout(&direct)
+    );
+}
+
+#[test]
+fn a_failed_run_leaves_no_output_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("keep.csv"), "old\n").expect("write");
+    for (format, args) in [
+        ("csv", vec!["-c", "SELECT 1 AS x", "-c", "SELEC 2"]),
+        (
+            "parquet",
+            vec!["-c", "SELECT 1 AS x", "-c", "SELECT 2 AS y"],
+        ),
+        ("parquet", vec!["-c", "CREATE TABLE t (x INT)"]),
+    ] {
+        let mut all = vec!["-q", "--format", format, "-o", "keep.csv"];
+        all.extend(args);
+        let output = sessionlake_in(dir.path(), &all);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{format}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("keep.csv")).expect("keep.csv"),
+            "old\n",
+            "{format}: the previous file is untouched"
+        );
+        assert_eq!(
+            listing(dir.path()),
+            ["keep.csv"],
+            "{format}: no temporary file is left"
+        );
+    }
+    let second = sessionlake_in(
+        dir.path(),
+        &[
+            "--format",
+            "parquet",
+            "-o",
+            "two.parquet",
+            "-c",
+            "SELECT 1 AS x; SELECT 2 AS y",
+        ],
+    );
+    assert!(
+        stderr(&second).contains("-o two.parquet: a Parquet file holds one result"),
+        "{}",
+        stderr(&second)
+    );
+}
+
+#[test]
+fn rc_file_runs_first() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("setup.sql"),
+        "\\pset format csv\n\\quiet on\nSET sessionlake.gap = '1 hour';\n",
+    )
+    .expect("write");
+    let query = "SELECT count(*) AS n FROM sessions('events')";
+    let with_rc = sessionlake_in(dir.path(), &["-r", "setup.sql", "-c", EVENTS, "-c", query]);
+    assert_eq!(with_rc.status.code(), Some(0), "{}", stderr(&with_rc));
+    // a gap of one hour joins user a's two events, 20 minutes apart: 2 sessions, not 3
+    assert_eq!(stdout(&with_rc), "n\n2\n");
+    assert_eq!(stderr(&with_rc), "output format is csv\nquiet mode on\n");
+
+    // the default rc file is ~/.sessionlakerc
+    std::fs::write(dir.path().join(".sessionlakerc"), "\\pset format tsv\n").expect("write");
+    let default_rc = sessionlake_in(dir.path(), &["-q", "-c", "SELECT 1 AS a, 2 AS b"]);
+    assert_eq!(stdout(&default_rc), "a\tb\n1\t2\n");
+
+    // an error in the rc file names the file and line, and nothing else runs
+    std::fs::write(dir.path().join("bad.sql"), "SELECT 1;\nSELEC 2;\n").expect("write");
+    let bad = sessionlake_in(dir.path(), &["-q", "-r", "bad.sql", "-c", "SELECT 'never'"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).starts_with("Error: bad.sql:2: "),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!stdout(&bad).contains("never"));
+}

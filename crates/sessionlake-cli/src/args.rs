@@ -20,9 +20,19 @@ pub struct Args {
     #[arg(long = "lake", value_name = "NAME=PATH")]
     pub lakes: Vec<String>,
 
-    /// How results are printed on stdout.
+    /// How results are printed (`parquet` only with `-o`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+
+    /// Write results to this file instead of stdout. The file appears only when every statement
+    /// succeeded (it is written beside and renamed into place), so it is never half-written.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Run this file's statements and backslash commands first (default: `~/.sessionlakerc` if
+    /// it exists).
+    #[arg(short = 'r', long = "rc", value_name = "FILE")]
+    pub rc: Option<PathBuf>,
 
     /// Print no `N rows in X s` line after each result.
     #[arg(short = 'q', long)]
@@ -55,6 +65,22 @@ pub enum OutputFormat {
     Json,
     /// One JSON object per line.
     NdJson,
+    /// A Parquet file (only with `-o FILE`; holds one result).
+    Parquet,
+}
+
+impl OutputFormat {
+    /// The name used on the command line and by `\pset format`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Csv => "csv",
+            Self::Tsv => "tsv",
+            Self::Json => "json",
+            Self::NdJson => "nd-json",
+            Self::Parquet => "parquet",
+        }
+    }
 }
 
 /// How many rows the table format shows.
@@ -64,7 +90,7 @@ pub enum MaxRows {
     Unlimited,
 }
 
-fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
+pub fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
     if text.eq_ignore_ascii_case("inf") {
         return Ok(MaxRows::Unlimited);
     }

@@ -5,24 +5,28 @@
 //! when a statement fails, [`EXIT_USAGE`] for bad arguments. Results go to stdout; errors and
 //! the `N rows in X s` lines go to stderr.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use clap::Parser;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::Result;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
 
 pub mod args;
+pub mod command;
 pub mod print;
+pub mod progress;
+pub mod repl;
+pub mod script;
+pub mod shell;
 
-use args::{Args, LakeArg};
+use args::{Args, LakeArg, OutputFormat};
+use shell::{Failure, Flow, PrintOptions, Shell, Sink, Source};
 
 /// Success, including a closed stdout.
 pub const EXIT_OK: u8 = 0;
@@ -53,56 +57,127 @@ pub async fn run(args: Args) -> u8 {
         .collect::<Result<Vec<_>, _>>()
     {
         Ok(lakes) => lakes,
-        Err(message) => {
-            eprintln!("sessionlake: {message}");
-            return EXIT_USAGE;
-        }
+        Err(message) => return usage_error(&message),
     };
     let scripts = match gather_scripts(&args) {
         Ok(scripts) => scripts,
-        Err(message) => {
-            eprintln!("sessionlake: {message}");
-            return EXIT_USAGE;
+        Err(message) => return usage_error(&message),
+    };
+    let rc = match read_rc(args.rc.as_deref()) {
+        Ok(rc) => rc,
+        Err(message) => return usage_error(&message),
+    };
+    let sink = match (&args.output, args.format) {
+        (Some(path), _) => match Sink::file(path) {
+            Ok(sink) => sink,
+            Err(message) => return usage_error(&message),
+        },
+        (None, OutputFormat::Parquet) => {
+            return usage_error("--format parquet writes a file: give one with -o FILE");
         }
+        (None, _) => Sink::stdout(),
     };
 
     let mut config = sessionlake_engine::session_config();
     if let Some(partitions) = args.partitions {
         if partitions == 0 {
-            eprintln!("sessionlake: --partitions must be at least 1");
-            return EXIT_USAGE;
+            return usage_error("--partitions must be at least 1");
         }
         config = config.with_target_partitions(partitions);
     }
     let ctx = match new_context(config, args.memory_limit) {
         Ok(ctx) => ctx,
         Err(e) => {
-            eprintln!("Error: {e}");
+            eprintln!("Error: {}", e.strip_backtrace());
             return EXIT_QUERY;
         }
     };
     for lake in &lakes {
         if let Err(e) = register_lake(&ctx, lake).await {
-            eprintln!(
-                "sessionlake: --lake {}={}: {e}",
+            return usage_error(&format!(
+                "--lake {}={}: {e}",
                 lake.name,
                 lake.path.display()
-            );
-            return EXIT_USAGE;
+            ));
         }
     }
 
-    for script in &scripts {
-        match run_script(&ctx, script, &args).await {
-            Ok(()) => {}
-            Err(Failure::BrokenPipe) => return EXIT_OK,
-            Err(Failure::Query(e)) => {
-                eprintln!("Error: {e}");
-                return EXIT_QUERY;
-            }
+    let options = PrintOptions {
+        format: args.format,
+        max_rows: args.maxrows,
+        quiet: args.quiet,
+    };
+    let mut shell = Shell::new(ctx, options, sink);
+    let code = run_all(&mut shell, rc, scripts).await;
+    if code != EXIT_OK {
+        return code;
+    }
+    match shell.finish() {
+        Ok(()) => EXIT_OK,
+        Err(failure) => report(failure),
+    }
+}
+
+/// The rc file, then the scripts, or the REPL when there are none.
+async fn run_all(
+    shell: &mut Shell,
+    rc: Option<(String, Source)>,
+    scripts: Option<Vec<(String, Source)>>,
+) -> u8 {
+    if let Some((text, source)) = rc {
+        match shell.run_script(&text, &source).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Quit) => return EXIT_OK,
+            Err(failure) => return report(failure),
+        }
+    }
+    let Some(scripts) = scripts else {
+        return repl::run(shell).await;
+    };
+    for (text, source) in &scripts {
+        match shell.run_script(text, source).await {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Quit) => break,
+            Err(failure) => return report(failure),
         }
     }
     EXIT_OK
+}
+
+/// Prints a failure and gives its exit code.
+fn report(failure: Failure) -> u8 {
+    match failure {
+        Failure::BrokenPipe => EXIT_OK,
+        Failure::Error(message) => {
+            eprintln!("Error: {message}");
+            EXIT_QUERY
+        }
+    }
+}
+
+fn usage_error(message: &str) -> u8 {
+    eprintln!("sessionlake: {message}");
+    EXIT_USAGE
+}
+
+/// The rc file's text: the `-r` file (which must exist), else `~/.sessionlakerc` if it exists.
+fn read_rc(explicit: Option<&Path>) -> Result<Option<(String, Source)>, String> {
+    if let Some(path) = explicit {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read -r {}: {e}", path.display()))?;
+        return Ok(Some((text, Source::File(path.to_path_buf()))));
+    }
+    let Some(path) = dirs::home_dir().map(|home| home.join(".sessionlakerc")) else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((
+            text,
+            Source::File(PathBuf::from("~/.sessionlakerc")),
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read ~/.sessionlakerc: {e}")),
+    }
 }
 
 /// A context with sessionlake registered; with `memory_limit`, on a runtime whose memory pool is
@@ -122,30 +197,31 @@ fn new_context(config: SessionConfig, memory_limit: Option<usize>) -> Result<Ses
     Ok(ctx)
 }
 
-/// The SQL to run, in order: every `-c`, then every `-f`; stdin when neither is given and stdin
-/// is not a terminal.
-fn gather_scripts(args: &Args) -> Result<Vec<String>, String> {
-    let mut scripts = args.commands.clone();
+/// The scripts to run, in order: every `-c`, then every `-f`; stdin when neither is given and
+/// stdin is not a terminal; `None` (the REPL) when neither is given and stdin is a terminal.
+/// Files are read before anything runs, so a missing one changes nothing.
+fn gather_scripts(args: &Args) -> Result<Option<Vec<(String, Source)>>, String> {
+    let mut scripts: Vec<(String, Source)> = args
+        .commands
+        .iter()
+        .map(|command| (command.clone(), Source::Command))
+        .collect();
     for file in &args.files {
         if file == Path::new("-") {
-            scripts.push(read_stdin()?);
+            scripts.push((read_stdin()?, Source::Stdin));
         } else {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read -f {}: {e}", file.display()))?;
-            scripts.push(text);
+            scripts.push((text, Source::File(file.clone())));
         }
     }
     if scripts.is_empty() {
         if std::io::stdin().is_terminal() {
-            return Err(
-                "nothing to run: give SQL with -c \"...\" or -f FILE (the interactive shell is \
-                 not part of this build)"
-                    .to_string(),
-            );
+            return Ok(None);
         }
-        scripts.push(read_stdin()?);
+        scripts.push((read_stdin()?, Source::Stdin));
     }
-    Ok(scripts)
+    Ok(Some(scripts))
 }
 
 fn read_stdin() -> Result<String, String> {
@@ -172,71 +248,5 @@ async fn register_lake(ctx: &SessionContext, lake: &LakeArg) -> Result<(), Strin
         location.replace('\'', "''")
     );
     ctx.sql(&sql).await.map_err(|e| e.strip_backtrace())?;
-    Ok(())
-}
-
-enum Failure {
-    BrokenPipe,
-    Query(DataFusionError),
-}
-
-impl From<DataFusionError> for Failure {
-    fn from(e: DataFusionError) -> Self {
-        if is_broken_pipe(&e) {
-            Failure::BrokenPipe
-        } else {
-            Failure::Query(e)
-        }
-    }
-}
-
-fn is_broken_pipe(e: &DataFusionError) -> bool {
-    match e {
-        DataFusionError::IoError(io) => io.kind() == std::io::ErrorKind::BrokenPipe,
-        DataFusionError::ArrowError(arrow, _) => {
-            matches!(arrow.as_ref(), datafusion::arrow::error::ArrowError::IoError(_, io)
-                if io.kind() == std::io::ErrorKind::BrokenPipe)
-        }
-        DataFusionError::Context(_, inner) => is_broken_pipe(inner),
-        _ => false,
-    }
-}
-
-/// Runs every statement of `script` in order and prints each result.
-async fn run_script(ctx: &SessionContext, script: &str, args: &Args) -> Result<(), Failure> {
-    let statements = DFParser::parse_sql(script)?;
-    for statement in statements {
-        let started = Instant::now();
-        let state = ctx.state();
-        let plan = state.statement_to_plan(statement).await?;
-        let frame = ctx.execute_logical_plan(plan).await?;
-        let schema = frame.schema().inner().clone();
-        let batches = frame.collect().await?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        // statements such as CREATE and SET return no columns: nothing to print
-        if schema.fields().is_empty() {
-            continue;
-        }
-        // formatted in memory first, so that a closed stdout shows as a plain I/O error
-        let mut text = Vec::new();
-        print::print_batches(&mut text, &schema, &batches, args.format, args.maxrows)?;
-        let mut stdout = std::io::stdout().lock();
-        if let Err(e) = stdout.write_all(&text).and_then(|()| stdout.flush()) {
-            return Err(if e.kind() == std::io::ErrorKind::BrokenPipe {
-                Failure::BrokenPipe
-            } else {
-                Failure::Query(DataFusionError::IoError(e))
-            });
-        }
-        drop(stdout);
-        if !args.quiet {
-            let _ = writeln!(
-                std::io::stderr(),
-                "{rows} row{} in {:.3} s",
-                if rows == 1 { "" } else { "s" },
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
     Ok(())
 }

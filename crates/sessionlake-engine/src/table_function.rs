@@ -6,14 +6,14 @@
 //! pushes down filters on the user column alone (they drop whole users, so they cannot move a
 //! session boundary) and puts a [`SessionizeExec`] on top.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Result, ScalarValue, TableReference, plan_datafusion_err, plan_err};
 use datafusion::datasource::TableType;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::logical_expr::{DocSection, Documentation, Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
@@ -42,6 +42,67 @@ impl SessionizeTableFunction {
             SessionOutput::Sessions => "sessions",
         }
     }
+
+    /// The user documentation, in the form DataFusion's scalar and aggregate functions give it
+    /// (table functions have no `documentation()` in DataFusion's trait).
+    pub fn documentation(&self) -> &'static Documentation {
+        static EVENTS: LazyLock<Documentation> = LazyLock::new(|| {
+            table_function_doc(
+                "Every row of the table with the session it belongs to: the table's columns plus \
+                 `session_key` (a string naming the user's session), `session_start`, \
+                 `session_end`, `session_index` (1-based among the user's sessions by start) and \
+                 `event_index` (1-based within the session by time). Rows in no session (NULL \
+                 user or time, inactive events, sessions over the maximum length) have NULL in \
+                 these columns. Options not given as arguments come from the `sessionlake.*` \
+                 settings (`SET sessionlake.gap = '10 minutes'`).",
+                "sessionize('<table>' [, 'key=value' ...])",
+                "SELECT user_id, event_time, session_key, event_index\n\
+                 FROM sessionize('events', 'gap=10 minutes')\n\
+                 WHERE session_key IS NOT NULL;",
+            )
+        });
+        static SESSIONS: LazyLock<Documentation> = LazyLock::new(|| {
+            table_function_doc(
+                "One row per session of the table: the user, `session_key`, `session_start`, \
+                 `session_end`, `duration_ms`, `event_count`, `first_event_type` and \
+                 `last_event_type`. Sessions follow the same rules as `sessionize`: a gap of \
+                 more than `gap` between a user's consecutive active events starts a new \
+                 session, and sessions longer than `max_length` are left out. Options not given \
+                 as arguments come from the `sessionlake.*` settings.",
+                "sessions('<table>' [, 'key=value' ...])",
+                "SELECT count(*) AS sessions, avg(duration_ms) / 1000 AS avg_seconds\n\
+                 FROM sessions('events', 'gap=30 minutes', 'max_length=none');",
+            )
+        });
+        match self.output {
+            SessionOutput::Events => &EVENTS,
+            SessionOutput::Sessions => &SESSIONS,
+        }
+    }
+}
+
+fn table_function_doc(description: &str, syntax: &str, example: &str) -> Documentation {
+    Documentation::builder(
+        DocSection {
+            include: true,
+            label: "Session Table Functions",
+            description: None,
+        },
+        description,
+        syntax,
+    )
+    .with_sql_example(format!("```sql\n> {example}\n```"))
+    .with_argument(
+        "table",
+        "The name of a registered table of events, in quotes.",
+    )
+    .with_argument(
+        "'key=value'",
+        "Options for this call, overriding the `sessionlake.*` settings: gap, mode, \
+         max_length, user_column, time_column, session_id_column, active_column, \
+         inactive_event_types.",
+    )
+    .build()
 }
 
 impl TableFunctionImpl for SessionizeTableFunction {

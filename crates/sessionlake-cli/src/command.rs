@@ -1,0 +1,403 @@
+//! Backslash commands, as in datafusion-cli and psql: `\q`, `\?`, `\d [NAME]`, `\i FILE`,
+//! `\pset [format X | maxrows N]`, `\quiet [on|off]`, `\functions [NAME]`.
+//!
+//! Listings (`\d`, `\functions`) are results like any query's, printed in the current format;
+//! settings changes are confirmed on stderr.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::ValueEnum;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::Documentation;
+use sessionlake_engine::{SessionOutput, SessionizeTableFunction};
+
+use crate::args::{OutputFormat, parse_max_rows};
+use crate::shell::{Failure, Flow, Shell};
+
+/// The text `\?` prints.
+pub const HELP: &str = "\
+Backslash commands:
+  \\q                   quit (Ctrl-D too)
+  \\?                   this help
+  \\d                   list tables
+  \\d NAME              describe table NAME: its columns and types
+  \\i FILE              run the statements and commands of FILE
+  \\pset                show the print settings
+  \\pset format X       print results as table, csv, tsv, json, nd-json (parquet only with -o)
+  \\pset maxrows N|inf  rows shown in table format
+  \\quiet [on|off]      no `N rows in X s` and no progress lines (no argument: toggle)
+  \\functions           list sessionlake's functions
+  \\functions NAME      the documentation of one function
+SQL statements end with `;` and may span lines. Ctrl-C cancels a running query.
+";
+
+/// Runs one backslash command line (with its backslash).
+pub async fn run(shell: &mut Shell, line: &str) -> Result<Flow, Failure> {
+    let body = line.strip_prefix('\\').unwrap_or(line).trim();
+    let mut words = body.split_whitespace();
+    let name = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    match (name, args.as_slice()) {
+        ("q" | "quit", []) => return Ok(Flow::Quit),
+        ("?" | "h" | "help", []) => write_stdout(HELP)?,
+        ("d", []) => list_tables(shell).await?,
+        ("d", [table]) => describe_table(shell, table).await?,
+        ("i", [path]) => shell.include(Path::new(path)).await?,
+        ("pset", []) => {
+            let options = &shell.options;
+            let max_rows = match options.max_rows {
+                crate::args::MaxRows::Limited(n) => n.to_string(),
+                crate::args::MaxRows::Unlimited => "inf".to_string(),
+            };
+            write_stdout(&format!(
+                "format {}\nmaxrows {max_rows}\n",
+                options.format.name()
+            ))?;
+        }
+        ("pset", ["format", format]) => {
+            let format = OutputFormat::from_str(format, true).map_err(|_| {
+                Failure::Error(format!(
+                    "\\pset format: '{format}' is not one of table, csv, tsv, json, nd-json, \
+                     parquet"
+                ))
+            })?;
+            shell.options.format = format;
+            note(&format!("output format is {}", format.name()));
+        }
+        ("pset", ["maxrows", rows]) => {
+            shell.options.max_rows =
+                parse_max_rows(rows).map_err(|e| Failure::Error(format!("\\pset maxrows: {e}")))?;
+            note(&format!("maxrows is {rows}"));
+        }
+        ("quiet", []) => set_quiet(shell, !shell.options.quiet),
+        ("quiet", ["on"]) => set_quiet(shell, true),
+        ("quiet", ["off"]) => set_quiet(shell, false),
+        ("functions", []) => list_functions(shell)?,
+        ("functions", [function]) => describe_function(function)?,
+        _ => {
+            return Err(Failure::Error(format!(
+                "unknown command or arguments: {line} (\\? lists the commands)"
+            )));
+        }
+    }
+    Ok(Flow::Continue)
+}
+
+fn set_quiet(shell: &mut Shell, quiet: bool) {
+    shell.options.quiet = quiet;
+    note(if quiet {
+        "quiet mode on"
+    } else {
+        "quiet mode off"
+    });
+}
+
+/// A confirmation on stderr, so that stdout holds only results.
+fn note(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+fn write_stdout(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::from(datafusion::common::DataFusionError::IoError(e)))
+}
+
+/// Prints a result of string columns.
+fn print_strings(
+    shell: &mut Shell,
+    names: &[&str],
+    columns: Vec<Vec<String>>,
+) -> Result<(), Failure> {
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|name| Field::new(*name, DataType::Utf8, false))
+            .collect::<Vec<_>>(),
+    ));
+    let arrays: Vec<ArrayRef> = columns
+        .into_iter()
+        .map(|values| Arc::new(StringArray::from(values)) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
+        .map_err(|e| Failure::Error(e.to_string()))?;
+    shell.print(&schema, &[batch])
+}
+
+/// `\d`: every table and view outside `information_schema`.
+async fn list_tables(shell: &mut Shell) -> Result<(), Failure> {
+    let default_catalog = shell
+        .ctx
+        .state()
+        .config_options()
+        .catalog
+        .default_catalog
+        .clone();
+    let default_schema = shell
+        .ctx
+        .state()
+        .config_options()
+        .catalog
+        .default_schema
+        .clone();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut catalogs = shell.ctx.catalog_names();
+    catalogs.sort();
+    for catalog_name in catalogs {
+        let Some(catalog) = shell.ctx.catalog(&catalog_name) else {
+            continue;
+        };
+        let mut schemas = catalog.schema_names();
+        schemas.sort();
+        for schema_name in schemas {
+            if schema_name == "information_schema" {
+                continue;
+            }
+            let Some(schema) = catalog.schema(&schema_name) else {
+                continue;
+            };
+            let mut tables = schema.table_names();
+            tables.sort();
+            for table in tables {
+                let kind = match schema.table(&table).await? {
+                    Some(provider) => match provider.table_type() {
+                        TableType::Base => "table",
+                        TableType::View => "view",
+                        TableType::Temporary => "temporary",
+                    },
+                    None => continue,
+                };
+                let name = if catalog_name == default_catalog && schema_name == default_schema {
+                    table
+                } else {
+                    format!("{catalog_name}.{schema_name}.{table}")
+                };
+                rows.push((name, kind.to_string()));
+            }
+        }
+    }
+    let (names, kinds) = rows.into_iter().unzip();
+    print_strings(shell, &["name", "type"], vec![names, kinds])
+}
+
+/// `\d NAME`: the columns of one table.
+async fn describe_table(shell: &mut Shell, table: &str) -> Result<(), Failure> {
+    let provider =
+        shell.ctx.table_provider(table).await.map_err(|_| {
+            Failure::Error(format!("\\d: table '{table}' not found (\\d lists them)"))
+        })?;
+    let schema = provider.schema();
+    let mut names = Vec::new();
+    let mut types = Vec::new();
+    let mut nullable = Vec::new();
+    for field in schema.fields() {
+        names.push(field.name().clone());
+        types.push(field.data_type().to_string());
+        nullable.push(if field.is_nullable() { "YES" } else { "NO" }.to_string());
+    }
+    print_strings(
+        shell,
+        &["column_name", "data_type", "is_nullable"],
+        vec![names, types, nullable],
+    )
+}
+
+/// One of sessionlake's functions, for `\functions`.
+struct FunctionDoc {
+    name: String,
+    kind: &'static str,
+    doc: Documentation,
+}
+
+/// Every function sessionlake adds, in name order.
+fn sessionlake_functions() -> Vec<FunctionDoc> {
+    let mut functions = Vec::new();
+    for output in [SessionOutput::Sessions, SessionOutput::Events] {
+        let function = SessionizeTableFunction::new(output);
+        functions.push(FunctionDoc {
+            name: function.name().to_string(),
+            kind: "table",
+            doc: function.documentation().clone(),
+        });
+    }
+    for udwf in sessionlake_functions::all_default_window_functions() {
+        if let Some(doc) = udwf.documentation() {
+            functions.push(FunctionDoc {
+                name: udwf.name().to_string(),
+                kind: "window",
+                doc: doc.clone(),
+            });
+        }
+    }
+    for udaf in sessionlake_functions::all_default_aggregate_functions() {
+        if let Some(doc) = udaf.documentation() {
+            functions.push(FunctionDoc {
+                name: udaf.name().to_string(),
+                kind: "aggregate",
+                doc: doc.clone(),
+            });
+        }
+    }
+    functions.sort_by_key(|f| f.name.to_lowercase());
+    functions
+}
+
+/// The longest summary `\functions` shows, in characters.
+const SUMMARY_WIDTH: usize = 90;
+
+/// The first sentence (or clause before a colon) of a description, on one line, cut at a word
+/// boundary to at most [`SUMMARY_WIDTH`] characters.
+fn summary(description: &str) -> String {
+    let flat = description.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sentence = match flat.find(". ").or_else(|| flat.find(": ")) {
+        Some(end) => flat[..=end].trim_end_matches(':').to_string(),
+        None => flat,
+    };
+    if sentence.chars().count() <= SUMMARY_WIDTH {
+        return sentence;
+    }
+    let mut cut = String::new();
+    for word in sentence.split(' ') {
+        if cut.chars().count() + word.chars().count() + 1 > SUMMARY_WIDTH - 1 {
+            break;
+        }
+        if !cut.is_empty() {
+            cut.push(' ');
+        }
+        cut.push_str(word);
+    }
+    cut.push('…');
+    cut
+}
+
+/// `\functions`: name, kind and a one-line summary of each.
+fn list_functions(shell: &mut Shell) -> Result<(), Failure> {
+    let functions = sessionlake_functions();
+    let names = functions.iter().map(|f| f.name.clone()).collect();
+    let kinds = functions.iter().map(|f| f.kind.to_string()).collect();
+    let summaries = functions
+        .iter()
+        .map(|f| summary(&f.doc.description))
+        .collect();
+    print_strings(
+        shell,
+        &["function", "kind", "summary"],
+        vec![names, kinds, summaries],
+    )
+}
+
+/// `\functions NAME`: the whole documentation of the functions of that name (`sessionize` is
+/// a table function and a window function), as text.
+fn describe_function(name: &str) -> Result<(), Failure> {
+    let pages: Vec<String> = sessionlake_functions()
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case(name))
+        .map(|f| render_documentation(&f.name, f.kind, &f.doc))
+        .collect();
+    if pages.is_empty() {
+        return Err(Failure::Error(format!(
+            "\\functions: sessionlake has no function named '{name}' (\\functions lists them)"
+        )));
+    }
+    write_stdout(&pages.join("\n"))
+}
+
+/// Documentation as plain text for the terminal.
+pub fn render_documentation(name: &str, kind: &str, doc: &Documentation) -> String {
+    let mut text = format!("{name} ({kind} function)\n\n");
+    text.push_str(&format!("  {}\n\n", doc.syntax_example));
+    for paragraph in doc.description.split("\n\n") {
+        text.push_str(&wrap(paragraph, 96, "  "));
+        text.push('\n');
+    }
+    if let Some(arguments) = &doc.arguments {
+        text.push_str("Arguments:\n");
+        for (argument, description) in arguments {
+            text.push_str(&format!("  {argument}\n"));
+            text.push_str(&wrap(description, 94, "    "));
+        }
+        text.push('\n');
+    }
+    if let Some(example) = &doc.sql_example {
+        text.push_str("Example:\n");
+        for line in example.lines().filter(|l| !l.starts_with("```")) {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    text
+}
+
+/// Words of `text` in lines of at most `width` characters, each after `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            out.push_str(indent);
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push_str(indent);
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_has_a_summary_and_renders() {
+        let functions = sessionlake_functions();
+        let names: Vec<&str> = functions.iter().map(|f| f.name.as_str()).collect();
+        for expected in ["sessions", "sessionize", "SESSIONTOTALS", "HIST", "UNIQUES"] {
+            assert!(
+                names.iter().any(|n| n.eq_ignore_ascii_case(expected)),
+                "{expected} missing from {names:?}"
+            );
+        }
+        for function in &functions {
+            let summary = summary(&function.doc.description);
+            assert!(
+                !summary.is_empty() && summary.chars().count() <= SUMMARY_WIDTH,
+                "{summary}"
+            );
+            let text = render_documentation(&function.name, function.kind, &function.doc);
+            assert!(text.starts_with(&function.name), "{text}");
+            assert!(text.contains(&function.doc.syntax_example), "{text}");
+        }
+    }
+
+    #[test]
+    fn summaries_take_the_first_sentence() {
+        assert_eq!(summary("One thing. Then\n another."), "One thing.");
+        assert_eq!(summary("No full stop"), "No full stop");
+        let long = "word ".repeat(40);
+        let cut = summary(&long);
+        assert!(
+            cut.ends_with("word…") && cut.chars().count() <= SUMMARY_WIDTH,
+            "{cut}"
+        );
+    }
+
+    #[test]
+    fn wrapping_keeps_words_whole() {
+        assert_eq!(wrap("aa bb cc", 5, "-"), "-aa bb\n-cc\n");
+        assert_eq!(wrap("", 5, "-"), "");
+    }
+}

@@ -1,0 +1,183 @@
+//! The REPL driven in a real terminal: `sessionlake` runs in a detached tmux session and the
+//! test types into it and reads the screen: the start banner, a statement over two lines, `\d`,
+//! Ctrl-C during a long query (the query stops, the REPL stays), another query, `\q`; then the
+//! history file holds what was typed. Needs tmux (`.ci/run` installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A tmux server of its own (`-L`), killed when the test ends however it ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn command(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs (install it: apt-get install tmux)")
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "repl"];
+        args.extend_from_slice(keys);
+        let output = self.command(&args);
+        assert!(output.status.success(), "{output:?}");
+    }
+
+    /// Types `text` literally, then Enter.
+    fn type_line(&self, text: &str) {
+        // tmux reads an argument ending in `;` as a command separator; `\;` is a literal one
+        match text.strip_suffix(';') {
+            Some(body) => self.send(&["-l", &format!("{body}\\;")]),
+            None => self.send(&["-l", text]),
+        }
+        self.send(&["Enter"]);
+    }
+
+    fn screen(&self) -> String {
+        let output = self.command(&["capture-pane", "-p", "-t", "repl", "-S", "-2000"]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Waits until `done(screen)` holds; fails with the screen after `timeout`.
+    fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if done(&screen) {
+                return screen;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "timed out waiting for {what}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn session_alive(&self) -> bool {
+        self.command(&["has-session", "-t", "repl"])
+            .status
+            .success()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command(&["kill-server"]);
+    }
+}
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The answer the engine gives without the REPL, to compare with what the REPL shows.
+fn expected_sessions() -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_sessionlake"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["--lake", "events=data/sample_lake", "-q", "--format", "csv"])
+        .args(["-c", "SELECT count(*) AS sessions FROM sessions('events')"])
+        .output()
+        .expect("sessionlake runs");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines().nth(1).expect("a value line").to_string()
+}
+
+const STEP: Duration = Duration::from_secs(60);
+
+#[test]
+fn repl_in_a_terminal() {
+    let tmux_found = Command::new("tmux").arg("-V").output().is_ok();
+    assert!(tmux_found, "this test needs tmux: apt-get install tmux");
+    let sessions = expected_sessions();
+    let home = tempfile::tempdir().expect("temp dir");
+    let data_home = home.path().join("data");
+    let tmux = Tmux {
+        socket: format!("sessionlake-test-{}", std::process::id()),
+    };
+    let program = format!(
+        "env HOME='{}' XDG_DATA_HOME='{}' '{}' --lake events='{}'",
+        home.path().display(),
+        data_home.display(),
+        env!("CARGO_BIN_EXE_sessionlake"),
+        repo_path("data/sample_lake").display(),
+    );
+    let started = tmux.command(&[
+        "new-session",
+        "-d",
+        "-s",
+        "repl",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        &program,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    // keep the pane after the program exits, to read its last screen
+    tmux.command(&["set-option", "-t", "repl", "remain-on-exit", "on"]);
+
+    tmux.wait_for("the prompt", STEP, |s| {
+        s.contains("\\? for help") && s.contains("sessionlake>")
+    });
+
+    // a statement over two lines: the first Enter only starts a new line
+    tmux.type_line("SELECT count(*) AS sessions");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!tmux.screen().contains("| sessions"), "{}", tmux.screen());
+    tmux.type_line("FROM sessions('events');");
+    tmux.wait_for("the session count", STEP, |s| {
+        s.contains("| sessions |")
+            && s.contains(&format!("| {sessions} "))
+            && s.contains("1 row in")
+    });
+
+    tmux.type_line("\\d");
+    tmux.wait_for("the table list", STEP, |s| {
+        s.contains("| name   | type  |") && s.contains("| events | table |")
+    });
+
+    // a query that runs for minutes, cancelled by Ctrl-C once it is under way
+    tmux.type_line("SELECT sum(value % 7) AS s FROM generate_series(1, 1000000000000);");
+    tmux.wait_for("the progress line", STEP, |s| s.contains("rows scanned"));
+    tmux.send(&["C-c"]);
+    tmux.wait_for("the cancellation", STEP, |s| s.contains("query cancelled"));
+
+    tmux.type_line("SELECT 40 + 2 AS answer;");
+    tmux.wait_for("the next answer", STEP, |s| s.contains("| 42     |"));
+
+    tmux.type_line("\\q");
+    let started = Instant::now();
+    loop {
+        let dead = tmux.command(&[
+            "display-message",
+            "-p",
+            "-t",
+            "repl",
+            "#{pane_dead} #{pane_dead_status}",
+        ]);
+        let status = String::from_utf8_lossy(&dead.stdout).trim().to_string();
+        if status.starts_with('1') {
+            assert_eq!(status, "1 0", "the REPL's exit status");
+            break;
+        }
+        assert!(
+            started.elapsed() < STEP && tmux.session_alive(),
+            "the REPL did not exit after \\q:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let history = std::fs::read_to_string(data_home.join("sessionlake").join("history"))
+        .expect("the history file was written");
+    assert!(history.contains("FROM sessions('events');"), "{history}");
+    assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
+}
