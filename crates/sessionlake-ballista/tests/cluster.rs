@@ -434,7 +434,45 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
         );
     }
 
+    for sql in [
+        "EXPLAIN SELECT count(*) FROM sessions('events')",
+        "EXPLAIN SELECT user_id, count(*) FROM sessionize('events') GROUP BY user_id",
+    ] {
+        assert_user_shuffle_below_sessionize(&remote, sql).await;
+    }
+
     lost_executor(dir.path(), cluster).await;
+}
+
+/// The distributed plan of `explain` reads `SessionizeExec`'s input from a shuffle
+/// hash-partitioned by `user_id`: every event of a user meets in one task.
+async fn assert_user_shuffle_below_sessionize(ctx: &SessionContext, explain: &str) {
+    let batches = last_result(ctx, explain).await.expect("EXPLAIN");
+    let options = FormatOptions::default();
+    let mut distributed = None;
+    for batch in &batches {
+        let kinds = ArrayFormatter::try_new(batch.column(0).as_ref(), &options).expect("fmt");
+        let plans = ArrayFormatter::try_new(batch.column(1).as_ref(), &options).expect("fmt");
+        for row in 0..batch.num_rows() {
+            if kinds.value(row).to_string() == "distributed_plan" {
+                distributed = Some(plans.value(row).to_string());
+            }
+        }
+    }
+    let plan = distributed.unwrap_or_else(|| panic!("{explain}: no distributed_plan row"));
+    let lines: Vec<&str> = plan.lines().collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with("SessionizeExec:") {
+            let input = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(
+                input.contains("UnresolvedShuffleExec") && input.contains("Hash([user_id@"),
+                "{explain}: SessionizeExec does not read a shuffle by user_id:\n{plan}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{explain}: no SessionizeExec in\n{plan}");
 }
 
 /// Kills executor B after it finished its first task of a longer query, and requires the
@@ -477,6 +515,21 @@ async fn lost_executor(dir: &Path, mut cluster: Cluster) {
         "lost executor: killed executor-b after its first finished task (query still running: \
          {running_at_kill})"
     );
+    // what the scheduler made of it
+    let log = cluster.scheduler.log_text();
+    for line in log
+        .lines()
+        .filter(|l| {
+            l.contains("Removing executor")
+                || l.contains("ERROR")
+                || l.contains("WARN")
+                || l.contains("resubmit")
+                || l.contains("rerun")
+        })
+        .take(20)
+    {
+        eprintln!("lost executor: scheduler: {line}");
+    }
     match outcome {
         Ok(actual) => {
             eprintln!("lost executor: the query completed {took:?} after the kill");
