@@ -39,17 +39,22 @@ pub struct SessionizeNode {
     /// `true` for `sessions` (one row per session), `false` for `sessionize` (events).
     #[prost(bool, tag = "1")]
     pub sessions: bool,
+    /// The user column's index in the inner table (logical) or the input (physical).
     #[prost(uint64, tag = "2")]
     pub user_column: u64,
+    /// The time column's index.
     #[prost(uint64, tag = "3")]
     pub time_column: u64,
     /// The time column's unit, see [`unit_to_wire`].
     #[prost(int32, tag = "4")]
     pub column_unit: i32,
+    /// The activity column's index, if the table has one.
     #[prost(uint64, optional, tag = "5")]
     pub active_column: Option<u64>,
+    /// The event type column's index, if the table has one.
     #[prost(uint64, optional, tag = "6")]
     pub event_type_column: Option<u64>,
+    /// The session id column's index (instrumented modes only).
     #[prost(uint64, optional, tag = "7")]
     pub session_id_column: Option<u64>,
     /// `gap`, `instrumented` or `instrumented_gap`.
@@ -61,8 +66,10 @@ pub struct SessionizeNode {
     /// In ticks of `rule_unit`; absent when the rule is off.
     #[prost(int64, optional, tag = "10")]
     pub max_length: Option<i64>,
+    /// The unit of `gap` and `max_length`, as [`unit_to_wire`] writes it.
     #[prost(int32, tag = "11")]
     pub rule_unit: i32,
+    /// Event types that take no part in sessions.
     #[prost(string, repeated, tag = "12")]
     pub inactive_event_types: Vec<String>,
     /// Physical form: the metadata of the operator's output schema (the call marker).
