@@ -218,6 +218,45 @@ pub struct SessionizeTable {
 }
 
 impl SessionizeTable {
+    /// Reassembles a table from the parts the table functions build (`schema` is the output
+    /// schema, with its call metadata). For codecs that ship a plan to another process, such
+    /// as sessionlake-ballista; the table functions themselves validate and bind options.
+    pub fn from_parts(
+        inner: Arc<dyn TableProvider>,
+        columns: BoundColumns,
+        rules: SessionRules,
+        output: SessionOutput,
+        schema: SchemaRef,
+    ) -> Self {
+        Self {
+            inner,
+            columns,
+            rules,
+            output,
+            schema,
+        }
+    }
+
+    /// The table the events are read from.
+    pub fn inner(&self) -> &Arc<dyn TableProvider> {
+        &self.inner
+    }
+
+    /// The session columns, bound to the inner table's schema.
+    pub fn columns(&self) -> &BoundColumns {
+        &self.columns
+    }
+
+    /// The session rules.
+    pub fn rules(&self) -> &SessionRules {
+        &self.rules
+    }
+
+    /// Whether this is `sessionize` (events) or `sessions`.
+    pub fn output(&self) -> SessionOutput {
+        self.output
+    }
+
     /// Whether `filter` reads no column but the user column, so that it only drops users.
     fn is_user_filter(&self, filter: &Expr) -> bool {
         let user = self.inner.schema().field(self.columns.user).name().clone();

@@ -1,0 +1,95 @@
+//! `sessionlake-executor`: a Ballista executor with sessionlake installed.
+
+use std::process::ExitCode;
+
+use ballista_executor::executor_process::ExecutorProcessConfig;
+use clap::Parser;
+
+/// A Ballista executor that runs sessionlake's operators and functions.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The scheduler, as HOST:PORT.
+    #[arg(long, default_value = "localhost:50050")]
+    scheduler: String,
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_host: String,
+    /// The host name other executors and clients reach this executor by (default: the address
+    /// the scheduler sees it connect from).
+    #[arg(long)]
+    external_host: Option<String>,
+    /// Arrow Flight port, from which shuffle data and results are fetched.
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// gRPC port on which the scheduler hands out tasks.
+    #[arg(long, default_value_t = 50052)]
+    grpc_port: u16,
+    /// Tasks run at once (default: the number of cores).
+    #[arg(long)]
+    concurrent_tasks: Option<usize>,
+    /// Directory for shuffle files (default: a new temporary directory).
+    #[arg(long)]
+    work_dir: Option<String>,
+    /// Seconds between two heartbeats to the scheduler.
+    #[arg(long, default_value_t = 60)]
+    heartbeat_interval_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let Some((scheduler_host, scheduler_port)) = args
+        .scheduler
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_string(), port.parse::<u16>().ok()?)))
+    else {
+        eprintln!(
+            "sessionlake-executor: --scheduler: expected HOST:PORT, found '{}'",
+            args.scheduler
+        );
+        return ExitCode::from(2);
+    };
+    let mut config = ExecutorProcessConfig {
+        scheduler_host,
+        scheduler_port,
+        bind_host: args.bind_host,
+        external_host: args.external_host,
+        port: args.port,
+        grpc_port: args.grpc_port,
+        work_dir: args.work_dir,
+        executor_heartbeat_interval_seconds: args.heartbeat_interval_seconds,
+        ..ExecutorProcessConfig::default()
+    };
+    if let Some(tasks) = args.concurrent_tasks {
+        config.vcores = tasks.max(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sessionlake-executor: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sessionlake_ballista::run_executor(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sessionlake-executor: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ballista's log lines on stderr, at `RUST_LOG`'s level (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}

@@ -1,0 +1,69 @@
+//! `sessionlake-scheduler`: a Ballista scheduler with sessionlake installed.
+
+use std::process::ExitCode;
+
+use ballista_scheduler::config::SchedulerConfig;
+use clap::Parser;
+
+/// A Ballista scheduler that plans sessionlake SQL. Clients connect with
+/// `df://EXTERNAL_HOST:PORT`; executors with `--scheduler EXTERNAL_HOST:PORT`.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Address to listen on (0.0.0.0 for every interface).
+    #[arg(long, default_value = "0.0.0.0")]
+    bind_host: String,
+    /// gRPC port for clients and executors.
+    #[arg(long, default_value_t = 50050)]
+    port: u16,
+    /// The host name clients and executors reach this scheduler by.
+    #[arg(long, default_value = "localhost")]
+    external_host: String,
+    /// Seconds without a heartbeat after which an executor counts as lost and its tasks are
+    /// run again elsewhere.
+    #[arg(long, default_value_t = 180)]
+    executor_timeout_seconds: u64,
+    /// Seconds between two checks for lost executors.
+    #[arg(long, default_value_t = 15)]
+    expire_dead_executor_interval_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let mut config = SchedulerConfig::default()
+        .with_hostname(args.external_host)
+        .with_port(args.port);
+    config.bind_host = args.bind_host;
+    config.executor_timeout_seconds = args.executor_timeout_seconds;
+    config.no_executors_grace_period_seconds = args.executor_timeout_seconds;
+    config.expire_dead_executor_interval_seconds = args.expire_dead_executor_interval_seconds;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("sessionlake-scheduler: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(sessionlake_ballista::run_scheduler(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sessionlake-scheduler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ballista's log lines on stderr, at `RUST_LOG`'s level (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}

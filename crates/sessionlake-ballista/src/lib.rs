@@ -1,0 +1,193 @@
+//! sessionlake on Apache DataFusion Ballista: the same SQL (`sessionize`, `sessions`, the
+//! session aggregates) run by a scheduler and a set of executors instead of one process.
+//!
+//! ```no_run
+//! # async fn example() -> datafusion::error::Result<()> {
+//! let ctx = sessionlake_ballista::ballista_context("df://scheduler-host:50050").await?;
+//! ctx.sql("CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '/shared/lake/'")
+//!     .await?
+//!     .collect()
+//!     .await?;
+//! ctx.sql("SELECT count(*) FROM sessions('events')").await?.show().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Three pieces, each of which installs sessionlake on one of Ballista's roles:
+//! - the client, [`ballista_context`]: plans SQL with sessionlake's table functions and sends
+//!   the logical plan to the scheduler through [`SessionLakeLogicalCodec`];
+//! - the scheduler, [`with_sessionlake_scheduler`]: decodes that plan, plans it physically
+//!   (sessionlake's functions registered on its sessions) and splits it into stages;
+//! - the executors, [`with_sessionlake_executor`]: decode their stages' `SessionizeExec`
+//!   through [`SessionLakePhysicalCodec`] and look the aggregates up by name in
+//!   [`function_registry`].
+//!
+//! The binaries `sessionlake-scheduler` and `sessionlake-executor` run the last two.
+
+use std::sync::Arc;
+
+use ballista::prelude::SessionContextExt;
+use ballista_core::extension::SessionConfigExt;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::prelude::SessionConfig;
+use sessionlake_engine::SessionLakeConfig;
+
+pub mod codec;
+pub mod sql_client;
+
+pub use codec::{SessionLakeLogicalCodec, SessionLakePhysicalCodec};
+
+/// The configuration every Ballista role starts from: Ballista's defaults, sessionlake's
+/// `sessionlake.*` options, and sessionlake's codecs.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_information_schema(true)
+        .with_option_extension(SessionLakeConfig::default())
+        .with_ballista_logical_extension_codec(Arc::new(SessionLakeLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(SessionLakePhysicalCodec::default()))
+}
+
+/// A client [`SessionContext`] that runs its queries on the Ballista cluster whose scheduler is
+/// at `url` (`df://HOST:PORT`), with everything of sessionlake registered.
+///
+/// Tables are registered on it as usual; a table that `sessionize` or `sessions` reads must be
+/// one the scheduler can rebuild from its description (an external table such as Parquet on
+/// storage every executor reaches at the same path or URL), not an in-memory table.
+/// Connecting happens at the first query, so an unreachable scheduler fails there.
+pub async fn ballista_context(url: &str) -> Result<SessionContext> {
+    check_cluster_url(url)?;
+    let state = SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(session_config())
+        .build();
+    let mut ctx = SessionContext::remote_with_state(url, state).await?;
+    // after the upgrade to Ballista, which replaces the state's function lists with its own
+    sessionlake_engine::register_all(&mut ctx)?;
+    Ok(ctx)
+}
+
+/// Checks that `url` names a scheduler as `df://HOST:PORT`.
+pub fn check_cluster_url(url: &str) -> Result<()> {
+    let valid = url.strip_prefix("df://").is_some_and(|rest| {
+        rest.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.trim_end_matches('/').parse::<u16>().is_ok()
+        })
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(DataFusionError::Configuration(format!(
+            "--cluster: expected the scheduler as df://HOST:PORT, for example \
+             df://127.0.0.1:50050, found '{url}'"
+        )))
+    }
+}
+
+/// The session state the scheduler plans a job in: Ballista's default state with sessionlake's
+/// aggregate and window functions (the plan names them; they are looked up by name).
+pub fn scheduler_session_state(config: SessionConfig) -> Result<SessionState> {
+    let mut state = ballista_core::utils::default_session_builder(config)?;
+    sessionlake_functions::register_all(&mut state)?;
+    Ok(state)
+}
+
+/// The functions an executor resolves names in: Ballista's defaults and sessionlake's.
+pub fn function_registry() -> BallistaFunctionRegistry {
+    let mut registry = BallistaFunctionRegistry::default();
+    for udaf in sessionlake_functions::all_default_aggregate_functions() {
+        for name in std::iter::once(udaf.name()).chain(udaf.aliases().iter().map(String::as_str)) {
+            registry
+                .aggregate_functions
+                .insert(name.to_string(), Arc::clone(&udaf));
+        }
+    }
+    for udwf in sessionlake_functions::all_default_window_functions() {
+        for name in std::iter::once(udwf.name()).chain(udwf.aliases().iter().map(String::as_str)) {
+            registry
+                .window_functions
+                .insert(name.to_string(), Arc::clone(&udwf));
+        }
+    }
+    registry
+}
+
+/// `config` with sessionlake installed: its options, codecs and functions.
+pub fn with_sessionlake_scheduler(mut config: SchedulerConfig) -> SchedulerConfig {
+    config.override_config_producer = Some(Arc::new(session_config));
+    config.override_session_builder = Some(Arc::new(scheduler_session_state));
+    config.override_logical_codec = Some(Arc::new(SessionLakeLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(SessionLakePhysicalCodec::default()));
+    config
+}
+
+/// `config` with sessionlake installed: its options, codecs and functions.
+pub fn with_sessionlake_executor(mut config: ExecutorProcessConfig) -> ExecutorProcessConfig {
+    config.override_config_producer = Some(Arc::new(session_config));
+    config.override_function_registry = Some(Arc::new(function_registry()));
+    config.override_logical_codec = Some(Arc::new(SessionLakeLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(SessionLakePhysicalCodec::default()));
+    config
+}
+
+/// Runs a scheduler with sessionlake installed on `config` until the process is stopped.
+pub async fn run_scheduler(config: SchedulerConfig) -> ballista_core::error::Result<()> {
+    let config = with_sessionlake_scheduler(config);
+    let address = format!("{}:{}", config.bind_host, config.bind_port)
+        .parse()
+        .map_err(|e| {
+            ballista_core::error::BallistaError::Configuration(format!(
+                "scheduler address {}:{}: {e}",
+                config.bind_host, config.bind_port
+            ))
+        })?;
+    let cluster = BallistaCluster::new_from_config(&config).await?;
+    start_server(cluster, address, Arc::new(config)).await
+}
+
+/// Runs an executor with sessionlake installed on `config` until the process is stopped.
+pub async fn run_executor(config: ExecutorProcessConfig) -> ballista_core::error::Result<()> {
+    start_executor_process(Arc::new(with_sessionlake_executor(config))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::registry::FunctionRegistry;
+
+    use super::*;
+
+    #[test]
+    fn cluster_urls() {
+        assert!(check_cluster_url("df://127.0.0.1:50050").is_ok());
+        assert!(check_cluster_url("df://scheduler.internal:50050/").is_ok());
+        for bad in [
+            "127.0.0.1:50050",
+            "df://:50050",
+            "df://host",
+            "http://h:1",
+            "df://h:x",
+        ] {
+            let err = check_cluster_url(bad).unwrap_err().to_string();
+            assert!(err.contains("df://HOST:PORT"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn executors_know_every_sessionlake_function() {
+        let registry = function_registry();
+        for udaf in sessionlake_functions::all_default_aggregate_functions() {
+            assert!(registry.udaf(udaf.name()).is_ok(), "{}", udaf.name());
+        }
+        for udwf in sessionlake_functions::all_default_window_functions() {
+            assert!(registry.udwf(udwf.name()).is_ok(), "{}", udwf.name());
+        }
+        // Ballista's own functions stay
+        assert!(registry.udaf("count").is_ok());
+    }
+}

@@ -1,0 +1,552 @@
+//! Starts a scheduler and two executors as separate processes on 127.0.0.1, runs every metric
+//! recipe of the repository's `sql/` (and a few queries on `sessions()`, per-call options,
+//! `SET` and the window function) on a generated lake through the cluster and through the
+//! single-process engine, and requires equal results. Then it kills one executor in the middle
+//! of a longer query and requires the right answer or a clear error, and says which happened.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::prelude::SessionContext;
+use sessionlake_ballista::sql_client::{register_lake, run_script};
+use sessionlake_testkit::lake::{LakeSpec, write_lake};
+
+/// Relative tolerance for floats: the cluster and one process may sum in different orders.
+const FLOAT_TOLERANCE: f64 = 1e-9;
+/// How long a process may take to come up: a guard against a hang, not a measurement.
+const STARTUP_LIMIT: Duration = Duration::from_secs(120);
+
+/// Queries beyond the recipes: `sessions()`, per-call options, `SET`, the window function.
+const EXTRA_QUERIES: [(&str, &str); 4] = [
+    (
+        "sessions() per day",
+        "SELECT CAST(session_start AS DATE) AS day, count(*) AS sessions, \
+         sum(event_count) AS events, sum(duration_ms) AS duration_ms, \
+         count(DISTINCT first_event_type) AS first_types \
+         FROM sessions('events') GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "sessions() with per-call options",
+        "SELECT count(*) AS sessions, max(event_count) AS longest \
+         FROM sessions('events', 'gap=5 minutes', 'mode=instrumented_gap', 'max_length=none')",
+    ),
+    (
+        "SET sessionlake.gap, then sessionize()",
+        "SET sessionlake.gap = '10 minutes'; \
+         SELECT count(DISTINCT (user_id, session_key)) AS sessions, count(*) AS events \
+         FROM sessionize('events') WHERE session_key IS NOT NULL",
+    ),
+    (
+        "the sessionize window function",
+        "SELECT count(DISTINCT (user_id, key)) AS sessions FROM ( \
+           SELECT user_id, sessionize(event_time) \
+             OVER (PARTITION BY user_id ORDER BY event_time) AS key \
+           FROM events WHERE user_id IS NOT NULL)",
+    ),
+];
+
+/// The repository's root (this crate is `crates/sessionlake-ballista`).
+fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the process binds it a moment later).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A child process, killed when dropped, its log (stderr) in a file.
+struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(name: &'static str, binary: &str, args: &[String], dir: &Path) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let file = File::create(&log).expect("create the log file");
+        let child = Command::new(binary)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name} ({binary}): {e}"));
+        Self { name, child, log }
+    }
+
+    fn log_text(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = File::open(&self.log) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// How many log lines contain `needle`.
+    fn count(&self, needle: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// Waits until the log has `count` lines containing `needle`; panics with the log if the
+    /// process exits or [`STARTUP_LIMIT`] passes first.
+    async fn wait_for(&mut self, needle: &str, count: usize) {
+        let started = Instant::now();
+        loop {
+            if self.count(needle) >= count {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{} exited ({status}) before logging '{needle}':\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            if started.elapsed() > STARTUP_LIMIT {
+                panic!(
+                    "{} did not log '{needle}' within {STARTUP_LIMIT:?}:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A scheduler and two executors on 127.0.0.1.
+struct Cluster {
+    url: String,
+    scheduler: Process,
+    executors: Vec<Process>,
+}
+
+impl Cluster {
+    async fn start(dir: &Path) -> Self {
+        let scheduler_port = free_port();
+        // Quick loss detection, so that the fault part of the test does not wait for minutes.
+        let mut scheduler = Process::start(
+            "scheduler",
+            env!("CARGO_BIN_EXE_sessionlake-scheduler"),
+            &[
+                "--bind-host".into(),
+                "127.0.0.1".into(),
+                "--external-host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                scheduler_port.to_string(),
+                "--executor-timeout-seconds".into(),
+                "6".into(),
+                "--expire-dead-executor-interval-seconds".into(),
+                "1".into(),
+            ],
+            dir,
+        );
+        scheduler.wait_for("listening on", 1).await;
+        let mut executors = Vec::new();
+        for name in ["executor-a", "executor-b"] {
+            let work_dir = dir.join(name);
+            std::fs::create_dir_all(&work_dir).expect("executor work dir");
+            let mut executor = Process::start(
+                name,
+                env!("CARGO_BIN_EXE_sessionlake-executor"),
+                &[
+                    "--scheduler".into(),
+                    format!("127.0.0.1:{scheduler_port}"),
+                    "--bind-host".into(),
+                    "127.0.0.1".into(),
+                    "--external-host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    free_port().to_string(),
+                    "--grpc-port".into(),
+                    free_port().to_string(),
+                    "--concurrent-tasks".into(),
+                    "2".into(),
+                    "--work-dir".into(),
+                    work_dir.display().to_string(),
+                    "--heartbeat-interval-seconds".into(),
+                    "1".into(),
+                ],
+                dir,
+            );
+            executor.wait_for("Executor registration succeed", 1).await;
+            executors.push(executor);
+        }
+        Self {
+            url: format!("df://127.0.0.1:{scheduler_port}"),
+            scheduler,
+            executors,
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut text = format!("--- scheduler\n{}", self.scheduler.log_text());
+        for e in &self.executors {
+            text.push_str(&format!("--- {}\n{}", e.name, e.log_text()));
+        }
+        text
+    }
+}
+
+/// One cell of a result, comparable across Arrow types: floats within [`FLOAT_TOLERANCE`],
+/// everything else as Arrow displays it (so `Utf8` and `Utf8View` compare equal).
+#[derive(Debug, Clone)]
+enum Cell {
+    Float(Option<f64>),
+    Text(String),
+}
+
+impl Cell {
+    fn matches(&self, other: &Cell) -> bool {
+        match (self, other) {
+            (Cell::Float(Some(a)), Cell::Float(Some(b))) => {
+                a == b || (a - b).abs() <= FLOAT_TOLERANCE * a.abs().max(b.abs())
+            }
+            (Cell::Float(None), Cell::Float(None)) => true,
+            (Cell::Text(a), Cell::Text(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// The rows of `batches`, sorted (exact cells first, then floats), so that the order of rows
+/// a query leaves free does not matter.
+fn rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
+    let options = FormatOptions::default().with_null("NULL");
+    let mut rows = Vec::new();
+    for batch in batches {
+        let mut columns: Vec<Vec<Cell>> = Vec::new();
+        for column in batch.columns() {
+            let cells = if matches!(column.data_type(), DataType::Float32 | DataType::Float64) {
+                let floats = cast(column, &DataType::Float64).expect("float column casts");
+                let floats = floats
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Float64Array>()
+                    .expect("Float64 array");
+                (0..floats.len())
+                    .map(|i| Cell::Float(floats.is_valid(i).then(|| floats.value(i))))
+                    .collect()
+            } else {
+                let formatter =
+                    ArrayFormatter::try_new(column.as_ref(), &options).expect("formatter");
+                (0..column.len())
+                    .map(|i| Cell::Text(formatter.value(i).to_string()))
+                    .collect()
+            };
+            columns.push(cells);
+        }
+        for row in 0..batch.num_rows() {
+            rows.push(columns.iter().map(|c| c[row].clone()).collect::<Vec<_>>());
+        }
+    }
+    rows.sort_by(|a, b| {
+        let key = |row: &Vec<Cell>| {
+            let texts: Vec<String> = row
+                .iter()
+                .filter_map(|c| match c {
+                    Cell::Text(t) => Some(t.clone()),
+                    Cell::Float(_) => None,
+                })
+                .collect();
+            let floats: Vec<f64> = row
+                .iter()
+                .filter_map(|c| match c {
+                    Cell::Float(f) => Some(f.unwrap_or(f64::NEG_INFINITY)),
+                    Cell::Text(_) => None,
+                })
+                .collect();
+            (texts, floats)
+        };
+        let (ta, fa) = key(a);
+        let (tb, fb) = key(b);
+        ta.cmp(&tb).then_with(|| {
+            fa.iter()
+                .zip(&fb)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    rows
+}
+
+/// Why `cluster` differs from `local`, if it does.
+fn difference(local: &[RecordBatch], cluster: &[RecordBatch]) -> Option<String> {
+    let (local, cluster) = (rows(local), rows(cluster));
+    if local.len() != cluster.len() {
+        return Some(format!(
+            "{} rows in one process, {} on the cluster",
+            local.len(),
+            cluster.len()
+        ));
+    }
+    for (i, (l, c)) in local.iter().zip(&cluster).enumerate() {
+        if l.len() != c.len() || l.iter().zip(c).any(|(a, b)| !a.matches(b)) {
+            return Some(format!(
+                "row {i} (sorted): one process {l:?}, cluster {c:?}"
+            ));
+        }
+    }
+    None
+}
+
+/// The last result of `script`'s statements.
+async fn last_result(
+    ctx: &SessionContext,
+    script: &str,
+) -> datafusion::error::Result<Vec<RecordBatch>> {
+    let mut results = run_script(ctx, script).await?;
+    Ok(results
+        .pop()
+        .map(|(_, batches)| batches)
+        .unwrap_or_default())
+}
+
+async fn local_context(lake: &Path) -> SessionContext {
+    let ctx = sessionlake_engine::new_context().expect("local context");
+    register_lake(&ctx, "events", lake)
+        .await
+        .expect("lake registers locally");
+    ctx
+}
+
+async fn cluster_context(url: &str, lake: &Path) -> SessionContext {
+    let ctx = sessionlake_ballista::ballista_context(url)
+        .await
+        .expect("cluster context");
+    register_lake(&ctx, "events", lake)
+        .await
+        .expect("lake registers on the cluster");
+    ctx
+}
+
+fn recipes() -> Vec<(String, String)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_dir().join("sql"))
+        .expect("sql/ is readable")
+        .map(|entry| entry.expect("sql/ entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let sql = std::fs::read_to_string(&path).expect("recipe is readable");
+            (format!("sql/{name}"), sql)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // A small lake for the recipes: several files a day, so that scans have several partitions.
+    let lake = dir.path().join("lake");
+    let spec = LakeSpec {
+        seed: 7,
+        events: 20_000,
+        days: 3,
+        users: 400,
+        files_per_day: 3,
+        ..LakeSpec::default()
+    };
+    write_lake(&spec, &lake).expect("small lake");
+
+    let cluster = Cluster::start(dir.path()).await;
+    let local = local_context(&lake).await;
+    let remote = cluster_context(&cluster.url, &lake).await;
+
+    let mut queries = recipes();
+    assert!(
+        queries.len() >= 10,
+        "sql/ has only {} recipes",
+        queries.len()
+    );
+    queries.extend(
+        EXTRA_QUERIES
+            .iter()
+            .map(|(name, sql)| (name.to_string(), sql.to_string())),
+    );
+    let mut failures = Vec::new();
+    for (name, sql) in &queries {
+        let expected = last_result(&local, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{name} fails in one process: {e}"));
+        assert!(
+            expected.iter().map(RecordBatch::num_rows).sum::<usize>() > 0,
+            "{name}: no rows in one process"
+        );
+        match last_result(&remote, sql).await {
+            Ok(actual) => {
+                if let Some(why) = difference(&expected, &actual) {
+                    failures.push(format!("{name}: {why}"));
+                }
+            }
+            Err(e) => failures.push(format!("{name} fails on the cluster: {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}\n{}",
+        failures.len(),
+        queries.len(),
+        failures.join("\n"),
+        cluster.logs()
+    );
+    // both executors took part
+    for executor in &cluster.executors {
+        assert!(
+            executor.count("Finished task") > 0,
+            "{} ran no task:\n{}",
+            executor.name,
+            cluster.logs()
+        );
+    }
+
+    for sql in [
+        "EXPLAIN SELECT count(*) FROM sessions('events')",
+        "EXPLAIN SELECT user_id, count(*) FROM sessionize('events') GROUP BY user_id",
+    ] {
+        assert_user_shuffle_below_sessionize(&remote, sql).await;
+    }
+
+    lost_executor(dir.path(), cluster).await;
+}
+
+/// The distributed plan of `explain` reads `SessionizeExec`'s input from a shuffle
+/// hash-partitioned by `user_id`: every event of a user meets in one task.
+async fn assert_user_shuffle_below_sessionize(ctx: &SessionContext, explain: &str) {
+    let batches = last_result(ctx, explain).await.expect("EXPLAIN");
+    let options = FormatOptions::default();
+    let mut distributed = None;
+    for batch in &batches {
+        let kinds = ArrayFormatter::try_new(batch.column(0).as_ref(), &options).expect("fmt");
+        let plans = ArrayFormatter::try_new(batch.column(1).as_ref(), &options).expect("fmt");
+        for row in 0..batch.num_rows() {
+            if kinds.value(row).to_string() == "distributed_plan" {
+                distributed = Some(plans.value(row).to_string());
+            }
+        }
+    }
+    let plan = distributed.unwrap_or_else(|| panic!("{explain}: no distributed_plan row"));
+    let lines: Vec<&str> = plan.lines().collect();
+    let mut checked = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with("SessionizeExec:") {
+            let input = lines.get(i + 1).copied().unwrap_or_default();
+            assert!(
+                input.contains("UnresolvedShuffleExec") && input.contains("Hash([user_id@"),
+                "{explain}: SessionizeExec does not read a shuffle by user_id:\n{plan}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "{explain}: no SessionizeExec in\n{plan}");
+}
+
+/// Kills executor B after it finished its first task of a longer query, and requires the
+/// query's right answer or a clear error.
+async fn lost_executor(dir: &Path, mut cluster: Cluster) {
+    let lake = dir.join("big_lake");
+    let spec = LakeSpec {
+        seed: 11,
+        events: 600_000,
+        days: 4,
+        users: 20_000,
+        files_per_day: 4,
+        ..LakeSpec::default()
+    };
+    write_lake(&spec, &lake).expect("big lake");
+    let sql = std::fs::read_to_string(repo_dir().join("sql/bounce_rate.sql"))
+        .expect("sql/bounce_rate.sql");
+    let local = local_context(&lake).await;
+    let expected = last_result(&local, &sql).await.expect("one process");
+
+    let remote = cluster_context(&cluster.url, &lake).await;
+    // many small tasks, so that the query is still running when B has finished one
+    run_script(&remote, "SET datafusion.execution.target_partitions = 8")
+        .await
+        .expect("SET target_partitions");
+    let finished_before = cluster.executors[1].count("Finished task");
+    let query = tokio::spawn({
+        let sql = sql.clone();
+        async move { last_result(&remote, &sql).await }
+    });
+    cluster.executors[1]
+        .wait_for("Finished task", finished_before + 1)
+        .await;
+    let running_at_kill = !query.is_finished();
+    cluster.executors[1].kill();
+    let started = Instant::now();
+    let outcome = query.await.expect("query task");
+    let took = started.elapsed();
+    eprintln!(
+        "lost executor: killed executor-b after its first finished task (query still running: \
+         {running_at_kill})"
+    );
+    // what the scheduler made of it
+    let log = cluster.scheduler.log_text();
+    for line in log
+        .lines()
+        .filter(|l| {
+            l.contains("Removing executor")
+                || l.contains("ERROR")
+                || l.contains("WARN")
+                || l.contains("resubmit")
+                || l.contains("rerun")
+        })
+        .take(20)
+    {
+        eprintln!("lost executor: scheduler: {line}");
+    }
+    match outcome {
+        Ok(actual) => {
+            eprintln!("lost executor: the query completed {took:?} after the kill");
+            if let Some(why) = difference(&expected, &actual) {
+                panic!(
+                    "after losing an executor the query completed with a wrong answer: {why}\n{}",
+                    cluster.logs()
+                );
+            }
+        }
+        Err(e) => {
+            let message = e.strip_backtrace();
+            eprintln!("lost executor: the query failed {took:?} after the kill: {message}");
+            assert!(
+                !message.trim().is_empty(),
+                "the query failed without a message"
+            );
+        }
+    }
+}
