@@ -367,8 +367,11 @@ impl S3Place<'_> {
                     self.bucket,
                     self.endpoint_name()
                 ),
-                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken"
-                | "ExpiredToken" | "TokenRefreshRequired" => format!(
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "TokenRefreshRequired" => format!(
                     "{} refused the credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
                     self.endpoint_name()
                 ),
@@ -479,11 +482,17 @@ mod tests {
             s3("bucket", "day=2024-01-01/")
         );
         assert_eq!(
-            LakeArg::parse("e=s3://bucket/lake").unwrap().location.to_string(),
+            LakeArg::parse("e=s3://bucket/lake")
+                .unwrap()
+                .location
+                .to_string(),
             "s3://bucket/lake/"
         );
         assert_eq!(
-            LakeArg::parse("e=s3://bucket").unwrap().location.to_string(),
+            LakeArg::parse("e=s3://bucket")
+                .unwrap()
+                .location
+                .to_string(),
             "s3://bucket/"
         );
     }
@@ -491,7 +500,11 @@ mod tests {
     #[test]
     fn bad_s3_urls_are_rejected() {
         let error = |text: &str| LakeArg::parse(text).unwrap_err();
-        assert!(error("e=s3://").contains("bucket name ''"), "{}", error("e=s3://"));
+        assert!(
+            error("e=s3://").contains("bucket name ''"),
+            "{}",
+            error("e=s3://")
+        );
         assert!(error("e=s3:///lake").contains("bucket name ''"));
         assert!(error("e=s3://My_Bucket/x").contains("bucket name 'My_Bucket'"));
         assert!(error("e=s3://bucket/a/../b").contains("'..'"));
@@ -544,7 +557,10 @@ mod tests {
         std::fs::create_dir_all(&nested).unwrap();
         std::fs::write(nested.join("notes.txt"), "not parquet").unwrap();
         let empty = check_local(&dir).unwrap_err();
-        assert!(empty.starts_with("no .parquet files under directory"), "{empty}");
+        assert!(
+            empty.starts_with("no .parquet files under directory"),
+            "{empty}"
+        );
         let not_dir = check_local(&nested.join("notes.txt")).unwrap_err();
         assert!(not_dir.ends_with("is not a directory"), "{not_dir}");
         std::fs::write(nested.join("part-0.parquet"), "").unwrap();
