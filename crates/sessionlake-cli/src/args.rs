@@ -16,9 +16,15 @@ pub struct Args {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Register a hive-partitioned Parquet lake directory as a table: `NAME=PATH` (repeatable).
-    #[arg(long = "lake", value_name = "NAME=PATH")]
+    /// Register a hive-partitioned Parquet lake as a table: `NAME=PATH` for a local directory or
+    /// `NAME=s3://bucket/prefix/` (credentials from the `AWS_*` variables) (repeatable).
+    #[arg(long = "lake", value_name = "NAME=PATH|URL")]
     pub lakes: Vec<String>,
+
+    /// The S3-compatible server for `s3://` lakes, e.g. `http://127.0.0.1:9000` (default:
+    /// `AWS_ENDPOINT_URL`, else AWS).
+    #[arg(long = "s3-endpoint", value_name = "URL", value_parser = crate::lake::parse_s3_endpoint)]
+    pub s3_endpoint: Option<String>,
 
     /// How results are printed (`parquet` only with `-o`).
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
@@ -131,74 +137,9 @@ pub fn parse_memory_limit(text: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
-/// A lake to register: a table name and the directory holding it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LakeArg {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-impl LakeArg {
-    /// Parses `NAME=PATH`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let Some((name, path)) = text.split_once('=') else {
-            return Err(format!(
-                "--lake '{text}': expected NAME=PATH, for example events=data/sample_lake"
-            ));
-        };
-        let name = name.trim();
-        let valid_name = !name.is_empty()
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !name.starts_with(|c: char| c.is_ascii_digit());
-        if !valid_name {
-            return Err(format!(
-                "--lake '{text}': table name '{name}' must be letters, digits and '_', not starting with a digit"
-            ));
-        }
-        if path.trim().is_empty() {
-            return Err(format!("--lake '{text}': the path is empty"));
-        }
-        Ok(Self {
-            name: name.to_string(),
-            path: PathBuf::from(path.trim()),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lake_args_parse_and_reject() {
-        assert_eq!(
-            LakeArg::parse("events=data/sample_lake").unwrap(),
-            LakeArg {
-                name: "events".into(),
-                path: PathBuf::from("data/sample_lake")
-            }
-        );
-        assert!(
-            LakeArg::parse("events")
-                .unwrap_err()
-                .contains("expected NAME=PATH")
-        );
-        assert!(
-            LakeArg::parse("1x=data")
-                .unwrap_err()
-                .contains("table name '1x'")
-        );
-        assert!(
-            LakeArg::parse("a-b=data")
-                .unwrap_err()
-                .contains("table name 'a-b'")
-        );
-        assert!(
-            LakeArg::parse("events=")
-                .unwrap_err()
-                .contains("path is empty")
-        );
-    }
 
     #[test]
     fn memory_limits_parse() {

@@ -19,13 +19,15 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub mod args;
 pub mod command;
+pub mod lake;
 pub mod print;
 pub mod progress;
 pub mod repl;
 pub mod script;
 pub mod shell;
 
-use args::{Args, LakeArg, OutputFormat};
+use args::{Args, OutputFormat};
+use lake::LakeArg;
 use shell::{Failure, Flow, PrintOptions, Shell, Sink, Source};
 
 /// Success, including a closed stdout.
@@ -92,13 +94,12 @@ pub async fn run(args: Args) -> u8 {
             return EXIT_QUERY;
         }
     };
+    let s3 = lake::S3Settings {
+        endpoint: args.s3_endpoint.clone(),
+    };
     for lake in &lakes {
-        if let Err(e) = register_lake(&ctx, lake).await {
-            return usage_error(&format!(
-                "--lake {}={}: {e}",
-                lake.name,
-                lake.path.display()
-            ));
+        if let Err(e) = lake::register_lake(&ctx, lake, &s3).await {
+            return usage_error(&format!("--lake {}={}: {e}", lake.name, lake.location));
         }
     }
 
@@ -230,23 +231,4 @@ fn read_stdin() -> Result<String, String> {
         .read_to_string(&mut text)
         .map_err(|e| format!("cannot read stdin: {e}"))?;
     Ok(text)
-}
-
-/// Registers a hive-partitioned Parquet directory as a table.
-async fn register_lake(ctx: &SessionContext, lake: &LakeArg) -> Result<(), String> {
-    let path = &lake.path;
-    if !path.is_dir() {
-        return Err(format!("directory '{}' not found", path.display()));
-    }
-    let mut location = path.display().to_string();
-    if !location.ends_with('/') {
-        location.push('/');
-    }
-    let sql = format!(
-        "CREATE EXTERNAL TABLE \"{}\" STORED AS PARQUET LOCATION '{}'",
-        lake.name,
-        location.replace('\'', "''")
-    );
-    ctx.sql(&sql).await.map_err(|e| e.strip_backtrace())?;
-    Ok(())
 }

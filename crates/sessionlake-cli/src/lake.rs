@@ -1,0 +1,573 @@
+//! `--lake NAME=URL`: where a lake lives (a local directory or `s3://bucket/prefix/`), and
+//! registering it as a hive-partitioned Parquet table after a quick check that it is there.
+//!
+//! The check runs before DataFusion sees the lake so that a wrong path, an unreachable S3
+//! endpoint, refused credentials, a missing bucket or an empty prefix each end in one line that
+//! names the URL, instead of DataFusion's retries and nested error chain.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::client::{HttpError, HttpErrorKind};
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+
+/// The extension DataFusion's Parquet listing reads; other files in a lake are ignored.
+const PARQUET_EXTENSION: &str = ".parquet";
+
+/// How long connecting to an S3 endpoint may take when `AWS_CONNECT_TIMEOUT` does not say.
+const CONNECT_TIMEOUT: &str = "5s";
+
+/// How long the whole check of an S3 lake may take, credentials included.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A lake to register: a table name and where its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeArg {
+    /// The table name the lake is registered under.
+    pub name: String,
+    /// Where the lake's files are.
+    pub location: LakeLocation,
+}
+
+/// Where a lake's files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LakeLocation {
+    /// A directory on the local file system.
+    Local(PathBuf),
+    /// Objects in an S3 bucket under a key prefix.
+    S3 {
+        /// The bucket name.
+        bucket: String,
+        /// The key prefix: empty for the whole bucket, otherwise ending in `/`.
+        prefix: String,
+    },
+}
+
+impl fmt::Display for LakeLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LakeLocation::Local(path) => write!(f, "{}", path.display()),
+            LakeLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+impl LakeArg {
+    /// Parses `NAME=PATH` or `NAME=s3://bucket[/prefix]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let Some((name, location)) = text.split_once('=') else {
+            return Err(format!(
+                "--lake '{text}': expected NAME=PATH or NAME=s3://bucket/prefix/, for example \
+                 events=data/sample_lake"
+            ));
+        };
+        let name = name.trim();
+        let valid_name = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if !valid_name {
+            return Err(format!(
+                "--lake '{text}': table name '{name}' must be letters, digits and '_', not starting with a digit"
+            ));
+        }
+        let location = location.trim();
+        if location.is_empty() {
+            return Err(format!("--lake '{text}': the path is empty"));
+        }
+        Ok(Self {
+            name: name.to_string(),
+            location: parse_location(location).map_err(|e| format!("--lake '{text}': {e}"))?,
+        })
+    }
+}
+
+fn parse_location(text: &str) -> Result<LakeLocation, String> {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Ok(LakeLocation::Local(PathBuf::from(text)));
+    };
+    if !scheme.eq_ignore_ascii_case("s3") {
+        return Err(format!(
+            "'{scheme}://' lakes are not supported: give a local directory or s3://bucket/prefix/"
+        ));
+    }
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    // S3 bucket names: lowercase letters, digits, '.' and '-' (and '_' in old buckets)
+    let valid_bucket = !bucket.is_empty()
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
+    if !valid_bucket {
+        return Err(format!(
+            "S3 bucket name '{bucket}' must be lowercase letters, digits, '.' and '-'"
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|part| part == "." || part == "..") {
+        return Err(format!(
+            "the S3 prefix '{prefix}' may not contain '.' or '..'"
+        ));
+    }
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    Ok(LakeLocation::S3 {
+        bucket: bucket.to_string(),
+        prefix,
+    })
+}
+
+/// How S3 lakes are reached: the endpoint override of `--s3-endpoint`; credentials, region and
+/// everything else come from the standard `AWS_*` environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Settings {
+    /// An S3-compatible server to use instead of AWS, such as `http://127.0.0.1:9000`; it wins
+    /// over `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3`. Plain `http://` is allowed here.
+    pub endpoint: Option<String>,
+}
+
+/// Checks an `--s3-endpoint` value: an `http://` or `https://` URL with a host.
+pub fn parse_s3_endpoint(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let host = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    match host {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => {
+            Ok(text.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "'{text}' is not an http:// or https:// URL, for example http://127.0.0.1:9000"
+        )),
+    }
+}
+
+/// Registers the hive-partitioned Parquet lake `lake` as a table (partition columns come from
+/// `key=value` directories, as `CREATE EXTERNAL TABLE ... STORED AS PARQUET` infers them), after
+/// checking that it holds Parquet files. An S3 lake gets its bucket's object store registered on
+/// `ctx` first. The error is one line, without the table name and URL (the caller has them).
+pub async fn register_lake(
+    ctx: &SessionContext,
+    lake: &LakeArg,
+    s3: &S3Settings,
+) -> Result<(), String> {
+    let location = match &lake.location {
+        LakeLocation::Local(path) => {
+            check_local(path)?;
+            // absolute, so that other processes (a cluster's scheduler and executors) find it
+            let absolute = std::fs::canonicalize(path)
+                .map_err(|e| format!("directory '{}': {e}", path.display()))?;
+            let mut location = absolute.display().to_string();
+            if !location.ends_with('/') {
+                location.push('/');
+            }
+            location
+        }
+        LakeLocation::S3 { bucket, prefix } => {
+            register_s3(ctx, bucket, prefix, s3).await?;
+            lake.location.to_string()
+        }
+    };
+    let sql = format!(
+        "CREATE EXTERNAL TABLE \"{}\" STORED AS PARQUET LOCATION '{}'",
+        lake.name,
+        location.replace('\'', "''")
+    );
+    ctx.sql(&sql)
+        .await
+        .map_err(|e| one_line(&e.strip_backtrace()))?;
+    Ok(())
+}
+
+/// A local lake must be a directory with at least one Parquet file somewhere below it.
+fn check_local(path: &Path) -> Result<(), String> {
+    if !path.exists() {
+        return Err(format!("directory '{}' not found", path.display()));
+    }
+    if !path.is_dir() {
+        return Err(format!("'{}' is not a directory", path.display()));
+    }
+    match find_parquet(path) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!(
+            "no {PARQUET_EXTENSION} files under directory '{}'",
+            path.display()
+        )),
+        Err(e) => Err(format!("cannot read directory '{}': {e}", path.display())),
+    }
+}
+
+/// Whether a `.parquet` file lies anywhere below `dir`; stops at the first one.
+fn find_parquet(dir: &Path) -> std::io::Result<bool> {
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            if file_type.is_dir() {
+                pending.push(entry.path());
+            } else if entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(PARQUET_EXTENSION)
+            {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Checks the S3 lake with a store that does not retry, then registers a store for queries
+/// (which does retry transient failures) on `ctx` for the bucket.
+async fn register_s3(
+    ctx: &SessionContext,
+    bucket: &str,
+    prefix: &str,
+    settings: &S3Settings,
+) -> Result<(), String> {
+    let builder = s3_builder(bucket, settings);
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    let place = S3Place {
+        bucket,
+        prefix,
+        endpoint: endpoint.as_deref(),
+    };
+
+    let probe_store = builder
+        .clone()
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 0,
+            retry_timeout: PROBE_TIMEOUT,
+        })
+        .build()
+        .map_err(|e| place.describe(&e))?;
+    match tokio::time::timeout(PROBE_TIMEOUT, first_parquet(&probe_store, prefix)).await {
+        Err(_elapsed) => {
+            return Err(format!(
+                "{} did not answer within {} s",
+                place.endpoint_name(),
+                PROBE_TIMEOUT.as_secs()
+            ));
+        }
+        Ok(Err(e)) => return Err(place.describe(&e)),
+        Ok(Ok(false)) => {
+            return Err(format!(
+                "no {PARQUET_EXTENSION} objects under s3://{bucket}/{prefix}"
+            ));
+        }
+        Ok(Ok(true)) => {}
+    }
+
+    let query_store: Arc<dyn ObjectStore> = Arc::new(
+        builder
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 3,
+                retry_timeout: Duration::from_secs(60),
+            })
+            .build()
+            .map_err(|e| place.describe(&e))?,
+    );
+    let url = ObjectStoreUrl::parse(format!("s3://{bucket}"))
+        .map_err(|e| one_line(&e.strip_backtrace()))?;
+    ctx.register_object_store(url.as_ref(), query_store);
+    Ok(())
+}
+
+/// An S3 client for `bucket` configured from `AWS_*`, with `settings` on top.
+fn s3_builder(bucket: &str, settings: &S3Settings) -> AmazonS3Builder {
+    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(endpoint) = &settings.endpoint {
+        // AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL in object_store, so set both
+        builder = builder
+            .with_endpoint(endpoint)
+            .with_config(AmazonS3ConfigKey::S3Endpoint, endpoint);
+    }
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
+    if endpoint.is_some_and(|e| e.starts_with("http://")) {
+        builder = builder.with_allow_http(true);
+    }
+    let connect_timeout = AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout);
+    if builder.get_config_value(&connect_timeout).is_none() {
+        builder = builder.with_config(connect_timeout, CONNECT_TIMEOUT);
+    }
+    builder
+}
+
+/// Whether any object under `prefix` is a Parquet file; stops at the first one.
+async fn first_parquet(store: &dyn ObjectStore, prefix: &str) -> object_store::Result<bool> {
+    let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+    let mut objects = store.list(prefix.as_ref());
+    while let Some(object) = objects.next().await {
+        if object?.location.as_ref().ends_with(PARQUET_EXTENSION) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// What an S3 error message needs to name.
+struct S3Place<'a> {
+    bucket: &'a str,
+    prefix: &'a str,
+    endpoint: Option<&'a str>,
+}
+
+impl S3Place<'_> {
+    fn endpoint_name(&self) -> String {
+        match self.endpoint {
+            Some(endpoint) => format!("the S3 endpoint {endpoint}"),
+            None => "AWS S3".to_string(),
+        }
+    }
+
+    /// One line for an object_store error: what went wrong in words, then the server's or the
+    /// system's own message.
+    fn describe(&self, error: &object_store::Error) -> String {
+        let chain = error_chain(error);
+        let innermost = chain.last().map(|e| e.to_string()).unwrap_or_default();
+        if let Some(http) = chain.iter().find_map(|e| e.downcast_ref::<HttpError>()) {
+            match http.kind() {
+                HttpErrorKind::Connect => {
+                    return one_line(&format!(
+                        "cannot connect to {}: {innermost}",
+                        self.endpoint_name()
+                    ));
+                }
+                HttpErrorKind::Timeout => {
+                    return format!("{} did not answer in time", self.endpoint_name());
+                }
+                _ => {}
+            }
+        }
+        let full = error.to_string();
+        if let Some(code) = xml_element(&full, "Code") {
+            let message = xml_element(&full, "Message").unwrap_or_default();
+            let detail = if message.is_empty() {
+                code.to_string()
+            } else {
+                format!("{code}: {message}")
+            };
+            let what = match code {
+                "NoSuchBucket" => format!(
+                    "bucket '{}' does not exist at {}",
+                    self.bucket,
+                    self.endpoint_name()
+                ),
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "InvalidToken"
+                | "ExpiredToken"
+                | "TokenRefreshRequired" => format!(
+                    "{} refused the credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+                    self.endpoint_name()
+                ),
+                "AccessDenied" | "AllAccessDisabled" => format!(
+                    "access to s3://{}/{} denied by {}",
+                    self.bucket,
+                    self.prefix,
+                    self.endpoint_name()
+                ),
+                _ => format!("{} answered with an error", self.endpoint_name()),
+            };
+            return one_line(&format!("{what} ({detail})"));
+        }
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() && is_credential_error(&full) {
+            return one_line(&format!(
+                "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({innermost})"
+            ));
+        }
+        one_line(&format!("{}: {full}", self.endpoint_name()))
+    }
+}
+
+fn is_credential_error(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    lower.contains("credential") || lower.contains("token")
+}
+
+/// `error` and its sources, outermost first.
+fn error_chain<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut chain = vec![error];
+    let mut current = error;
+    while let Some(source) = current.source() {
+        chain.push(source);
+        current = source;
+    }
+    chain
+}
+
+/// The text of the first `<name>...</name>` in an S3 XML error body quoted inside `text`.
+fn xml_element<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = start + text[start..].find(&close)?;
+    Some(text[start..end].trim())
+}
+
+/// `text` with every run of whitespace, line breaks included, as one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3(bucket: &str, prefix: &str) -> LakeLocation {
+        LakeLocation::S3 {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    #[test]
+    fn lake_args_parse_and_reject() {
+        assert_eq!(
+            LakeArg::parse("events=data/sample_lake").unwrap(),
+            LakeArg {
+                name: "events".into(),
+                location: LakeLocation::Local(PathBuf::from("data/sample_lake"))
+            }
+        );
+        assert!(
+            LakeArg::parse("events")
+                .unwrap_err()
+                .contains("expected NAME=PATH")
+        );
+        assert!(
+            LakeArg::parse("1x=data")
+                .unwrap_err()
+                .contains("table name '1x'")
+        );
+        assert!(
+            LakeArg::parse("a-b=data")
+                .unwrap_err()
+                .contains("table name 'a-b'")
+        );
+        assert!(
+            LakeArg::parse("events=")
+                .unwrap_err()
+                .contains("path is empty")
+        );
+    }
+
+    #[test]
+    fn s3_urls_parse_to_bucket_and_prefix() {
+        let parsed = |text: &str| LakeArg::parse(text).unwrap().location;
+        assert_eq!(parsed("e=s3://bucket"), s3("bucket", ""));
+        assert_eq!(parsed("e=s3://bucket/"), s3("bucket", ""));
+        assert_eq!(parsed("e=s3://bucket/lake"), s3("bucket", "lake/"));
+        assert_eq!(parsed("e=s3://my.bucket-1/a/b/"), s3("my.bucket-1", "a/b/"));
+        assert_eq!(parsed("e=S3://bucket//lake//"), s3("bucket", "lake/"));
+        // the value after the first '=' is the URL, '=' in it included
+        assert_eq!(
+            parsed("e=s3://bucket/day=2024-01-01/"),
+            s3("bucket", "day=2024-01-01/")
+        );
+        assert_eq!(
+            LakeArg::parse("e=s3://bucket/lake")
+                .unwrap()
+                .location
+                .to_string(),
+            "s3://bucket/lake/"
+        );
+        assert_eq!(
+            LakeArg::parse("e=s3://bucket")
+                .unwrap()
+                .location
+                .to_string(),
+            "s3://bucket/"
+        );
+    }
+
+    #[test]
+    fn bad_s3_urls_are_rejected() {
+        let error = |text: &str| LakeArg::parse(text).unwrap_err();
+        assert!(
+            error("e=s3://").contains("bucket name ''"),
+            "{}",
+            error("e=s3://")
+        );
+        assert!(error("e=s3:///lake").contains("bucket name ''"));
+        assert!(error("e=s3://My_Bucket/x").contains("bucket name 'My_Bucket'"));
+        assert!(error("e=s3://bucket/a/../b").contains("'..'"));
+        let gs = error("e=gs://bucket/lake");
+        assert!(gs.contains("'gs://' lakes are not supported"), "{gs}");
+        assert!(gs.starts_with("--lake 'e=gs://bucket/lake': "), "{gs}");
+    }
+
+    #[test]
+    fn s3_endpoints_must_be_http_urls() {
+        assert_eq!(
+            parse_s3_endpoint("http://127.0.0.1:9000/").unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            parse_s3_endpoint("https://s3.example.com").unwrap(),
+            "https://s3.example.com"
+        );
+        for bad in ["127.0.0.1:9000", "ftp://host", "http://", "https:///x", ""] {
+            assert!(parse_s3_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn s3_error_bodies_give_code_and_message() {
+        let text = "Generic S3 error: Error performing list request: Error performing GET \
+                    http://x/b in 1ms - Server returned non-2xx status code: 404 Not Found: \
+                    <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code>\n<Message>The \
+                    specified bucket does not exist</Message></Error>";
+        assert_eq!(xml_element(text, "Code"), Some("NoSuchBucket"));
+        assert_eq!(
+            xml_element(text, "Message"),
+            Some("The specified bucket does not exist")
+        );
+        assert_eq!(xml_element(text, "BucketName"), None);
+        assert_eq!(xml_element("<Code>unclosed", "Code"), None);
+    }
+
+    #[test]
+    fn one_line_joins_lines() {
+        assert_eq!(one_line(" a\n  b\r\n\tc "), "a b c");
+    }
+
+    #[test]
+    fn local_lakes_are_checked() {
+        let missing = check_local(Path::new("no/such/dir")).unwrap_err();
+        assert_eq!(missing, "directory 'no/such/dir' not found");
+        let dir = std::env::temp_dir().join(format!("sessionlake-lake-{}", std::process::id()));
+        let nested = dir.join("day=2024-01-01");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(nested.join("notes.txt"), "not parquet").unwrap();
+        let empty = check_local(&dir).unwrap_err();
+        assert!(
+            empty.starts_with("no .parquet files under directory"),
+            "{empty}"
+        );
+        let not_dir = check_local(&nested.join("notes.txt")).unwrap_err();
+        assert!(not_dir.ends_with("is not a directory"), "{not_dir}");
+        std::fs::write(nested.join("part-0.parquet"), "").unwrap();
+        assert_eq!(check_local(&dir), Ok(()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,385 @@
+//! `--lake` over S3 and the one-line lake errors.
+//!
+//! The tests that need a real S3-compatible server read its URL from
+//! `SESSIONLAKE_TEST_S3_ENDPOINT` (`.ci/run` starts moto's server and sets it); without it they
+//! print "skipped: ..." and pass, unless `SESSIONLAKE_REQUIRE_S3=1`, when they fail. Each one
+//! uses its own bucket. The error tests for an unreachable endpoint and for answers S3 gives to
+//! bad credentials run against a closed port and a tiny fake server, so they always run.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+
+const SAMPLE_LAKE: &str = "data/sample_lake";
+
+/// The S3 server's URL, or `None` (after saying so) when the test should be skipped.
+fn s3_endpoint(test: &str) -> Option<String> {
+    match std::env::var("SESSIONLAKE_TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint.trim_end_matches('/').to_string()),
+        _ => {
+            assert!(
+                std::env::var("SESSIONLAKE_REQUIRE_S3").as_deref() != Ok("1"),
+                "{test}: SESSIONLAKE_REQUIRE_S3=1 but SESSIONLAKE_TEST_S3_ENDPOINT is not set"
+            );
+            println!("skipped: {test} needs an S3 server in SESSIONLAKE_TEST_S3_ENDPOINT");
+            None
+        }
+    }
+}
+
+/// The test credentials: the environment's, else moto's conventional ones.
+fn credential(variable: &str, default: &str) -> String {
+    std::env::var(variable).unwrap_or_else(|_| default.to_string())
+}
+
+/// The `sessionlake` binary run from the repository root with test credentials.
+fn sessionlake(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sessionlake"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            credential("AWS_ACCESS_KEY_ID", "testing"),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            credential("AWS_SECRET_ACCESS_KEY", "testing"),
+        )
+        .env("AWS_REGION", credential("AWS_REGION", "us-east-1"))
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ENDPOINT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the sessionlake binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a usage failure (exit 2) whose stderr is exactly one line starting with `prefix`,
+/// and returns that line.
+fn one_line_usage_error(output: &Output, prefix: &str) -> String {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert_eq!(stdout(output), "");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.ends_with('\n'), "{err}");
+    assert!(err.starts_with(prefix), "{err}");
+    err.trim_end().to_string()
+}
+
+/// Creates `bucket` with a plain CreateBucket request (moto does not check signatures);
+/// creating it again is fine.
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let authority = endpoint
+        .strip_prefix("http://")
+        .expect("the test S3 endpoint is http://");
+    let mut stream = TcpStream::connect(authority).expect("connect to the S3 server");
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send CreateBucket");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read CreateBucket's answer");
+    let status = response.lines().next().unwrap_or_default();
+    assert!(
+        status.contains(" 200 ") || status.contains(" 409 "),
+        "CreateBucket {bucket}: {response}"
+    );
+}
+
+/// Copies every file under `dir` to `bucket` under `prefix`, keeping the relative paths (and so
+/// the `key=value` partition directories).
+async fn upload_dir(endpoint: &str, bucket: &str, dir: &Path, prefix: &str) -> usize {
+    let store = AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .with_region(credential("AWS_REGION", "us-east-1"))
+        .with_access_key_id(credential("AWS_ACCESS_KEY_ID", "testing"))
+        .with_secret_access_key(credential("AWS_SECRET_ACCESS_KEY", "testing"))
+        .build()
+        .expect("an S3 client");
+    let mut pending = vec![dir.to_path_buf()];
+    let mut uploaded = 0;
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).expect("read the lake directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            let relative = path.strip_prefix(dir).expect("under the lake");
+            let key = format!(
+                "{prefix}{}",
+                relative.to_str().expect("a UTF-8 path").replace('\\', "/")
+            );
+            let bytes = std::fs::read(&path).expect("read a lake file");
+            store
+                .put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes))
+                .await
+                .unwrap_or_else(|e| panic!("upload {key}: {e}"));
+            uploaded += 1;
+        }
+    }
+    uploaded
+}
+
+/// Runs `query_args` with `--lake events=<lake>` (and any `extra` flags) as quiet CSV.
+fn query(lake: &str, extra: &[&str], query_args: &[&str]) -> Output {
+    let lake_arg = format!("events={lake}");
+    let mut args = vec!["-q", "--format", "csv", "--lake", &lake_arg];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(query_args);
+    sessionlake(&args)
+}
+
+#[tokio::test]
+async fn an_s3_lake_answers_like_the_local_lake() {
+    let Some(endpoint) = s3_endpoint("an_s3_lake_answers_like_the_local_lake") else {
+        return;
+    };
+    let bucket = "sessionlake-test-same-answers";
+    create_bucket(&endpoint, bucket);
+    let uploaded = upload_dir(&endpoint, bucket, Path::new(SAMPLE_LAKE), "lake/").await;
+    assert!(uploaded >= 2, "{uploaded} files uploaded");
+
+    let s3_lake = format!("s3://{bucket}/lake/");
+    let s3_flags = ["--s3-endpoint", endpoint.as_str()];
+    let queries: [&[&str]; 4] = [
+        &["-c", "DESCRIBE events"],
+        &[
+            "-c",
+            "SELECT count(*) AS sessions, sum(event_count) AS events, min(session_start) AS \
+             first_start, max(session_end) AS last_end FROM sessions('events')",
+        ],
+        &[
+            "-c",
+            "SELECT event_date, count(*) AS events, count(DISTINCT user_id) AS users \
+             FROM events GROUP BY event_date ORDER BY event_date",
+        ],
+        &["-f", "sql/bounce_rate.sql"],
+    ];
+    for query_args in queries {
+        let local = query(SAMPLE_LAKE, &[], query_args);
+        assert_eq!(local.status.code(), Some(0), "{}", stderr(&local));
+        let remote = query(&s3_lake, &s3_flags, query_args);
+        assert_eq!(
+            remote.status.code(),
+            Some(0),
+            "{query_args:?}: {}",
+            stderr(&remote)
+        );
+        assert_eq!(stderr(&remote), "");
+        assert!(
+            stdout(&local).lines().count() >= 2,
+            "{query_args:?}: {}",
+            stdout(&local)
+        );
+        assert_eq!(stdout(&remote), stdout(&local), "{query_args:?}");
+    }
+    // the partition column comes from the event_date=... directories, on S3 as on disk
+    let describe = stdout(&query(&s3_lake, &s3_flags, &["-c", "DESCRIBE events"]));
+    assert!(describe.contains("\nevent_date,"), "{describe}");
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_one_line() {
+    let Some(endpoint) = s3_endpoint("a_missing_bucket_is_one_line") else {
+        return;
+    };
+    let output = query(
+        "s3://sessionlake-test-no-such-bucket/lake/",
+        &["--s3-endpoint", &endpoint],
+        &["-c", "SELECT 1"],
+    );
+    let line = one_line_usage_error(
+        &output,
+        "sessionlake: --lake events=s3://sessionlake-test-no-such-bucket/lake/: ",
+    );
+    assert!(
+        line.contains(&format!(
+            "bucket 'sessionlake-test-no-such-bucket' does not exist at the S3 endpoint {endpoint}"
+        )),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_prefix_is_one_line() {
+    let Some(endpoint) = s3_endpoint("an_empty_prefix_is_one_line") else {
+        return;
+    };
+    let bucket = "sessionlake-test-empty-prefix";
+    create_bucket(&endpoint, bucket);
+    let output = query(
+        &format!("s3://{bucket}/nothing-here"),
+        &["--s3-endpoint", &endpoint],
+        &["-c", "SELECT 1"],
+    );
+    let line = one_line_usage_error(
+        &output,
+        &format!("sessionlake: --lake events=s3://{bucket}/nothing-here/: "),
+    );
+    assert!(
+        line.ends_with(&format!(
+            "no .parquet objects under s3://{bucket}/nothing-here/"
+        )),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_line() {
+    // a port that was free a moment ago: nothing listens there
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let output = query(
+        "s3://some-bucket/lake/",
+        &["--s3-endpoint", &endpoint],
+        &["-c", "SELECT 1"],
+    );
+    let line = one_line_usage_error(
+        &output,
+        "sessionlake: --lake events=s3://some-bucket/lake/: ",
+    );
+    assert!(
+        line.contains(&format!("cannot connect to the S3 endpoint {endpoint}: ")),
+        "{line}"
+    );
+    assert!(!line.contains("retries"), "{line}");
+}
+
+/// A fake S3 server on 127.0.0.1 that answers every request with `status` and `body`; returns
+/// its URL and the number of requests it has answered.
+fn fake_s3(status: &'static str, body: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("an address"));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&requests);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // read the request head; list requests have no body
+            let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (endpoint, requests)
+}
+
+#[test]
+fn refused_credentials_are_one_line_after_one_request() {
+    let (endpoint, requests) = fake_s3(
+        "403 Forbidden",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidAccessKeyId</Code>\
+         <Message>The AWS Access Key Id you provided does not exist in our records.</Message>\
+         </Error>",
+    );
+    let output = query(
+        "s3://some-bucket/lake/",
+        &["--s3-endpoint", &endpoint],
+        &["-c", "SELECT 1"],
+    );
+    let line = one_line_usage_error(
+        &output,
+        "sessionlake: --lake events=s3://some-bucket/lake/: ",
+    );
+    assert!(
+        line.contains(&format!(
+            "the S3 endpoint {endpoint} refused the credentials from AWS_ACCESS_KEY_ID / \
+             AWS_SECRET_ACCESS_KEY (InvalidAccessKeyId: The AWS Access Key Id you provided does \
+             not exist in our records.)"
+        )),
+        "{line}"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_server_error_is_one_line_and_not_retried() {
+    let (endpoint, requests) = fake_s3(
+        "500 Internal Server Error",
+        "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message>\
+         </Error>",
+    );
+    let output = query(
+        "s3://some-bucket/lake/",
+        &["--s3-endpoint", &endpoint],
+        &["-c", "SELECT 1"],
+    );
+    let line = one_line_usage_error(
+        &output,
+        "sessionlake: --lake events=s3://some-bucket/lake/: ",
+    );
+    assert!(
+        line.ends_with(&format!(
+            "the S3 endpoint {endpoint} answered with an error (InternalError: We encountered an \
+             internal error.)"
+        )),
+        "{line}"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_bad_s3_endpoint_or_url_is_a_usage_error() {
+    let endpoint = sessionlake(&["--s3-endpoint", "localhost:9000", "-c", "SELECT 1"]);
+    assert_eq!(endpoint.status.code(), Some(2));
+    assert!(
+        stderr(&endpoint).contains("'localhost:9000' is not an http:// or https:// URL"),
+        "{}",
+        stderr(&endpoint)
+    );
+    let url = query("gs://bucket/lake", &[], &["-c", "SELECT 1"]);
+    let line = one_line_usage_error(&url, "sessionlake: --lake 'events=gs://bucket/lake': ");
+    assert!(line.contains("'gs://' lakes are not supported"), "{line}");
+}
+
+#[test]
+fn a_missing_or_empty_local_lake_is_one_line() {
+    let missing = query("no/such/dir", &[], &["-c", "SELECT 1"]);
+    assert_eq!(
+        one_line_usage_error(&missing, "sessionlake: "),
+        "sessionlake: --lake events=no/such/dir: directory 'no/such/dir' not found"
+    );
+
+    let empty = tempfile::tempdir().expect("a temporary directory");
+    std::fs::create_dir(empty.path().join("event_date=2024-01-01")).expect("a partition dir");
+    let dir = empty.path().to_str().expect("a UTF-8 path");
+    let output = query(dir, &[], &["-c", "SELECT 1"]);
+    let line = one_line_usage_error(&output, &format!("sessionlake: --lake events={dir}: "));
+    assert!(
+        line.ends_with(&format!("no .parquet files under directory '{dir}'")),
+        "{line}"
+    );
+}
