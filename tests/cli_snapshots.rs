@@ -236,3 +236,8 @@ fn error_missing_file() {
 fn error_missing_rc_file() {
     assert_cmd_snapshot!(cli().args(["-r", "no/such/rc", "-c", "SELECT 1"]));
 }
+
+#[test]
+fn error_cluster_needs_the_cluster_build() {
+    assert_cmd_snapshot!(cli().args(["--cluster", "df://127.0.0.1:50050", "-c", "SELECT 1"]));
+}

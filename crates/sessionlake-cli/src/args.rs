@@ -52,6 +52,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub partitions: Option<usize>,
 
+    /// Run queries on a Ballista cluster whose scheduler is at `df://HOST:PORT` (only in the
+    /// cluster-enabled build, `sessionlake-ballista`; see crates/sessionlake-ballista).
+    #[arg(long, value_name = "df://HOST:PORT")]
+    pub cluster: Option<String>,
+
     /// Memory for query execution, e.g. `2g`, `512m` (DataFusion's fair spill pool; operators
     /// that can spill, such as sorts, spill to disk beyond it; default: no limit).
     #[arg(short = 'm', long = "memory-limit", value_name = "SIZE", value_parser = parse_memory_limit)]

@@ -5,9 +5,11 @@
 //! when a statement fails, [`EXIT_USAGE`] for bad arguments. Results go to stdout; errors and
 //! the `N rows in X s` lines go to stderr.
 
+use std::future::Future;
 use std::io::{IsTerminal, Read};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,8 +39,18 @@ pub const EXIT_QUERY: u8 = 1;
 /// The command line was wrong.
 pub const EXIT_USAGE: u8 = 2;
 
+/// Connects to a cluster: given the `--cluster` URL, a context whose queries run there, with
+/// sessionlake registered. Builds that can run on a cluster pass one to [`main_with_cluster`].
+pub type ClusterConnect =
+    fn(String) -> Pin<Box<dyn Future<Output = Result<SessionContext, String>> + Send>>;
+
 /// Runs the command line given in `std::env::args` and returns the exit code.
 pub async fn main() -> ExitCode {
+    main_with_cluster(None).await
+}
+
+/// [`main`] for a build that can also run queries on a cluster (`--cluster`) through `connect`.
+pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) => {
@@ -47,11 +59,11 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    ExitCode::from(run(args).await)
+    ExitCode::from(run(args, connect).await)
 }
 
-/// Runs parsed arguments; returns the exit code.
-pub async fn run(args: Args) -> u8 {
+/// Runs parsed arguments; returns the exit code. `connect` serves `--cluster`.
+pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
     let lakes = match args
         .lakes
         .iter()
@@ -87,11 +99,27 @@ pub async fn run(args: Args) -> u8 {
         }
         config = config.with_target_partitions(partitions);
     }
-    let ctx = match new_context(config, args.memory_limit) {
-        Ok(ctx) => ctx,
-        Err(e) => {
-            eprintln!("Error: {}", e.strip_backtrace());
-            return EXIT_QUERY;
+    let ctx = match (&args.cluster, connect) {
+        (None, _) => match new_context(config, args.memory_limit) {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                eprintln!("Error: {}", e.strip_backtrace());
+                return EXIT_QUERY;
+            }
+        },
+        (Some(url), Some(connect)) => match connect(url.clone()).await {
+            Ok(ctx) => ctx,
+            Err(message) => {
+                eprintln!("sessionlake: --cluster {url}: {message}");
+                return EXIT_QUERY;
+            }
+        },
+        (Some(_), None) => {
+            return usage_error(
+                "--cluster: this build runs queries in this process; the cluster-enabled \
+                 build of the same command line is `sessionlake-ballista` \
+                 (crates/sessionlake-ballista)",
+            );
         }
     };
     let s3 = lake::S3Settings {
