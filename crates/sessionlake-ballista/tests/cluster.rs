@@ -434,6 +434,36 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
         );
     }
 
+    // the command line with --cluster prints what the in-process command line prints
+    let query = "SELECT date_trunc('day', session_start) AS day, count(*) AS sessions, \
+                 UNIQUES(user_id) AS users FROM sessions('events') GROUP BY 1 ORDER BY 1";
+    let lake_arg = format!("events={}", lake.display());
+    let cli = |cluster: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"));
+        command.args(["-q", "--format", "csv", "--lake", &lake_arg, "-c", query]);
+        if let Some(url) = cluster {
+            command.args(["--cluster", url]);
+        }
+        command.output().expect("sessionlake-ballista runs")
+    };
+    let on_cluster = cli(Some(&cluster.url));
+    let in_process = cli(None);
+    assert!(
+        on_cluster.status.success(),
+        "--cluster: {}\n{}",
+        String::from_utf8_lossy(&on_cluster.stderr),
+        cluster.logs()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&on_cluster.stdout),
+        String::from_utf8_lossy(&in_process.stdout)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&on_cluster.stdout).lines().count(),
+        4,
+        "a header and 3 days"
+    );
+
     for sql in [
         "EXPLAIN SELECT count(*) FROM sessions('events')",
         "EXPLAIN SELECT user_id, count(*) FROM sessionize('events') GROUP BY user_id",
