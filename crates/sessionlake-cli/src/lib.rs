@@ -41,6 +41,9 @@ pub async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    if let Some(args::Command::Job(job)) = &args.command {
+        return ExitCode::from(sessionlake_jobs::cli::run(job.clone()).await);
+    }
     ExitCode::from(run(args).await)
 }
 
