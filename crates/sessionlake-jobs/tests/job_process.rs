@@ -11,33 +11,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use jobs_support::*;
 use sessionlake_jobs::{Dates, Job};
-
-/// A private copy of the binary cargo built for this test: the build directory may be shared,
-/// and a build of another branch can replace the file while the tests run.
-fn binary() -> &'static Path {
-    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("sessionlake-job-tests-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join("sessionlake");
-        fs::copy(env!("CARGO_BIN_EXE_sessionlake"), &copy).unwrap();
-        let help = Command::new(&copy)
-            .args(["job", "run", "--help"])
-            .output()
-            .unwrap();
-        assert!(
-            help.status.success(),
-            "the built binary has no `job run` (replaced by another build?)"
-        );
-        copy
-    })
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -100,57 +78,6 @@ impl Setup {
         copy_dir(&self.pristine_sink, &self.dir.path().join(name));
         let body = job_toml(self.lake.to_str().unwrap(), name, "");
         write_job(self.dir.path(), &format!("{name}.toml"), &body)
-    }
-}
-
-fn spawn(job_file: &Path, env: &[(&str, String)]) -> Child {
-    let mut command = Command::new(binary());
-    command
-        .args(["job", "run"])
-        .arg(job_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.spawn().unwrap()
-}
-
-fn finish(child: Child) -> (i32, String) {
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Waits until `count` processes have reached the barrier `barrier`.
-fn wait_reached(barrier: &Path, count: usize) {
-    let dir = barrier.parent().unwrap();
-    let prefix = format!(
-        "{}.reached.",
-        barrier.file_name().unwrap().to_str().unwrap()
-    );
-    let started = Instant::now();
-    loop {
-        let reached = fs::read_dir(dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(&prefix)
-            })
-            .count();
-        if reached >= count {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "nobody reached {barrier:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -300,8 +227,8 @@ async fn a_tripped_alert_exits_3_prints_and_posts_json_and_logs_can_be_json() {
     )
     .replace("below = 150.0", "below = 100000.0");
     let (job_file, _) = write_job(dir.path(), "job.toml", &body);
-    let output = Command::new(binary())
-        .args(["job", "run"])
+    let output = Command::new(BINARY)
+        .arg("run")
         .arg(&job_file)
         .args(["--log-format", "json"])
         .output()
@@ -350,8 +277,8 @@ async fn a_tripped_alert_exits_3_prints_and_posts_json_and_logs_can_be_json() {
 
 #[test]
 fn usage_and_job_file_errors_exit_2_and_78() {
-    let output = Command::new(binary())
-        .args(["job", "run", "job.toml", "--from", "2024-01-01"])
+    let output = Command::new(BINARY)
+        .args(["run", "job.toml", "--from", "2024-01-01"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -362,8 +289,8 @@ fn usage_and_job_file_errors_exit_2_and_78() {
         "[source]\nlake = \"x\"\n[sink]\npath = \"y\"\ncolour = \"blue\"\n",
     )
     .unwrap();
-    let output = Command::new(binary())
-        .args(["job", "run"])
+    let output = Command::new(BINARY)
+        .arg("run")
         .arg(&job_file)
         .output()
         .unwrap();
