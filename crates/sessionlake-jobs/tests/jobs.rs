@@ -367,3 +367,279 @@ async fn a_missing_lake_is_bad_input() {
     assert_eq!(err.exit_code(), 65, "{err}");
     assert!(err.message.contains("nowhere"), "{err}");
 }
+
+/// One hand-written event: user, time (`2024-05-01T10:00:00`), type, user agent.
+type Event = (&'static str, String, &'static str, &'static str);
+
+/// Writes `events` as the partition `event_date=<day>` (file `name`) of a small lake whose
+/// schema has a `user_agent` column.
+fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Millisecond,
+                Some("UTC".into()),
+            ),
+            false,
+        ),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("page", DataType::Utf8, true),
+        Field::new("user_agent", DataType::Utf8, true),
+    ]));
+    let millis = |t: &str| {
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.0))),
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(events.iter().map(|e| millis(&e.1)))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.2))),
+            Arc::new(StringArray::from_iter(
+                events
+                    .iter()
+                    .map(|e| (e.2 == "page_view").then_some("/home")),
+            )),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.3))),
+        ],
+    )
+    .unwrap();
+    let dir = lake.join(format!("event_date={day}"));
+    fs::create_dir_all(&dir).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(fs::File::create(dir.join(name)).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn hand_job(dir: &std::path::Path, lake: &std::path::Path, sink: &str) -> Job {
+    let body = format!(
+        r#"[source]
+lake = "{}"
+
+[sink]
+path = "{sink}"
+
+[session]
+time_zone = "UTC"
+
+[outputs.sessions]
+first = ["user_agent"]
+
+[bots]
+max_events_per_minute = 10.0
+user_agent_pattern = "(?i)bot"
+"#,
+        lake.display()
+    );
+    write_job(dir, &format!("{sink}.toml"), &body).1
+}
+
+/// The sessions table's rows whose text contains `needle`.
+fn rows_with(
+    snapshot: &std::collections::BTreeMap<String, Vec<String>>,
+    needle: &str,
+) -> Vec<String> {
+    snapshot["sessions"]
+        .iter()
+        .filter(|r| r.contains(needle))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_across_midnight_late_bridges_and_bots_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // a chain every 20 minutes from 05-01 10:00 to 05-02 12:00: 26 hours, over max_length
+    let chain: Vec<Event> = (0..=78)
+        .map(|k| {
+            let t = chrono::NaiveDate::from_ymd_opt(2024, 5, 1)
+                .unwrap()
+                .and_hms_opt(10, 0, 0)
+                .unwrap()
+                + chrono::Duration::minutes(20 * k);
+            (
+                "chain",
+                t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "click",
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    let (day1, day2): (Vec<Event>, Vec<Event>) = chain
+        .into_iter()
+        .partition(|e| e.1.starts_with("2024-05-01"));
+    let mut day1 = day1;
+    day1.extend([
+        (
+            "midnight",
+            "2024-05-01T23:50:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "late",
+            "2024-05-01T09:00:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "late",
+            "2024-05-01T10:00:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+    ]);
+    let mut day2 = day2;
+    day2.extend([
+        (
+            "midnight",
+            "2024-05-02T00:10:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+        (
+            "midnight",
+            "2024-05-02T00:25:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+        (
+            "crawler",
+            "2024-05-02T08:00:00".to_string(),
+            "page_view",
+            "Googlebot/2.1",
+        ),
+        (
+            "crawler",
+            "2024-05-02T08:01:00".to_string(),
+            "page_view",
+            "Googlebot/2.1",
+        ),
+    ]);
+    for s in 0..30 {
+        day2.push((
+            "burst",
+            format!("2024-05-02T14:00:{s:02}"),
+            "click",
+            "Mozilla/5.0",
+        ));
+    }
+    let day3: Vec<Event> = vec![
+        (
+            "normal",
+            "2024-05-03T12:00:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "normal",
+            "2024-05-03T12:05:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+        // late: happened on 05-01, arrived on 05-03; bridges the two sessions of "late"
+        (
+            "late",
+            "2024-05-01T09:30:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+    ];
+    let days = [
+        ("2024-05-01", day1),
+        ("2024-05-02", day2),
+        ("2024-05-03", day3),
+    ];
+
+    let job = hand_job(dir.path(), &lake, "out");
+    let mut summaries = Vec::new();
+    for (day, events) in &days {
+        write_events(&lake, day, "part-0.parquet", events);
+        summaries.push(run(&job, Dates::Pending).await);
+        let state = snapshot(&job).await;
+        match *day {
+            "2024-05-01" => {
+                // seen alone, the first 14 hours of the chain are a session under a day
+                assert_eq!(rows_with(&state, "chain").len(), 1);
+                assert_eq!(rows_with(&state, "|late|").len(), 2);
+            }
+            "2024-05-02" => {
+                // day 2 reaches back to day 1: the whole chain is over a day, and left out
+                assert!(rows_with(&state, "chain").is_empty(), "{state:#?}");
+                let midnight = rows_with(&state, "midnight");
+                assert_eq!(midnight.len(), 1);
+                assert!(
+                    midnight[0].starts_with("2024-05-01|midnight|"),
+                    "{midnight:?}"
+                );
+                assert!(
+                    midnight[0].contains("|2100000|3|"),
+                    "35 minutes, 3 events: {midnight:?}"
+                );
+                let crawler = rows_with(&state, "crawler");
+                assert!(crawler[0].ends_with("|user_agent"), "{crawler:?}");
+                let burst = rows_with(&state, "burst");
+                assert!(burst[0].ends_with("|events_per_minute"), "{burst:?}");
+            }
+            _ => {
+                let late = rows_with(&state, "|late|");
+                assert_eq!(
+                    late.len(),
+                    1,
+                    "the late event bridges the two sessions: {late:?}"
+                );
+                assert!(late[0].contains("|3600000|3|"), "{late:?}");
+            }
+        }
+    }
+    assert_eq!(summaries[1].long_sessions_excluded, 1);
+    assert_eq!(summaries[1].bot_sessions.get("user_agent"), Some(&1));
+    assert_eq!(summaries[1].bot_sessions.get("events_per_minute"), Some(&1));
+    assert!(
+        summaries[2]
+            .days_rewritten
+            .contains(&"2024-05-01".to_string())
+    );
+
+    // bots and the over-long chain are out of the metrics, and counted there
+    let state = snapshot(&job).await;
+    let day2_metrics = state["daily_metrics"]
+        .iter()
+        .find(|r| r.starts_with("2024-05-02|"))
+        .unwrap();
+    assert!(
+        day2_metrics.starts_with("2024-05-02|0|0|"),
+        "{day2_metrics}"
+    );
+    assert!(
+        day2_metrics.ends_with("|2|0"),
+        "2 bot sessions, none too long: {day2_metrics}"
+    );
+    let day1_metrics = state["daily_metrics"]
+        .iter()
+        .find(|r| r.starts_with("2024-05-01|"))
+        .unwrap();
+    assert!(
+        day1_metrics.starts_with("2024-05-01|2|2|"),
+        "{day1_metrics}"
+    );
+    assert!(
+        day1_metrics.ends_with("|0|1"),
+        "the chain is counted as too long: {day1_metrics}"
+    );
+
+    // all three days at once give the same
+    let full = hand_job(dir.path(), &lake, "out_full");
+    run(&full, Dates::Pending).await;
+    assert_same(&state, &snapshot(&full).await);
+}
