@@ -50,6 +50,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Recompute every output day from the whole lake (after rows were deleted from a
+    /// processed partition, for example).
+    #[arg(long)]
+    pub full: bool,
+
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -110,6 +115,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
     let options = RunOptions {
         dates,
         dry_run: args.dry_run,
+        full: args.full,
         progress: std::io::stderr().is_terminal() && args.log_format == LogFormat::Text,
     };
     match run_job(&job, &options).await {

@@ -7,7 +7,7 @@
 //! use sessionlake_jobs::{Dates, Job, RunOptions, run_job};
 //!
 //! let job = Job::load(std::path::Path::new("data/sample_job.toml"))?;
-//! let options = RunOptions { dates: Dates::Pending, dry_run: false, progress: false };
+//! let options = RunOptions { dates: Dates::Pending, dry_run: false, progress: false, full: false };
 //! let summary = run_job(&job, &options).await?;
 //! eprintln!("{}", summary.one_line());
 //! # Ok(())

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Recompute every output day from the whole lake, whatever changed.
+    pub full: bool,
 }
 
 /// What a run did; written as `_summary.json` in the run's prefix and printed in one line.
@@ -218,7 +220,7 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         }
     };
     summary.partitions_processed = asked.iter().map(|p| p.day.to_string()).collect();
-    if asked.is_empty() {
+    if asked.is_empty() && !options.full {
         summary.status = "up_to_date".into();
         summary.strategy = "incremental".into();
         summary.version = current.as_ref().map(|m| m.version);
@@ -241,6 +243,7 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
     // full or incremental
     let options_session = &job.session.options;
     let full_reason = match &current {
+        _ if options.full => Some("asked for (--full)"),
         None => Some("first run"),
         Some(m) if m.fingerprint != job.fingerprint() => Some("the job's settings changed"),
         Some(_) if options_session.mode.is_instrumented() => {

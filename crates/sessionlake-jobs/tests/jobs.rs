@@ -77,6 +77,24 @@ async fn daily_runs_over_30_days_equal_one_full_recompute() {
     assert_eq!(rerun.strategy, "incremental");
     assert_same(&snapshot(&daily_job).await, &expected);
 
+    // --full recomputes everything, to the same rows
+    let full_again = run_job(
+        &daily_job,
+        &RunOptions {
+            dates: Dates::Pending,
+            dry_run: false,
+            progress: false,
+            full: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        full_again.full_reason.as_deref(),
+        Some("asked for (--full)")
+    );
+    assert_same(&snapshot(&daily_job).await, &expected);
+
     // superseded run prefixes are cleaned up: every prefix left holds files of the current or
     // the previous state (prefixes of days not rewritten since stay)
     assert_no_garbage(&daily_job).await;
@@ -188,6 +206,7 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
         dates: Dates::Pending,
         dry_run: false,
         progress: false,
+        full: false,
     };
 
     // a new partition whose file has an extra column
@@ -295,6 +314,7 @@ async fn a_dry_run_writes_nothing() {
             dates: Dates::Pending,
             dry_run: true,
             progress: false,
+            full: false,
         },
     )
     .await
@@ -360,6 +380,7 @@ async fn a_missing_lake_is_bad_input() {
             dates: Dates::Pending,
             dry_run: false,
             progress: false,
+            full: false,
         },
     )
     .await

@@ -126,6 +126,7 @@ pub async fn run(job: &Job, dates: Dates) -> RunSummary {
             dates,
             dry_run: false,
             progress: false,
+            full: false,
         },
     )
     .await
