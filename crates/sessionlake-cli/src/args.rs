@@ -61,6 +61,19 @@ pub struct Args {
     /// that can spill, such as sorts, spill to disk beyond it; default: no limit).
     #[arg(short = 'm', long = "memory-limit", value_name = "SIZE", value_parser = parse_memory_limit)]
     pub memory_limit: Option<usize>,
+
+    /// A subcommand instead of SQL.
+    #[cfg(feature = "jobs")]
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[cfg(feature = "jobs")]
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Scheduled lake jobs: `sessionlake job run JOB.toml [--date D | --from D --to D]`.
+    Job(sessionlake_jobs::cli::JobArgs),
 }
 
 /// The printed formats.

@@ -59,6 +59,10 @@ pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    #[cfg(feature = "jobs")]
+    if let Some(args::Command::Job(job)) = &args.command {
+        return ExitCode::from(sessionlake_jobs::cli::run(job.clone()).await);
+    }
     ExitCode::from(run(args, connect).await)
 }
 

@@ -1,0 +1,473 @@
+//! The sessions and daily metrics of a set of output days, computed with the sessionlake engine
+//! (`sessions(...)`, `sessionize(...)` and the formula aggregates) over the events of a read
+//! window.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionContext, col, lit};
+use object_store::ObjectMeta;
+
+use crate::error::{JobError, from_datafusion};
+use crate::job_file::{Bounce, Job};
+use crate::location::Place;
+
+/// The Date32 day of the sessions and metrics tables' partition column.
+pub const DAY_COLUMN: &str = "session_date";
+
+/// What one computation produced, per output day.
+#[derive(Debug, Default)]
+pub struct Computed {
+    /// Kept sessions (bots included, flagged), sorted by user, start and key.
+    pub sessions: BTreeMap<NaiveDate, RecordBatch>,
+    /// One metrics row per day that has a session (kept or over-long).
+    pub metrics: BTreeMap<NaiveDate, RecordBatch>,
+    /// Events read.
+    pub events_read: u64,
+    /// Sessions left out for being longer than `max_length`.
+    pub long_sessions: u64,
+    /// Sessions flagged as bots, by reason.
+    pub bot_sessions: BTreeMap<String, u64>,
+    /// Set when the bot filter's user agent check was skipped, with the reason.
+    pub user_agent_check_skipped: Option<String>,
+}
+
+/// A new engine context that can read `places`.
+pub fn new_context(places: &[&Place]) -> Result<SessionContext, JobError> {
+    let ctx =
+        sessionlake_engine::new_context().map_err(|e| from_datafusion(e, "creating the engine"))?;
+    for place in places {
+        if place.store_url.scheme() != "file" {
+            ctx.register_object_store(&place.store_url, Arc::clone(&place.store));
+        }
+    }
+    Ok(ctx)
+}
+
+/// A table over exactly `urls` (Parquet files), with `schema` if given.
+pub async fn files_table(
+    ctx: &SessionContext,
+    urls: &[String],
+    schema: Option<SchemaRef>,
+) -> Result<Arc<ListingTable>, JobError> {
+    let paths = urls
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::error::Result<Vec<_>>>()
+        .map_err(|e| from_datafusion(e, "file URLs"))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(paths).with_listing_options(options);
+    let config = match schema {
+        Some(schema) => config.with_schema(schema),
+        None => config
+            .infer_schema(&ctx.state())
+            .await
+            .map_err(|e| from_datafusion(e, "reading the Parquet schema"))?,
+    };
+    let table = ListingTable::try_new(config).map_err(|e| from_datafusion(e, "listing table"))?;
+    Ok(Arc::new(table))
+}
+
+/// Quotes an identifier for SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quotes a string literal for SQL.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Computes the sessions and metrics of the output days in `days` (all days when `None`) from
+/// the events of `files` whose time is in `window` (all when `None`).
+pub async fn compute(
+    job: &Job,
+    source: &Place,
+    files: &[ObjectMeta],
+    schema: &SchemaRef,
+    window: Option<(i64, i64)>,
+    days: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Computed, JobError> {
+    let mut computed = Computed::default();
+    if files.is_empty() {
+        return Ok(computed);
+    }
+    let ctx = new_context(&[source])?;
+    let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
+    let table = files_table(&ctx, &urls, Some(Arc::clone(schema))).await?;
+    let options = &job.session.options;
+    let time_field = schema.field_with_name(&options.time_column).map_err(|_| {
+        JobError::data(format!(
+            "lake {}: no time column '{}' (session.time_column)",
+            source.shown, options.time_column
+        ))
+    })?;
+    let (unit, zone) = match time_field.data_type() {
+        DataType::Timestamp(unit, zone) => (*unit, zone.clone()),
+        other => {
+            return Err(JobError::data(format!(
+                "lake {}: column '{}' must be a timestamp, found {other}",
+                source.shown, options.time_column
+            )));
+        }
+    };
+    let mut frame = ctx
+        .read_table(table)
+        .map_err(|e| from_datafusion(e, "reading the lake"))?;
+    if let Some((start_ms, end_ms)) = window {
+        let bound = |ms: i64, round_up: bool| -> ScalarValue {
+            let ticks = ms_to_ticks(ms, unit, round_up);
+            match unit {
+                TimeUnit::Second => ScalarValue::TimestampSecond(Some(ticks), zone.clone()),
+                TimeUnit::Millisecond => {
+                    ScalarValue::TimestampMillisecond(Some(ticks), zone.clone())
+                }
+                TimeUnit::Microsecond => {
+                    ScalarValue::TimestampMicrosecond(Some(ticks), zone.clone())
+                }
+                TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(ticks), zone.clone()),
+            }
+        };
+        let time = col(ident(&options.time_column));
+        frame = frame
+            .filter(
+                time.clone()
+                    .gt_eq(lit(bound(start_ms, false)))
+                    .and(time.lt_eq(lit(bound(end_ms, true)))),
+            )
+            .map_err(|e| from_datafusion(e, "filtering the read window"))?;
+    }
+    ctx.register_table("events", frame.into_view())
+        .map_err(|e| from_datafusion(e, "registering the events"))?;
+
+    let counted = ctx
+        .sql("SELECT count(*) FROM events")
+        .await
+        .map_err(|e| from_datafusion(e, "counting events"))?
+        .collect()
+        .await
+        .map_err(|e| from_datafusion(e, format!("reading the lake {}", source.shown)))?;
+    computed.events_read = counted
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
+        })
+        .map_or(0, |a| u64::try_from(a.value(0)).unwrap_or(0));
+
+    let sql = sessions_sql(job, schema, unit, days, &mut computed);
+    let all = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| from_datafusion(e, "planning the sessions query"))?
+        .collect()
+        .await
+        .map_err(|e| from_datafusion(e, format!("computing sessions from {}", source.shown)))?;
+    let all_schema = match all.first() {
+        Some(b) => b.schema(),
+        None => return Ok(computed),
+    };
+    let mem = MemTable::try_new(Arc::clone(&all_schema), vec![all])
+        .map_err(|e| from_datafusion(e, "sessions in memory"))?;
+    ctx.register_table("window_sessions", Arc::new(mem))
+        .map_err(|e| from_datafusion(e, "sessions in memory"))?;
+
+    let user = ident(&options.user_column);
+    let counts = query(
+        &ctx,
+        "SELECT CAST(count(*) FILTER (WHERE is_long) AS BIGINT), \
+         CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason = 'events_per_minute') AS BIGINT), \
+         CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason = 'user_agent') AS BIGINT) \
+         FROM window_sessions",
+    )
+    .await?;
+    if let Some(batch) = counts.first() {
+        let value = |i: usize| {
+            batch
+                .column(i)
+                .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>()
+                .map_or(0, |a| u64::try_from(a.value(0)).unwrap_or(0))
+        };
+        computed.long_sessions = value(0);
+        for (i, reason) in [(1, "events_per_minute"), (2, "user_agent")] {
+            if value(i) > 0 {
+                computed.bot_sessions.insert(reason.to_string(), value(i));
+            }
+        }
+    }
+
+    let kept = query(
+        &ctx,
+        &format!(
+            "SELECT * EXCLUDE (is_long) FROM window_sessions WHERE NOT is_long \
+             ORDER BY {DAY_COLUMN}, {user}, session_start, session_key, session_end"
+        ),
+    )
+    .await?;
+    computed.sessions = split_by_day(&kept)?;
+
+    let metrics = query(
+        &ctx,
+        &format!(
+            "WITH flagged AS (
+                SELECT *, NOT is_long AND bot_reason IS NULL AS clean FROM window_sessions
+            ),
+            counted AS (
+                SELECT {DAY_COLUMN},
+                    CAST(SESSIONTOTALS({user}, session_key) FILTER (WHERE clean) AS BIGINT) AS sessions,
+                    CAST(UNIQUES({user}) FILTER (WHERE clean) AS BIGINT) AS users,
+                    CAST(sum(duration_ms) FILTER (WHERE clean) AS DOUBLE) / 1000.0 AS time_s,
+                    CAST(count(*) FILTER (WHERE clean AND is_bounce) AS BIGINT) AS bounces,
+                    HIST(duration_ms) FILTER (WHERE clean) AS length_distribution,
+                    CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason IS NOT NULL) AS BIGINT)
+                        AS bot_sessions,
+                    CAST(count(*) FILTER (WHERE is_long) AS BIGINT) AS long_sessions_excluded
+                FROM flagged
+                GROUP BY {DAY_COLUMN}
+            )
+            SELECT {DAY_COLUMN}, sessions, users,
+                time_s / CAST(NULLIF(sessions, 0) AS DOUBLE) AS avg_length_s,
+                time_s / CAST(NULLIF(users, 0) AS DOUBLE) AS time_per_user_s,
+                CAST(bounces AS DOUBLE) / CAST(NULLIF(sessions, 0) AS DOUBLE) AS bounce_rate,
+                length_distribution, bot_sessions, long_sessions_excluded
+            FROM counted ORDER BY {DAY_COLUMN}"
+        ),
+    )
+    .await?;
+    computed.metrics = split_by_day(&metrics)?;
+    Ok(computed)
+}
+
+/// The statement producing every session of the window (over-long ones flagged `is_long`) with
+/// its day, properties, bounce and bot flags.
+fn sessions_sql(
+    job: &Job,
+    schema: &SchemaRef,
+    unit: TimeUnit,
+    days: Option<(NaiveDate, NaiveDate)>,
+    computed: &mut Computed,
+) -> String {
+    let options = &job.session.options;
+    let user = ident(&options.user_column);
+    let mut args: Vec<String> = job.session.engine_args.iter().map(|a| quote(a)).collect();
+    args.push(quote("max_length=none"));
+    let args = args.join(", ");
+    let zone = quote(job.session.time_zone.name());
+    let has_event_type = schema.field_with_name("event_type").is_ok();
+
+    // property aggregates over the sessionized rows, only when some are asked for
+    let mut props: Vec<(String, String)> = Vec::new();
+    let p = &job.sessions;
+    for c in &p.entry {
+        props.push((
+            format!("entry_{c}"),
+            format!("first_value({} ORDER BY event_index)", ident(c)),
+        ));
+    }
+    for c in &p.exit {
+        props.push((
+            format!("exit_{c}"),
+            format!("last_value({} ORDER BY event_index)", ident(c)),
+        ));
+    }
+    for c in &p.first {
+        props.push((
+            format!("first_{c}"),
+            format!(
+                "first_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
+                ident(c)
+            ),
+        ));
+    }
+    for c in &p.last {
+        props.push((
+            format!("last_{c}"),
+            format!(
+                "last_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
+                ident(c)
+            ),
+        ));
+    }
+    let bounce = match &job.bounce {
+        Bounce::SingleEvent => "s.event_count = 1".to_string(),
+        Bounce::OneEventOfType(t) => {
+            props.push((
+                "p_bounce".into(),
+                format!("count(*) FILTER (WHERE event_type = {}) = 1", quote(t)),
+            ));
+            "coalesce(p.p_bounce, false)".to_string()
+        }
+    };
+    let mut bot_cases = Vec::new();
+    if let Some(bots) = &job.bots {
+        if let Some(rate) = bots.max_events_per_minute {
+            bot_cases.push(format!(
+                "WHEN CAST(s.event_count AS DOUBLE) / greatest(CAST(s.duration_ms AS DOUBLE) / 60000.0, 1.0) > {rate:?} THEN 'events_per_minute'"
+            ));
+        }
+        if let Some(pattern) = &bots.user_agent_pattern {
+            if schema.field_with_name(&bots.user_agent_column).is_ok() {
+                props.push((
+                    "p_user_agent".into(),
+                    format!(
+                        "first_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
+                        ident(&bots.user_agent_column)
+                    ),
+                ));
+                bot_cases.push(format!(
+                    "WHEN regexp_like(CAST(p.p_user_agent AS VARCHAR), {}) THEN 'user_agent'",
+                    quote(pattern)
+                ));
+            } else {
+                computed.user_agent_check_skipped = Some(format!(
+                    "the lake has no column '{}' (bots.user_agent_column)",
+                    bots.user_agent_column
+                ));
+            }
+        }
+    }
+    let bot_reason = if bot_cases.is_empty() {
+        "CAST(NULL AS VARCHAR)".to_string()
+    } else {
+        format!("CASE {} END", bot_cases.join(" "))
+    };
+    let max_ticks = options
+        .max_length_nanos
+        .map(|n| sessionlake_functions_ticks(n, unit));
+    let is_long = match max_ticks {
+        Some(ticks) => format!(
+            "(arrow_cast(s.session_end, 'Int64') - arrow_cast(s.session_start, 'Int64')) > {ticks}"
+        ),
+        None => "false".to_string(),
+    };
+    let day_filter = match days {
+        Some((first, last)) => {
+            format!("WHERE s.{DAY_COLUMN} BETWEEN DATE '{first}' AND DATE '{last}'")
+        }
+        None => String::new(),
+    };
+    let event_type_columns = if has_event_type {
+        "s.first_event_type, s.last_event_type,"
+    } else {
+        ""
+    };
+    let (props_cte, join, prop_columns) = if props.is_empty() {
+        (String::new(), String::new(), String::new())
+    } else {
+        let aggregates: Vec<String> = props
+            .iter()
+            .map(|(name, expr)| format!("{expr} AS {}", ident(name)))
+            .collect();
+        let cte = format!(
+            ", p AS (
+                SELECT {user} AS p_user, session_key AS p_key, session_start AS p_start, {}
+                FROM sessionize('events', {args})
+                WHERE session_key IS NOT NULL
+                GROUP BY {user}, session_key, session_start
+            )",
+            aggregates.join(", ")
+        );
+        let join = "LEFT JOIN p ON s.".to_string()
+            + &user
+            + " = p.p_user AND s.session_key = p.p_key AND s.session_start = p.p_start";
+        let columns: String = props
+            .iter()
+            .filter(|(name, _)| !name.starts_with("p_"))
+            .map(|(name, _)| format!("p.{}, ", ident(name)))
+            .collect();
+        (cte, join, columns)
+    };
+    format!(
+        "WITH s AS (
+            SELECT *, CAST(session_start AT TIME ZONE {zone} AS DATE) AS {DAY_COLUMN}
+            FROM sessions('events', {args})
+        ){props_cte}
+        SELECT s.{DAY_COLUMN}, s.{user}, s.session_key, s.session_start, s.session_end,
+            s.duration_ms, s.event_count, {event_type_columns} {prop_columns}
+            {bounce} AS is_bounce,
+            {bot_reason} AS bot_reason,
+            {is_long} AS is_long
+        FROM s {join}
+        {day_filter}"
+    )
+}
+
+fn sessionlake_functions_ticks(nanos: i128, unit: TimeUnit) -> i64 {
+    let per_tick: i128 = match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    };
+    // the engine keeps a session of exactly max_length; whole ticks, rounded down, are exact
+    i64::try_from(nanos.div_euclid(per_tick)).unwrap_or(i64::MAX)
+}
+
+/// Epoch milliseconds in ticks of `unit`, rounded down or up when `unit` is seconds.
+fn ms_to_ticks(ms: i64, unit: TimeUnit, round_up: bool) -> i64 {
+    match unit {
+        TimeUnit::Second if round_up => ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0),
+        TimeUnit::Second => ms.div_euclid(1000),
+        TimeUnit::Millisecond => ms,
+        TimeUnit::Microsecond => ms.saturating_mul(1_000),
+        TimeUnit::Nanosecond => ms.saturating_mul(1_000_000),
+    }
+}
+
+/// Runs `sql` and collects its result.
+pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, JobError> {
+    ctx.sql(sql)
+        .await
+        .map_err(|e| from_datafusion(e, "planning"))?
+        .collect()
+        .await
+        .map_err(|e| from_datafusion(e, "computing"))
+}
+
+/// Splits batches sorted by their first column (a Date32 day) into one batch per day.
+pub fn split_by_day(batches: &[RecordBatch]) -> Result<BTreeMap<NaiveDate, RecordBatch>, JobError> {
+    let mut out = BTreeMap::new();
+    let Some(first) = batches.first() else {
+        return Ok(out);
+    };
+    // no schema metadata: the engine's per-call marks must not reach the files
+    let schema = Arc::new(
+        first
+            .schema()
+            .as_ref()
+            .clone()
+            .with_metadata(Default::default()),
+    );
+    let all = concat_batches(&first.schema(), batches)
+        .and_then(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()))
+        .map_err(|e| JobError::failed(format!("concatenating results: {e}")))?;
+    let Some(days) = all.column(0).as_primitive_opt::<Date32Type>() else {
+        return Err(JobError::failed("results: the first column is not a date"));
+    };
+    let mut start = 0;
+    while start < all.num_rows() {
+        if days.is_null(start) {
+            return Err(JobError::failed("results: a session has no day"));
+        }
+        let value = days.value(start);
+        let mut end = start + 1;
+        while end < all.num_rows() && days.is_valid(end) && days.value(end) == value {
+            end += 1;
+        }
+        let day = Date32Type::to_naive_date_opt(value).unwrap_or_default();
+        out.insert(day, all.slice(start, end - start));
+        start = end;
+    }
+    Ok(out)
+}

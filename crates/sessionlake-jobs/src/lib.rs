@@ -1,0 +1,41 @@
+//! Scheduled lake jobs: one idempotent command that turns a Parquet event lake into a sessions
+//! table and daily metrics, raises alerts and writes cohort exports, incrementally and safely
+//! (atomic commits on a local disk or S3).
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), sessionlake_jobs::JobError> {
+//! use sessionlake_jobs::{Dates, Job, RunOptions, run_job};
+//!
+//! let job = Job::load(std::path::Path::new("data/sample_job.toml"))?;
+//! let options = RunOptions { dates: Dates::Pending, dry_run: false, progress: false, full: false };
+//! let summary = run_job(&job, &options).await?;
+//! eprintln!("{}", summary.one_line());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The job file, the incremental rule and the commit protocol are described in `docs/jobs.md`.
+
+pub mod alerts;
+pub mod checkpoint;
+pub mod cli;
+pub mod compute;
+pub mod encode;
+pub mod error;
+pub mod exports;
+pub mod job_file;
+pub mod lake;
+pub mod location;
+pub mod manifest;
+pub mod reader;
+pub mod runner;
+pub mod window;
+
+pub use error::{
+    EXIT_ALERT, EXIT_CONFIG, EXIT_DATA, EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE,
+    ErrorKind, JobError,
+};
+pub use job_file::Job;
+pub use manifest::{Manifest, read_current};
+pub use reader::{current_files, register_outputs};
+pub use runner::{Dates, RunOptions, RunSummary, run_job};

@@ -1,0 +1,694 @@
+//! One run of a job: plan which output days to rewrite, compute them, write them under a
+//! run-unique prefix, evaluate alerts and exports, and commit a new manifest.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use object_store::{ObjectMeta, ObjectStoreExt, PutPayload};
+use serde::Serialize;
+
+use crate::alerts::{self, Alert};
+use crate::checkpoint::checkpoint;
+use crate::compute::{self, Computed, DAY_COLUMN, ident};
+use crate::encode::{csv_bytes, parquet_bytes};
+use crate::error::{JobError, from_datafusion, from_store};
+use crate::exports;
+use crate::job_file::{ExportFormat, Job};
+use crate::lake::{self, Partition};
+use crate::location::Place;
+use crate::manifest::{self, Manifest, RUNS_DIR};
+use crate::window::{self, Spans};
+
+/// The sessions table's name in the manifest.
+pub const SESSIONS_TABLE: &str = "sessions";
+/// The daily metrics table's name in the manifest.
+pub const METRICS_TABLE: &str = "daily_metrics";
+/// The alerts table's name in the manifest.
+pub const ALERTS_TABLE: &str = "alerts";
+/// The partition key of an unpartitioned table in the manifest.
+pub const WHOLE_TABLE: &str = "all";
+
+/// Which source partitions a run processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dates {
+    /// Those not processed yet or changed since (by their file listing): everything new since
+    /// the watermark, plus earlier partitions that arrived or changed late.
+    Pending,
+    /// The partitions of these days, inclusive, whether processed before or not.
+    Range(NaiveDate, NaiveDate),
+}
+
+/// How a run goes.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The source partitions to process.
+    pub dates: Dates,
+    /// Compute and report, write nothing.
+    pub dry_run: bool,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Recompute every output day from the whole lake, whatever changed.
+    pub full: bool,
+}
+
+/// What a run did; written as `_summary.json` in the run's prefix and printed in one line.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    pub job: String,
+    /// `committed`, `dry_run` or `up_to_date`.
+    pub status: String,
+    pub run_id: Option<String>,
+    /// The committed manifest version.
+    pub version: Option<u64>,
+    /// `incremental` or `full`.
+    pub strategy: String,
+    /// Why the run recomputed everything, for a full run.
+    pub full_reason: Option<String>,
+    pub source: String,
+    pub sink: String,
+    /// The source partitions this run processed.
+    pub partitions_processed: Vec<String>,
+    /// The source partitions read (processed ones plus context around them).
+    pub partitions_read: usize,
+    pub files_read: usize,
+    /// Events read in the read windows.
+    pub events_read: u64,
+    /// Output days rewritten (each rewritten whole, or removed when it has no session now).
+    pub days_rewritten: Vec<String>,
+    /// Sessions written (bots included, flagged).
+    pub sessions_written: u64,
+    pub metrics_rows_written: u64,
+    /// Sessions left out for being longer than `max_length`.
+    pub long_sessions_excluded: u64,
+    /// Sessions flagged as bots and left out of the metrics, by reason.
+    pub bot_sessions: BTreeMap<String, u64>,
+    pub user_agent_check_skipped: Option<String>,
+    /// Alerts tripped on the days this run rewrote.
+    pub alerts: Vec<Alert>,
+    /// Alerts in the whole alerts table.
+    pub alerts_in_table: usize,
+    /// Rows per cohort export.
+    pub exports: BTreeMap<String, u64>,
+    pub watermark_before: Option<String>,
+    pub watermark_after: Option<String>,
+    /// Old run prefixes deleted after the commit.
+    pub prefixes_cleaned: usize,
+    pub started_at: String,
+    pub duration_s: f64,
+}
+
+impl RunSummary {
+    /// The one-line summary printed on stderr.
+    pub fn one_line(&self) -> String {
+        let bots: u64 = self.bot_sessions.values().sum();
+        format!(
+            "job {}: {} ({}{}) partitions {} read {} ({} events); days rewritten {}; sessions {} \
+             ({} bots, {} over max_length left out); alerts {}; exports {}; {:.2} s",
+            self.job,
+            self.status,
+            self.strategy,
+            self.version
+                .map(|v| format!(", version {v}"))
+                .unwrap_or_default(),
+            self.partitions_processed.len(),
+            self.partitions_read,
+            self.events_read,
+            self.days_rewritten.len(),
+            self.sessions_written,
+            bots,
+            self.long_sessions_excluded,
+            self.alerts.len(),
+            self.exports.len(),
+            self.duration_s
+        )
+    }
+}
+
+/// A progress bar on stderr, or nothing.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        if !enabled {
+            return Self(None);
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        Self(Some(bar))
+    }
+
+    fn add(&self, steps: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc_length(steps);
+        }
+    }
+
+    fn step(&self, message: impl Into<String>) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message.into());
+            bar.inc(1);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Runs `job` once: `run_job(job, dates, dry_run)` of the issue, with a progress option.
+pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobError> {
+    let started = Instant::now();
+    let progress = Progress::new(options.progress);
+    let mut summary = RunSummary {
+        job: job.name.clone(),
+        source: job.source.to_string(),
+        sink: job.sink.to_string(),
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ..RunSummary::default()
+    };
+    let source = Place::open(&job.source, &job.storage)?;
+    let sink = Place::open(&job.sink, &job.storage)?;
+
+    let current = manifest::read_current(&sink).await?;
+    if let Some(committed) = &current
+        && !options.dry_run
+    {
+        // a run killed between its commit and its listings left them behind: repair
+        manifest::write_listings(&sink, committed).await?;
+    }
+    summary.watermark_before = current.as_ref().and_then(|m| m.watermark.clone());
+    let partitions = lake::list_partitions(&source, &job.partition_column).await?;
+
+    // which source partitions to process
+    let processed: BTreeMap<String, String> = current
+        .as_ref()
+        .map(|m| m.partitions.clone())
+        .unwrap_or_default();
+    let asked: Vec<&Partition> = match options.dates {
+        Dates::Pending => partitions
+            .values()
+            .filter(|p| processed.get(&p.day.to_string()) != Some(&p.digest()))
+            .collect(),
+        Dates::Range(first, last) => {
+            let mut asked = Vec::new();
+            for day in window::days_between(first, last) {
+                match partitions.get(&day) {
+                    Some(p) => asked.push(p),
+                    None => {
+                        return Err(JobError::data(format!(
+                            "lake {}: no partition {}={day}",
+                            source.shown, job.partition_column
+                        )));
+                    }
+                }
+            }
+            asked
+        }
+    };
+    summary.partitions_processed = asked.iter().map(|p| p.day.to_string()).collect();
+    if asked.is_empty() && !options.full {
+        summary.status = "up_to_date".into();
+        summary.strategy = "incremental".into();
+        summary.version = current.as_ref().map(|m| m.version);
+        summary.watermark_after = summary.watermark_before.clone();
+        summary.duration_s = started.elapsed().as_secs_f64();
+        tracing::info!(job = %job.name, "up to date: no new or changed partition");
+        return Ok(summary);
+    }
+
+    // the lake's schema, from its first file
+    let Some(reference_file) = partitions.values().flat_map(|p| p.files.first()).next() else {
+        return Err(JobError::data(format!(
+            "lake {}: no Parquet file in any partition",
+            source.shown
+        )));
+    };
+    let reference_schema = lake::file_schema(&source, reference_file).await?;
+    let reference_shown = lake::shown_file(&source, reference_file);
+
+    // full or incremental
+    let options_session = &job.session.options;
+    let full_reason = match &current {
+        _ if options.full => Some("asked for (--full)"),
+        None => Some("first run"),
+        Some(m) if m.fingerprint != job.fingerprint() => Some("the job's settings changed"),
+        Some(_) if options_session.mode.is_instrumented() => {
+            Some("instrumented modes have no bounded read window")
+        }
+        Some(_) if options_session.max_length_nanos.is_none() => {
+            Some("max_length = none has no bounded read window")
+        }
+        Some(_) => None,
+    };
+    let spans = Spans::from_nanos(
+        options_session.gap_nanos,
+        options_session.max_length_nanos.unwrap_or(0),
+    );
+    let zone = job.session.time_zone;
+
+    // plan: (files, read window, output days) per computation
+    struct Plan {
+        files: Vec<ObjectMeta>,
+        partitions: usize,
+        window: Option<(i64, i64)>,
+        days: Option<(NaiveDate, NaiveDate)>,
+    }
+    let mut plans = Vec::new();
+    let mut affected: BTreeSet<NaiveDate> = BTreeSet::new();
+    if let Some(reason) = full_reason {
+        summary.strategy = "full".into();
+        summary.full_reason = Some(reason.to_string());
+        plans.push(Plan {
+            files: partitions.values().flat_map(|p| p.files.clone()).collect(),
+            partitions: partitions.len(),
+            window: None,
+            days: None,
+        });
+    } else {
+        summary.strategy = "incremental".into();
+        let asked_files: Vec<ObjectMeta> = asked.iter().flat_map(|p| p.files.clone()).collect();
+        check_files(&source, &asked_files, &reference_schema, &reference_shown).await?;
+        let hours = event_hours(job, &source, &asked_files, &reference_schema).await?;
+        affected = window::affected_days_of_hours(&hours, spans, zone);
+        for (first, last) in window::consecutive_runs(&affected) {
+            let (start, end) = window::read_window(first, last, spans, zone);
+            let first_partition = window::first_partition(start);
+            let read: Vec<&Partition> = partitions
+                .range(first_partition..)
+                .map(|(_, p)| p)
+                .collect();
+            plans.push(Plan {
+                files: read.iter().flat_map(|p| p.files.clone()).collect(),
+                partitions: read.len(),
+                window: Some((start, end)),
+                days: Some((first, last)),
+            });
+        }
+    }
+    let mut read_files: BTreeSet<object_store::path::Path> = BTreeSet::new();
+    for plan in &plans {
+        read_files.extend(plan.files.iter().map(|f| f.location.clone()));
+    }
+    let all_read: Vec<ObjectMeta> = partitions
+        .values()
+        .flat_map(|p| p.files.iter())
+        .filter(|f| read_files.contains(&f.location))
+        .cloned()
+        .collect();
+    check_files(&source, &all_read, &reference_schema, &reference_shown).await?;
+    summary.files_read = all_read.len();
+    summary.partitions_read = plans.iter().map(|p| p.partitions).max().unwrap_or(0);
+    tracing::info!(
+        job = %job.name,
+        strategy = %summary.strategy,
+        partitions = summary.partitions_processed.len(),
+        days = affected.len(),
+        files = summary.files_read,
+        "planned"
+    );
+    checkpoint("planned").await;
+    progress.add(plans.len() as u64);
+
+    // compute
+    let mut computed = Computed::default();
+    for plan in &plans {
+        let part = compute::compute(
+            job,
+            &source,
+            &plan.files,
+            &reference_schema,
+            plan.window,
+            plan.days,
+        )
+        .await?;
+        progress.step(match plan.days {
+            Some((a, b)) => format!("computed {a}..{b}"),
+            None => "computed all days".to_string(),
+        });
+        computed.events_read += part.events_read;
+        computed.long_sessions += part.long_sessions;
+        for (reason, n) in part.bot_sessions {
+            *computed.bot_sessions.entry(reason).or_default() += n;
+        }
+        computed.user_agent_check_skipped = part.user_agent_check_skipped;
+        computed.sessions.extend(part.sessions);
+        computed.metrics.extend(part.metrics);
+    }
+    if full_reason.is_some() {
+        affected = computed.metrics.keys().copied().collect();
+    }
+    checkpoint("computed").await;
+    summary.events_read = computed.events_read;
+    summary.long_sessions_excluded = computed.long_sessions;
+    summary.bot_sessions = computed.bot_sessions.clone();
+    summary.user_agent_check_skipped = computed.user_agent_check_skipped.clone();
+    summary.days_rewritten = affected.iter().map(|d| d.to_string()).collect();
+    summary.sessions_written = computed
+        .sessions
+        .values()
+        .map(|b| b.num_rows() as u64)
+        .sum();
+    summary.metrics_rows_written = computed.metrics.values().map(|b| b.num_rows() as u64).sum();
+
+    // the new state
+    let version = current.as_ref().map_or(1, |m| m.version + 1);
+    let run_id = format!(
+        "v{version:010}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let run_dir = format!("{RUNS_DIR}/{run_id}");
+    summary.run_id = Some(run_id.clone());
+    let mut tables = match (&current, full_reason) {
+        (Some(m), None) => m.tables.clone(),
+        _ => BTreeMap::new(),
+    };
+    // old files of the partitioned tables that stay, for alerts and exports
+    let mut kept_sessions = Vec::new();
+    let mut kept_metrics = Vec::new();
+    for (table, kept) in [
+        (SESSIONS_TABLE, &mut kept_sessions),
+        (METRICS_TABLE, &mut kept_metrics),
+    ] {
+        let entries = tables.entry(table.to_string()).or_default();
+        entries.retain(|day, _| {
+            day.parse::<NaiveDate>()
+                .map(|d| !affected.contains(&d))
+                .unwrap_or(false)
+        });
+        kept.extend(
+            entries
+                .iter()
+                .map(|(day, file)| (day.clone(), file.clone())),
+        );
+    }
+
+    let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
+    for (table, batches) in [
+        (SESSIONS_TABLE, &computed.sessions),
+        (METRICS_TABLE, &computed.metrics),
+    ] {
+        for (day, batch) in batches {
+            let relative = format!("{run_dir}/{table}/{DAY_COLUMN}={day}/part-0.parquet");
+            writes.push((
+                relative.clone(),
+                parquet_bytes(&batch.schema(), std::slice::from_ref(batch))?,
+            ));
+            tables
+                .entry(table.to_string())
+                .or_default()
+                .insert(day.to_string(), relative);
+        }
+    }
+
+    // alerts over the whole metrics table
+    let ctx = compute::new_context(&[&sink])?;
+    let mut metric_batches: Vec<RecordBatch> = computed.metrics.values().cloned().collect();
+    let metrics_schema = metric_batches.first().map(|b| b.schema());
+    let old_metrics = read_committed(&ctx, &sink, &kept_metrics, metrics_schema).await?;
+    metric_batches.extend(old_metrics);
+    let values = alerts::metric_values(&metric_batches)?;
+    let all_alerts = alerts::evaluate(&job.alerts, &values);
+    summary.alerts_in_table = all_alerts.len();
+    summary.alerts = all_alerts
+        .iter()
+        .filter(|a| affected.contains(&a.day))
+        .cloned()
+        .collect();
+    let alerts_relative = format!("{run_dir}/{ALERTS_TABLE}/part-0.parquet");
+    writes.push((
+        alerts_relative.clone(),
+        parquet_bytes(
+            &alerts::alerts_schema(),
+            &[alerts::alerts_batch(&all_alerts)?],
+        )?,
+    ));
+    tables.insert(
+        ALERTS_TABLE.to_string(),
+        BTreeMap::from([(WHOLE_TABLE.to_string(), alerts_relative)]),
+    );
+
+    // exports over the sessions table's last days
+    tables.retain(|name, _| !name.starts_with("exports/"));
+    let latest = computed
+        .sessions
+        .keys()
+        .copied()
+        .chain(kept_sessions.iter().filter_map(|(d, _)| d.parse().ok()))
+        .max();
+    if let Some(latest) = latest
+        && !job.exports.is_empty()
+    {
+        let earliest = job
+            .exports
+            .iter()
+            .map(|e| exports::window_start(e, latest))
+            .min()
+            .unwrap_or(latest);
+        register_sessions(&ctx, &sink, &computed, &kept_sessions, earliest).await?;
+        for rule in &job.exports {
+            let (schema, batches) =
+                exports::export(&ctx, rule, &job.session.options.user_column, latest).await?;
+            let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+            summary.exports.insert(rule.name.clone(), rows);
+            let (extension, bytes) = match rule.format {
+                ExportFormat::Csv => ("csv", csv_bytes(&schema, &batches)?),
+                ExportFormat::Parquet => ("parquet", parquet_bytes(&schema, &batches)?),
+            };
+            let relative = format!("{run_dir}/exports/{}.{extension}", rule.name);
+            writes.push((relative.clone(), bytes));
+            tables.insert(
+                format!("exports/{}", rule.name),
+                BTreeMap::from([(WHOLE_TABLE.to_string(), relative)]),
+            );
+        }
+    }
+
+    // the state that goes with the outputs
+    let mut partitions_state = match (&current, full_reason) {
+        (Some(m), None) => m.partitions.clone(),
+        _ => BTreeMap::new(),
+    };
+    let newly: Vec<&Partition> = if full_reason.is_some() {
+        partitions.values().collect()
+    } else {
+        asked.clone()
+    };
+    for p in &newly {
+        partitions_state.insert(p.day.to_string(), p.digest());
+    }
+    let watermark = partitions_state.keys().max().cloned();
+    summary.watermark_after = watermark.clone();
+    summary.version = Some(version);
+    summary.duration_s = started.elapsed().as_secs_f64();
+
+    if options.dry_run {
+        summary.status = "dry_run".into();
+        summary.version = None;
+        return Ok(summary);
+    }
+    summary.status = "committed".into();
+    let summary_relative = format!("{run_dir}/_summary.json");
+    let summary_json = serde_json::to_vec_pretty(&summary)
+        .map_err(|e| JobError::failed(format!("run summary: {e}")))?;
+    writes.push((summary_relative.clone(), summary_json));
+
+    progress.add(writes.len() as u64 + 2);
+    for (relative, bytes) in writes {
+        sink.store
+            .put(&sink.key(&relative), PutPayload::from(bytes))
+            .await
+            .map_err(|e| from_store(e, format!("writing {}/{relative}", sink.shown)))?;
+        progress.step(relative);
+        checkpoint("write").await;
+    }
+    let manifest = Manifest {
+        format: manifest::MANIFEST_FORMAT,
+        version,
+        job: job.name.clone(),
+        run_id: run_id.clone(),
+        fingerprint: job.fingerprint(),
+        watermark,
+        partitions: partitions_state,
+        tables,
+        summary: Some(summary_relative),
+    };
+    checkpoint("before_commit").await;
+    if let Err(e) = manifest::commit(&sink, &manifest).await {
+        discard(&sink, &run_dir).await;
+        return Err(e);
+    }
+    progress.step("committed");
+    tracing::info!(job = %job.name, version, run = %run_id, "committed");
+    checkpoint("after_commit").await;
+    manifest::write_listings(&sink, &manifest).await?;
+    checkpoint("after_current").await;
+    summary.prefixes_cleaned = match manifest::clean_up(&sink, &manifest).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cleaning up old run prefixes failed; the next run retries");
+            0
+        }
+    };
+    progress.step("cleaned up");
+    summary.duration_s = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Deletes a losing run's files (best effort: a later run's clean-up gets what is left).
+async fn discard(sink: &Place, run_dir: &str) {
+    use futures::{StreamExt, TryStreamExt};
+    let prefix = sink.key(run_dir);
+    let locations = sink
+        .store
+        .list(Some(&prefix))
+        .map_ok(|m| m.location)
+        .boxed();
+    let _ = sink
+        .store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await;
+}
+
+/// Checks every file's footer against the lake's schema.
+async fn check_files(
+    source: &Place,
+    files: &[ObjectMeta],
+    reference: &SchemaRef,
+    reference_shown: &str,
+) -> Result<(), JobError> {
+    for file in files {
+        let schema = lake::file_schema(source, file).await?;
+        lake::check_schema(
+            reference,
+            reference_shown,
+            &schema,
+            &lake::shown_file(source, file),
+        )?;
+    }
+    Ok(())
+}
+
+/// The distinct UTC hours (epoch ms of their start) of the events in `files`.
+async fn event_hours(
+    job: &Job,
+    source: &Place,
+    files: &[ObjectMeta],
+    schema: &SchemaRef,
+) -> Result<Vec<i64>, JobError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let time_column = &job.session.options.time_column;
+    let unit = match schema
+        .field_with_name(time_column)
+        .map(|f| f.data_type().clone())
+    {
+        Ok(DataType::Timestamp(unit, _)) => unit,
+        Ok(other) => {
+            return Err(JobError::data(format!(
+                "lake {}: column '{time_column}' must be a timestamp, found {other}",
+                source.shown
+            )));
+        }
+        Err(_) => {
+            return Err(JobError::data(format!(
+                "lake {}: no time column '{time_column}' (session.time_column)",
+                source.shown
+            )));
+        }
+    };
+    let ticks_per_hour: i64 = match unit {
+        TimeUnit::Second => 3_600,
+        TimeUnit::Millisecond => 3_600_000,
+        TimeUnit::Microsecond => 3_600_000_000,
+        TimeUnit::Nanosecond => 3_600_000_000_000,
+    };
+    let ctx = compute::new_context(&[source])?;
+    let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
+    let table = compute::files_table(&ctx, &urls, Some(Arc::clone(schema))).await?;
+    ctx.register_table("new_events", table)
+        .map_err(|e| from_datafusion(e, "registering new events"))?;
+    let time = ident(time_column);
+    let batches = compute::query(
+        &ctx,
+        &format!(
+            "SELECT DISTINCT CAST(floor(CAST(arrow_cast({time}, 'Int64') AS DOUBLE) / {ticks_per_hour}) AS BIGINT) * 3600000 AS hour
+             FROM new_events WHERE {time} IS NOT NULL"
+        ),
+    )
+    .await
+    .map_err(|e| e.context(format!("reading the new partitions of {}", source.shown)))?;
+    let mut hours = Vec::new();
+    for batch in &batches {
+        if let Some(column) = batch.column(0).as_primitive_opt::<Int64Type>() {
+            hours.extend(column.iter().flatten());
+        }
+    }
+    Ok(hours)
+}
+
+/// Reads the sink files `files` (day, relative path) into batches with `schema`.
+async fn read_committed(
+    ctx: &SessionContext,
+    sink: &Place,
+    files: &[(String, String)],
+    schema: Option<SchemaRef>,
+) -> Result<Vec<RecordBatch>, JobError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let urls: Vec<String> = files.iter().map(|(_, f)| sink.url(&sink.key(f))).collect();
+    let table = compute::files_table(ctx, &urls, schema).await?;
+    ctx.read_table(table)
+        .map_err(|e| from_datafusion(e, "reading committed output"))?
+        .collect()
+        .await
+        .map_err(|e| from_datafusion(e, format!("reading committed output in {}", sink.shown)))
+}
+
+/// Registers `sessions`: the days from `earliest` on, computed ones from memory, the others
+/// from their committed files.
+async fn register_sessions(
+    ctx: &SessionContext,
+    sink: &Place,
+    computed: &Computed,
+    kept: &[(String, String)],
+    earliest: NaiveDate,
+) -> Result<(), JobError> {
+    let fresh: Vec<RecordBatch> = computed
+        .sessions
+        .range(earliest..)
+        .map(|(_, b)| b.clone())
+        .collect();
+    let old: Vec<(String, String)> = kept
+        .iter()
+        .filter(|(d, _)| d.parse::<NaiveDate>().is_ok_and(|d| d >= earliest))
+        .cloned()
+        .collect();
+    let schema = computed.sessions.values().next().map(|b| b.schema());
+    let mut batches = read_committed(ctx, sink, &old, schema.clone()).await?;
+    batches.extend(fresh);
+    let Some(schema) = schema.or_else(|| batches.first().map(|b| b.schema())) else {
+        return Ok(());
+    };
+    let table = MemTable::try_new(schema, vec![batches])
+        .map_err(|e| from_datafusion(e, "sessions for exports"))?;
+    ctx.register_table("sessions", Arc::new(table))
+        .map_err(|e| from_datafusion(e, "sessions for exports"))?;
+    Ok(())
+}

@@ -1,0 +1,666 @@
+//! Scheduled lake jobs in process: a daily job over a generated 30-day lake run one day at a
+//! time equals one full recompute, every output; late rows in a later partition followed by a
+//! rerun equal a full recompute; bad input changes no output.
+// helpers of tests, outside `#[test]` functions: a panic there is a failing test
+#![allow(clippy::unwrap_used)]
+
+mod jobs_support;
+
+use std::fs;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimestampMillisecondType};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use jobs_support::*;
+use sessionlake_jobs::{Dates, ErrorKind, Job, RunOptions, run_job};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_runs_over_30_days_equal_one_full_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    generate_lake(&lake, 30, 24_000, 400);
+
+    // one full recompute over the whole lake
+    let full_body = job_toml(lake.to_str().unwrap(), "out_full", "");
+    let (_, full_job) = write_job(dir.path(), "full.toml", &full_body);
+    let full = run(&full_job, Dates::Pending).await;
+    assert_eq!(full.strategy, "full");
+    assert_eq!(full.partitions_processed.len(), 30);
+    let expected = snapshot(&full_job).await;
+    assert!(
+        expected["sessions"].len() > 3000,
+        "{}",
+        expected["sessions"].len()
+    );
+    assert_eq!(
+        expected["daily_metrics"].len(),
+        31,
+        "30 UTC days span 31 New York days"
+    );
+    assert!(
+        !expected["alerts"].is_empty(),
+        "the test job's alerts should trip"
+    );
+
+    // the same lake arriving one day at a time, the job run after each day
+    let daily_lake = dir.path().join("daily_lake");
+    fs::create_dir_all(&daily_lake).unwrap();
+    let body = job_toml(daily_lake.to_str().unwrap(), "out_daily", "");
+    let (_, daily_job) = write_job(dir.path(), "daily.toml", &body);
+    for (i, partition) in partition_dirs(&lake).iter().enumerate() {
+        copy_partition(partition, &daily_lake);
+        let summary = run(&daily_job, Dates::Pending).await;
+        assert_eq!(summary.partitions_processed.len(), 1, "day {i}");
+        assert_eq!(summary.status, "committed");
+        if i > 0 {
+            assert_eq!(summary.strategy, "incremental", "day {i}");
+            // a day of events reaches back L + g and forward g: 3 to 5 New York days
+            let rewritten = summary.days_rewritten.len();
+            assert!(
+                (3..=5).contains(&rewritten),
+                "day {i}: {rewritten} days rewritten"
+            );
+        }
+    }
+    let again = run(&daily_job, Dates::Pending).await;
+    assert_eq!(again.status, "up_to_date");
+    assert_same(&snapshot(&daily_job).await, &expected);
+
+    // rerunning old days with --from/--to converges to the same rows
+    let first = full.partitions_processed[10].parse().unwrap();
+    let last = full.partitions_processed[12].parse().unwrap();
+    let rerun = run(&daily_job, Dates::Range(first, last)).await;
+    assert_eq!(rerun.strategy, "incremental");
+    assert_same(&snapshot(&daily_job).await, &expected);
+
+    // --full recomputes everything, to the same rows
+    let full_again = run_job(
+        &daily_job,
+        &RunOptions {
+            dates: Dates::Pending,
+            dry_run: false,
+            progress: false,
+            full: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        full_again.full_reason.as_deref(),
+        Some("asked for (--full)")
+    );
+    assert_same(&snapshot(&daily_job).await, &expected);
+
+    // superseded run prefixes are cleaned up: every prefix left holds files of the current or
+    // the previous state (prefixes of days not rewritten since stay)
+    assert_no_garbage(&daily_job).await;
+}
+
+/// Copies `rows` rows of one file of `from_partition` into a new file of `to_partition`, with
+/// their times moved by `shift_ms` (late rows: they arrive in a later partition).
+fn add_late_rows(
+    from_file: &std::path::Path,
+    to_file: &std::path::Path,
+    rows: usize,
+    shift_ms: i64,
+) {
+    let file = fs::File::open(from_file).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let batch = reader.into_iter().next().unwrap().unwrap();
+    let batch = batch.slice(0, rows.min(batch.num_rows()));
+    let schema = batch.schema();
+    let time_index = schema.index_of("event_time").unwrap();
+    let times = batch
+        .column(time_index)
+        .as_primitive::<TimestampMillisecondType>();
+    let moved: TimestampMillisecondArray = times
+        .iter()
+        .map(|t| t.map(|t| t + shift_ms))
+        .collect::<TimestampMillisecondArray>()
+        .with_timezone("UTC");
+    let mut columns = batch.columns().to_vec();
+    columns[time_index] = Arc::new(moved);
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(fs::File::create(to_file).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_rows_in_a_later_partition_then_a_rerun_equal_a_full_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    generate_lake(&lake, 30, 24_000, 400);
+    let body = job_toml(lake.to_str().unwrap(), "out", "");
+    let (_, job) = write_job(dir.path(), "job.toml", &body);
+    run(&job, Dates::Pending).await;
+    let before = snapshot(&job).await;
+
+    // rows of day 10 and day 20, 20 minutes later (they merge and extend sessions), land in the
+    // last partition, as rows that arrive late do
+    let partitions = partition_dirs(&lake);
+    let last = partitions.last().unwrap();
+    add_late_rows(
+        &partitions[9].join("part-0.parquet"),
+        &last.join("late-a.parquet"),
+        400,
+        20 * 60_000,
+    );
+    add_late_rows(
+        &partitions[19].join("part-1.parquet"),
+        &last.join("late-b.parquet"),
+        300,
+        47 * 60_000,
+    );
+
+    // the default run sees that the last partition changed and reprocesses it
+    let rerun = run(&job, Dates::Pending).await;
+    assert_eq!(rerun.strategy, "incremental");
+    assert_eq!(
+        rerun.partitions_processed,
+        vec![last.file_name().unwrap().to_str().unwrap()[11..].to_string()]
+    );
+    assert!(
+        rerun.days_rewritten.len() >= 9,
+        "{:?}",
+        rerun.days_rewritten
+    );
+    let after = snapshot(&job).await;
+    assert_ne!(
+        after["sessions"], before["sessions"],
+        "the late rows must change sessions"
+    );
+
+    // a fresh full recompute of the lake as it is now
+    let body = job_toml(lake.to_str().unwrap(), "out_fresh", "");
+    let (_, fresh) = write_job(dir.path(), "fresh.toml", &body);
+    let full = run(&fresh, Dates::Pending).await;
+    assert_eq!(full.strategy, "full");
+    assert_same(&after, &snapshot(&fresh).await);
+}
+
+fn small_lake(dir: &std::path::Path) -> std::path::PathBuf {
+    let lake = dir.join("lake");
+    generate_lake(&lake, 5, 3_000, 100);
+    lake
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let body = job_toml(lake.to_str().unwrap(), "out", "");
+    let (_, job) = write_job(dir.path(), "job.toml", &body);
+    run(&job, Dates::Pending).await;
+    let committed = snapshot(&job).await;
+    let runs_before = run_dirs(&dir.path().join("out"));
+    let options = RunOptions {
+        dates: Dates::Pending,
+        dry_run: false,
+        progress: false,
+        full: false,
+    };
+
+    // a new partition whose file has an extra column
+    let new_partition = lake.join("event_date=2024-03-06");
+    fs::create_dir_all(&new_partition).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new("campaign", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from(vec!["u1"])),
+            Arc::new(Int64Array::from(vec![1])),
+        ],
+    )
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(
+        fs::File::create(new_partition.join("part-0.parquet")).unwrap(),
+        schema,
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let err = run_job(&job, &options).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Data, "{err}");
+    assert_eq!(err.exit_code(), 65);
+    assert!(
+        err.message.contains("event_date=2024-03-06/part-0.parquet"),
+        "{err}"
+    );
+    assert!(err.message.contains("column 'campaign'"), "{err}");
+
+    // a column whose type changed
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "user_id",
+        DataType::Int64,
+        true,
+    )]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(
+        fs::File::create(new_partition.join("part-0.parquet")).unwrap(),
+        schema,
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let err = run_job(&job, &options).await.unwrap_err();
+    assert_eq!(err.exit_code(), 65);
+    assert!(
+        err.message.contains("column 'user_id' has type Int64"),
+        "{err}"
+    );
+
+    // a corrupt file
+    fs::write(
+        new_partition.join("part-0.parquet"),
+        b"PAR1 this is not parquet",
+    )
+    .unwrap();
+    let err = run_job(&job, &options).await.unwrap_err();
+    assert_eq!(err.exit_code(), 65, "{err}");
+    assert!(
+        err.message.contains("event_date=2024-03-06/part-0.parquet"),
+        "{err}"
+    );
+
+    // nothing changed: same rows, no new run prefix left behind
+    assert_same(&snapshot(&job).await, &committed);
+    assert_eq!(run_dirs(&dir.path().join("out")), runs_before);
+
+    // a missing partition asked for by date
+    let date = "2024-04-01".parse().unwrap();
+    let err = run_job(
+        &job,
+        &RunOptions {
+            dates: Dates::Range(date, date),
+            ..options
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 65);
+    assert!(
+        err.message.contains("no partition event_date=2024-04-01"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let body = job_toml(lake.to_str().unwrap(), "out", "");
+    let (_, job) = write_job(dir.path(), "job.toml", &body);
+    let summary = run_job(
+        &job,
+        &RunOptions {
+            dates: Dates::Pending,
+            dry_run: true,
+            progress: false,
+            full: false,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.status, "dry_run");
+    assert!(summary.sessions_written > 0);
+    assert!(!dir.path().join("out").join("_manifests").exists());
+}
+
+#[test]
+fn job_file_errors_name_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let error = |body: &str| {
+        let e = Job::parse(body, &path).unwrap_err();
+        assert_eq!(e.exit_code(), 78, "{e}");
+        e.message
+    };
+    let base = job_toml("lake", "out", "");
+    let e = error(&base.replace("[session]\n", "[session]\ngapp = \"5 minutes\"\n"));
+    assert!(e.contains("bad.toml") && e.contains("gapp"), "{e}");
+    let e = error(&base.replace("gap = \"30 minutes\"", "gap = 30"));
+    assert!(e.contains("bad.toml") && e.contains("invalid type"), "{e}");
+    let e = error(&base.replace("gap = \"30 minutes\"", "gap = \"0 minutes\""));
+    assert!(
+        e.contains("session.gap: sessionlake.gap: must be positive"),
+        "{e}"
+    );
+    let e = error(&base.replace("America/New_York", "Mars/Olympus"));
+    assert!(
+        e.contains("session.time_zone") && e.contains("Mars/Olympus"),
+        "{e}"
+    );
+    let e = error(&base.replace("metric = \"avg_length_s\"", "metric = \"avg_lenght_s\""));
+    assert!(
+        e.contains("alerts[0].metric") && e.contains("avg_lenght_s"),
+        "{e}"
+    );
+    let e = error(&base.replace(
+        "median_length_below = \"1 minute\"",
+        "median_length_below = \"soon\"",
+    ));
+    assert!(e.contains("exports[0].median_length_below"), "{e}");
+    let e = error(&base.replace(
+        "max_events_per_minute = 10.0",
+        "max_events_per_minute = -1.0",
+    ));
+    assert!(e.contains("bots.max_events_per_minute"), "{e}");
+    let e = error(&base.replace("lake = \"lake\"", "lake = \"gs://bucket/x\""));
+    assert!(e.contains("source.lake"), "{e}");
+    let e = error(&format!("{base}\n[bots2]\nx = 1\n"));
+    assert!(e.contains("bots2"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_lake_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = job_toml(dir.path().join("nowhere").to_str().unwrap(), "out", "");
+    let (_, job) = write_job(dir.path(), "job.toml", &body);
+    let err = run_job(
+        &job,
+        &RunOptions {
+            dates: Dates::Pending,
+            dry_run: false,
+            progress: false,
+            full: false,
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 65, "{err}");
+    assert!(err.message.contains("nowhere"), "{err}");
+}
+
+/// One hand-written event: user, time (`2024-05-01T10:00:00`), type, user agent.
+type Event = (&'static str, String, &'static str, &'static str);
+
+/// Writes `events` as the partition `event_date=<day>` (file `name`) of a small lake whose
+/// schema has a `user_agent` column.
+fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Millisecond,
+                Some("UTC".into()),
+            ),
+            false,
+        ),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("page", DataType::Utf8, true),
+        Field::new("user_agent", DataType::Utf8, true),
+    ]));
+    let millis = |t: &str| {
+        chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.0))),
+            Arc::new(
+                TimestampMillisecondArray::from_iter_values(events.iter().map(|e| millis(&e.1)))
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.2))),
+            Arc::new(StringArray::from_iter(
+                events
+                    .iter()
+                    .map(|e| (e.2 == "page_view").then_some("/home")),
+            )),
+            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.3))),
+        ],
+    )
+    .unwrap();
+    let dir = lake.join(format!("event_date={day}"));
+    fs::create_dir_all(&dir).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(fs::File::create(dir.join(name)).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+}
+
+fn hand_job(dir: &std::path::Path, lake: &std::path::Path, sink: &str) -> Job {
+    let body = format!(
+        r#"[source]
+lake = "{}"
+
+[sink]
+path = "{sink}"
+
+[session]
+time_zone = "UTC"
+
+[outputs.sessions]
+first = ["user_agent"]
+
+[bots]
+max_events_per_minute = 10.0
+user_agent_pattern = "(?i)bot"
+"#,
+        lake.display()
+    );
+    write_job(dir, &format!("{sink}.toml"), &body).1
+}
+
+/// The sessions table's rows whose text contains `needle`.
+fn rows_with(
+    snapshot: &std::collections::BTreeMap<String, Vec<String>>,
+    needle: &str,
+) -> Vec<String> {
+    snapshot["sessions"]
+        .iter()
+        .filter(|r| r.contains(needle))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_across_midnight_late_bridges_and_bots_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // a chain every 20 minutes from 05-01 10:00 to 05-02 12:00: 26 hours, over max_length
+    let chain: Vec<Event> = (0..=78)
+        .map(|k| {
+            let t = chrono::NaiveDate::from_ymd_opt(2024, 5, 1)
+                .unwrap()
+                .and_hms_opt(10, 0, 0)
+                .unwrap()
+                + chrono::Duration::minutes(20 * k);
+            (
+                "chain",
+                t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "click",
+                "Mozilla/5.0",
+            )
+        })
+        .collect();
+    let (day1, day2): (Vec<Event>, Vec<Event>) = chain
+        .into_iter()
+        .partition(|e| e.1.starts_with("2024-05-01"));
+    let mut day1 = day1;
+    day1.extend([
+        (
+            "midnight",
+            "2024-05-01T23:50:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "late",
+            "2024-05-01T09:00:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "late",
+            "2024-05-01T10:00:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+    ]);
+    let mut day2 = day2;
+    day2.extend([
+        (
+            "midnight",
+            "2024-05-02T00:10:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+        (
+            "midnight",
+            "2024-05-02T00:25:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+        (
+            "crawler",
+            "2024-05-02T08:00:00".to_string(),
+            "page_view",
+            "Googlebot/2.1",
+        ),
+        (
+            "crawler",
+            "2024-05-02T08:01:00".to_string(),
+            "page_view",
+            "Googlebot/2.1",
+        ),
+    ]);
+    for s in 0..30 {
+        day2.push((
+            "burst",
+            format!("2024-05-02T14:00:{s:02}"),
+            "click",
+            "Mozilla/5.0",
+        ));
+    }
+    let day3: Vec<Event> = vec![
+        (
+            "normal",
+            "2024-05-03T12:00:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "normal",
+            "2024-05-03T12:05:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+        // late: happened on 05-01, arrived on 05-03; bridges the two sessions of "late"
+        (
+            "late",
+            "2024-05-01T09:30:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+    ];
+    let days = [
+        ("2024-05-01", day1),
+        ("2024-05-02", day2),
+        ("2024-05-03", day3),
+    ];
+
+    let job = hand_job(dir.path(), &lake, "out");
+    let mut summaries = Vec::new();
+    for (day, events) in &days {
+        write_events(&lake, day, "part-0.parquet", events);
+        summaries.push(run(&job, Dates::Pending).await);
+        let state = snapshot(&job).await;
+        match *day {
+            "2024-05-01" => {
+                // seen alone, the first 14 hours of the chain are a session under a day
+                assert_eq!(rows_with(&state, "chain").len(), 1);
+                assert_eq!(rows_with(&state, "|late|").len(), 2);
+            }
+            "2024-05-02" => {
+                // day 2 reaches back to day 1: the whole chain is over a day, and left out
+                assert!(rows_with(&state, "chain").is_empty(), "{state:#?}");
+                let midnight = rows_with(&state, "midnight");
+                assert_eq!(midnight.len(), 1);
+                assert!(
+                    midnight[0].starts_with("2024-05-01|midnight|"),
+                    "{midnight:?}"
+                );
+                assert!(
+                    midnight[0].contains("|2100000|3|"),
+                    "35 minutes, 3 events: {midnight:?}"
+                );
+                let crawler = rows_with(&state, "crawler");
+                assert!(crawler[0].ends_with("|user_agent"), "{crawler:?}");
+                let burst = rows_with(&state, "burst");
+                assert!(burst[0].ends_with("|events_per_minute"), "{burst:?}");
+            }
+            _ => {
+                let late = rows_with(&state, "|late|");
+                assert_eq!(
+                    late.len(),
+                    1,
+                    "the late event bridges the two sessions: {late:?}"
+                );
+                assert!(late[0].contains("|3600000|3|"), "{late:?}");
+            }
+        }
+    }
+    assert_eq!(summaries[1].long_sessions_excluded, 1);
+    assert_eq!(summaries[1].bot_sessions.get("user_agent"), Some(&1));
+    assert_eq!(summaries[1].bot_sessions.get("events_per_minute"), Some(&1));
+    assert!(
+        summaries[2]
+            .days_rewritten
+            .contains(&"2024-05-01".to_string())
+    );
+
+    // bots and the over-long chain are out of the metrics, and counted there
+    let state = snapshot(&job).await;
+    let day2_metrics = state["daily_metrics"]
+        .iter()
+        .find(|r| r.starts_with("2024-05-02|"))
+        .unwrap();
+    assert!(
+        day2_metrics.starts_with("2024-05-02|0|0|"),
+        "{day2_metrics}"
+    );
+    assert!(
+        day2_metrics.ends_with("|2|0"),
+        "2 bot sessions, none too long: {day2_metrics}"
+    );
+    let day1_metrics = state["daily_metrics"]
+        .iter()
+        .find(|r| r.starts_with("2024-05-01|"))
+        .unwrap();
+    assert!(
+        day1_metrics.starts_with("2024-05-01|2|2|"),
+        "{day1_metrics}"
+    );
+    assert!(
+        day1_metrics.ends_with("|0|1"),
+        "the chain is counted as too long: {day1_metrics}"
+    );
+
+    // all three days at once give the same
+    let full = hand_job(dir.path(), &lake, "out_full");
+    run(&full, Dates::Pending).await;
+    assert_same(&state, &snapshot(&full).await);
+}

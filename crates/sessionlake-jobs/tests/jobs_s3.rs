@@ -1,0 +1,196 @@
+//! The whole job against a real S3-compatible server (moto, started by `.ci/run`): source and
+//! sink on S3, results equal to the same job on a local disk, incremental runs, and a
+//! conditional-put conflict between two runs. Skipped without `SESSIONLAKE_TEST_S3_ENDPOINT`
+//! unless `SESSIONLAKE_REQUIRE_S3=1`.
+
+// helpers of tests, outside `#[test]` functions: a panic there is a failing test
+#![allow(clippy::unwrap_used)]
+
+mod jobs_support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use jobs_support::*;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use sessionlake_jobs::Dates;
+
+/// The endpoint, or `None` when the test should be skipped.
+fn endpoint() -> Option<String> {
+    match std::env::var("SESSIONLAKE_TEST_S3_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+        _ => {
+            assert!(
+                std::env::var("SESSIONLAKE_REQUIRE_S3").as_deref() != Ok("1"),
+                "SESSIONLAKE_REQUIRE_S3=1 but SESSIONLAKE_TEST_S3_ENDPOINT is not set"
+            );
+            println!("skipped: SESSIONLAKE_TEST_S3_ENDPOINT is not set");
+            None
+        }
+    }
+}
+
+/// Creates `bucket` with a plain `PUT /bucket` (the test server needs no signature for it).
+fn create_bucket(endpoint: &str, bucket: &str) {
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "creating bucket {bucket}: {response}"
+    );
+}
+
+fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        AmazonS3Builder::from_env()
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Uploads the partitions `partitions` of a local lake under `lake/` in the bucket.
+async fn upload(store: &Arc<dyn ObjectStore>, partitions: &[std::path::PathBuf]) {
+    for partition in partitions {
+        let dir = partition.file_name().unwrap().to_str().unwrap();
+        for file in fs::read_dir(partition).unwrap() {
+            let file = file.unwrap().path();
+            let key = StorePath::from(format!(
+                "lake/{dir}/{}",
+                file.file_name().unwrap().to_str().unwrap()
+            ));
+            store
+                .put(&key, PutPayload::from(fs::read(&file).unwrap()))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn s3_job(
+    dir: &Path,
+    endpoint: &str,
+    bucket: &str,
+    name: &str,
+) -> (std::path::PathBuf, sessionlake_jobs::Job) {
+    let body = job_toml(
+        &format!("s3://{bucket}/lake"),
+        &format!("s3://{bucket}/out"),
+        &format!(
+            "\n[storage]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nallow_http = true\n"
+        ),
+    );
+    write_job(dir, name, &body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = format!("sessionlake-jobs-{}", std::process::id());
+    create_bucket(&endpoint, &bucket);
+    let s3 = store(&endpoint, &bucket);
+
+    // the server honours the conditional put the commit relies on (If-None-Match: *)
+    let probe = StorePath::from("probe/conditional");
+    let create = || PutOptions::from(PutMode::Create);
+    s3.put_opts(&probe, PutPayload::from_static(b"1"), create())
+        .await
+        .unwrap();
+    let second = s3
+        .put_opts(&probe, PutPayload::from_static(b"2"), create())
+        .await;
+    assert!(
+        matches!(second, Err(object_store::Error::AlreadyExists { .. })),
+        "the S3 server ignored If-None-Match: {second:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let local_lake = dir.path().join("lake");
+    generate_lake(&local_lake, 6, 5_000, 120);
+    let partitions = partition_dirs(&local_lake);
+    upload(&s3, &partitions[..4]).await;
+
+    // the first four days, then two more, on S3
+    let (job_file, job) = s3_job(dir.path(), &endpoint, &bucket, "s3.toml");
+    let first = run(&job, Dates::Pending).await;
+    assert_eq!((first.strategy.as_str(), first.version), ("full", Some(1)));
+    upload(&s3, &partitions[4..]).await;
+
+    // two runs of the 6-day state at once: one commits version 2, the other loses the
+    // conditional put and exits 75
+    let barrier = dir.path().join("barrier");
+    let env = [(
+        "SESSIONLAKE_JOB_WAIT_AT",
+        format!("before_commit:{}", barrier.display()),
+    )];
+    let a = spawn(&job_file, &env);
+    let b = spawn(&job_file, &env);
+    wait_reached(&barrier, 2);
+    fs::write(&barrier, "go").unwrap();
+    let mut results = [finish(a), finish(b)];
+    results.sort_by_key(|(code, _)| *code);
+    assert!(results[0].0 == 0 || results[0].0 == 3, "{:?}", results[0]);
+    assert_eq!(results[1].0, 75, "{}", results[1].1);
+    let s3_state = snapshot(&job).await;
+
+    // the same job on a local disk
+    let body = job_toml(local_lake.to_str().unwrap(), "local_out", "");
+    let (_, local) = write_job(dir.path(), "local.toml", &body);
+    run(&local, Dates::Pending).await;
+    assert_same(&s3_state, &snapshot(&local).await);
+
+    // the manifest is the only way in: version 2 is current, the listings point at its files
+    let sink = sessionlake_jobs::location::Place::open(&job.sink, &job.storage).unwrap();
+    let current = sessionlake_jobs::read_current(&sink)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.version, 2);
+    let listing = s3
+        .get(&StorePath::from("out/_current/sessions.txt"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let listing = String::from_utf8(listing.to_vec()).unwrap();
+    assert_eq!(listing.lines().count(), current.files("sessions").len());
+    assert!(
+        listing
+            .lines()
+            .all(|l| l.starts_with(&format!("s3://{bucket}/out/runs/"))),
+        "{listing}"
+    );
+    let files = sessionlake_jobs::current_files(&job, "daily_metrics")
+        .await
+        .unwrap();
+    assert_eq!(files.len(), current.files("daily_metrics").len());
+
+    // the loser's prefix is gone; a rerun has nothing to do
+    let runs = s3
+        .list_with_delimiter(Some(&StorePath::from("out/runs")))
+        .await
+        .unwrap();
+    for prefix in &runs.common_prefixes {
+        let name = prefix.filename().unwrap();
+        assert!(
+            current.run_dirs().contains(&format!("runs/{name}")) || name.starts_with("v0000000001"),
+            "{name}"
+        );
+    }
+    let again = run(&job, Dates::Pending).await;
+    assert_eq!(again.status, "up_to_date");
+}

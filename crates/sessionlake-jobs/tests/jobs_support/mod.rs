@@ -1,0 +1,300 @@
+//! Shared helpers of the job tests: generated lakes, job files, and a snapshot of every
+//! committed output read through the manifest.
+
+#![allow(dead_code)]
+// each test binary uses a different subset
+// helpers of tests, outside `#[test]` functions: a panic here is a failing test, as in one
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use sessionlake_jobs::location::Place;
+use sessionlake_jobs::{Dates, Job, RunOptions, RunSummary, run_job};
+use sessionlake_testkit::lake::{LakeSpec, write_lake};
+
+/// A seeded lake of `days` days starting 2024-03-01, small enough for quick tests.
+pub fn generate_lake(dir: &Path, days: u32, events: u64, users: u64) {
+    let spec = LakeSpec {
+        seed: 7,
+        events,
+        days,
+        users,
+        start_date: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+        files_per_day: 2,
+        ..LakeSpec::default()
+    };
+    write_lake(&spec, dir).unwrap();
+}
+
+/// The partition directories of a lake, sorted.
+pub fn partition_dirs(lake: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(lake)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Copies one partition directory of a lake into another lake.
+pub fn copy_partition(partition: &Path, to_lake: &Path) {
+    let target = to_lake.join(partition.file_name().unwrap());
+    fs::create_dir_all(&target).unwrap();
+    for file in fs::read_dir(partition).unwrap() {
+        let file = file.unwrap().path();
+        fs::copy(&file, target.join(file.file_name().unwrap())).unwrap();
+    }
+}
+
+/// The body of a job file over `lake` into `sink` (paths or s3:// URLs), with `extra` TOML
+/// appended.
+pub fn job_toml(lake: &str, sink: &str, extra: &str) -> String {
+    format!(
+        r#"name = "test_job"
+
+[source]
+lake = "{lake}"
+
+[sink]
+path = "{sink}"
+
+[session]
+gap = "30 minutes"
+max_length = "1 day"
+time_zone = "America/New_York"
+
+[outputs.sessions]
+entry = ["page"]
+exit = ["page"]
+first = ["platform"]
+last = ["plan"]
+
+[outputs.metrics]
+bounce_event_type = "page_view"
+
+[[alerts]]
+name = "short"
+metric = "avg_length_s"
+below = 150.0
+
+[[alerts]]
+name = "drop"
+metric = "sessions"
+drop_percent = 15.0
+trailing_days = 3
+
+[[exports]]
+name = "short_users"
+format = "csv"
+days = 7
+median_length_below = "1 minute"
+
+[[exports]]
+name = "engaged"
+format = "parquet"
+days = 14
+min_sessions = 3
+session_longer_than = "5 minutes"
+
+[bots]
+max_events_per_minute = 10.0
+{extra}"#
+    )
+}
+
+/// Writes a job file into `dir` and loads it.
+pub fn write_job(dir: &Path, name: &str, body: &str) -> (PathBuf, Job) {
+    let path = dir.join(name);
+    fs::write(&path, body).unwrap();
+    let job = Job::load(&path).unwrap();
+    (path, job)
+}
+
+/// Runs a job in this process.
+pub async fn run(job: &Job, dates: Dates) -> RunSummary {
+    run_job(
+        job,
+        &RunOptions {
+            dates,
+            dry_run: false,
+            progress: false,
+            full: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Every committed output table (read through the current manifest) as sorted text rows;
+/// the run summary (timings) is left out.
+pub async fn snapshot(job: &Job) -> BTreeMap<String, Vec<String>> {
+    let sink = Place::open(&job.sink, &job.storage).unwrap();
+    let Some(manifest) = sessionlake_jobs::read_current(&sink).await.unwrap() else {
+        return BTreeMap::new();
+    };
+    let ctx = sessionlake_jobs::compute::new_context(&[&sink]).unwrap();
+    let mut out = BTreeMap::new();
+    for (table, files) in &manifest.tables {
+        let mut rows = Vec::new();
+        for relative in files.values() {
+            let key = sink.key(relative);
+            if relative.ends_with(".csv") {
+                let bytes = sink.store.get_opts(&key, Default::default()).await.unwrap();
+                let text = String::from_utf8(bytes.bytes().await.unwrap().to_vec()).unwrap();
+                rows.extend(text.lines().map(str::to_string));
+                continue;
+            }
+            let table = sessionlake_jobs::compute::files_table(&ctx, &[sink.url(&key)], None)
+                .await
+                .unwrap();
+            let batches = ctx.read_table(table).unwrap().collect().await.unwrap();
+            rows.extend(batches.iter().flat_map(format_rows));
+        }
+        rows.sort();
+        out.insert(table.clone(), rows);
+    }
+    out
+}
+
+/// Each row of `batch` as `a|b|c`.
+pub fn format_rows(batch: &RecordBatch) -> Vec<String> {
+    let options = FormatOptions::default().with_null("NULL");
+    let formatters: Vec<ArrayFormatter> = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+        .collect();
+    (0..batch.num_rows())
+        .map(|row| {
+            formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// Asserts two snapshots are equal table by table, with a short diff on failure.
+pub fn assert_same(left: &BTreeMap<String, Vec<String>>, right: &BTreeMap<String, Vec<String>>) {
+    assert_eq!(
+        left.keys().collect::<Vec<_>>(),
+        right.keys().collect::<Vec<_>>(),
+        "tables differ"
+    );
+    for (table, rows) in left {
+        let other = &right[table];
+        if rows != other {
+            let only_left: Vec<_> = rows.iter().filter(|r| !other.contains(r)).take(5).collect();
+            let only_right: Vec<_> = other.iter().filter(|r| !rows.contains(r)).take(5).collect();
+            panic!(
+                "table {table}: {} rows vs {} rows\nonly left: {only_left:#?}\nonly right: {only_right:#?}",
+                rows.len(),
+                other.len()
+            );
+        }
+    }
+}
+
+/// Directories under the sink's `runs/`.
+pub fn run_dirs(sink: &Path) -> Vec<String> {
+    match fs::read_dir(sink.join("runs")) {
+        Ok(entries) => {
+            let mut names: Vec<String> = entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Asserts that every run prefix under a local sink is used by the current or the previous
+/// manifest.
+pub async fn assert_no_garbage(job: &Job) {
+    let sink = Place::open(&job.sink, &job.storage).unwrap();
+    let current = sessionlake_jobs::read_current(&sink)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut used = current.run_dirs();
+    if current.version > 1 {
+        let previous = sessionlake_jobs::manifest::read_version(&sink, current.version - 1)
+            .await
+            .unwrap();
+        used.extend(previous.run_dirs());
+    }
+    let sessionlake_jobs::location::Location::Local(dir) = &job.sink else {
+        panic!("local sinks only");
+    };
+    for name in run_dirs(dir) {
+        assert!(
+            used.contains(&format!("runs/{name}")),
+            "runs/{name} is garbage: {used:?}"
+        );
+    }
+}
+
+/// The job runner binary of this crate (`sessionlake-job run JOB.toml` is `sessionlake job run
+/// JOB.toml`); only this branch builds it, so a shared build directory cannot swap it.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_sessionlake-job");
+
+pub fn spawn(job_file: &Path, env: &[(&str, String)]) -> Child {
+    let mut command = Command::new(BINARY);
+    command
+        .arg("run")
+        .arg(job_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.spawn().unwrap()
+}
+
+pub fn finish(child: Child) -> (i32, String) {
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Waits until `count` processes have reached the barrier `barrier`.
+pub fn wait_reached(barrier: &Path, count: usize) {
+    let dir = barrier.parent().unwrap();
+    let prefix = format!(
+        "{}.reached.",
+        barrier.file_name().unwrap().to_str().unwrap()
+    );
+    let started = Instant::now();
+    loop {
+        let reached = fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&prefix)
+            })
+            .count();
+        if reached >= count {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "nobody reached {barrier:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
