@@ -1,6 +1,6 @@
 //! The REPL driven in a real terminal: `sessionlake` runs in a detached tmux session and the
 //! test types into it and reads the screen: the start banner, a statement over two lines, `\d`,
-//! Ctrl-C during a long query (the query stops, the REPL stays), another query, `\q`; then the
+//! a SQL error, Ctrl-C during a long query (the query stops, the REPL stays), another query, `\q`; then the
 //! history file holds what was typed. Needs tmux (`.ci/run` installs it).
 
 use std::path::{Path, PathBuf};
@@ -142,6 +142,12 @@ fn repl_in_a_terminal() {
     tmux.type_line("\\d");
     tmux.wait_for("the table list", STEP, |s| {
         s.contains("| name   | type  |") && s.contains("| events | table |")
+    });
+
+    // a bad statement shows DataFusion's message and the REPL goes on
+    tmux.type_line("SELEC 1;");
+    tmux.wait_for("the SQL error", STEP, |s| {
+        s.contains("Error: SQL error: ParserError") && s.contains("SELEC")
     });
 
     // a query that runs for minutes, cancelled by Ctrl-C once it is under way
