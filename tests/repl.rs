@@ -1,7 +1,7 @@
 //! The REPL driven in a real terminal: `sessionlake` runs in a detached tmux session and the
 //! test types into it and reads the screen: the start banner, a statement over two lines, `\d`,
-//! a SQL error, Ctrl-C during a long query (the query stops, the REPL stays), another query, `\q`; then the
-//! history file holds what was typed. Needs tmux (`.ci/run` installs it).
+//! a SQL error, Ctrl-C during a long query (the query stops, the REPL stays), another query,
+//! `\q`; then the history file holds what was typed. Needs tmux (`.ci/run` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
