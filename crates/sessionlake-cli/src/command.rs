@@ -16,7 +16,7 @@ use datafusion::logical_expr::Documentation;
 use sessionlake_engine::{SessionOutput, SessionizeTableFunction};
 
 use crate::args::{OutputFormat, parse_max_rows};
-use crate::shell::{Failure, Flow, Shell};
+use crate::shell::{Failure, Flow, Shell, write_stdout};
 
 /// The text `\?` prints.
 pub const HELP: &str = "\
@@ -43,7 +43,7 @@ pub async fn run(shell: &mut Shell, line: &str) -> Result<Flow, Failure> {
     let args: Vec<&str> = words.collect();
     match (name, args.as_slice()) {
         ("q" | "quit", []) => return Ok(Flow::Quit),
-        ("?" | "h" | "help", []) => write_stdout(HELP)?,
+        ("?" | "h" | "help", []) => write_stdout(HELP.as_bytes())?,
         ("d", []) => list_tables(shell).await?,
         ("d", [table]) => describe_table(shell, table).await?,
         ("i", [path]) => shell.include(Path::new(path)).await?,
@@ -53,10 +53,9 @@ pub async fn run(shell: &mut Shell, line: &str) -> Result<Flow, Failure> {
                 crate::args::MaxRows::Limited(n) => n.to_string(),
                 crate::args::MaxRows::Unlimited => "inf".to_string(),
             };
-            write_stdout(&format!(
-                "format {}\nmaxrows {max_rows}\n",
-                options.format.name()
-            ))?;
+            write_stdout(
+                format!("format {}\nmaxrows {max_rows}\n", options.format.name()).as_bytes(),
+            )?;
         }
         ("pset", ["format", format]) => {
             let format = OutputFormat::from_str(format, true).map_err(|_| {
@@ -101,14 +100,6 @@ fn note(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
-fn write_stdout(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::from(datafusion::common::DataFusionError::IoError(e)))
-}
-
 /// Prints a result of string columns.
 fn print_strings(
     shell: &mut Shell,
@@ -132,20 +123,14 @@ fn print_strings(
 
 /// `\d`: every table and view outside `information_schema`.
 async fn list_tables(shell: &mut Shell) -> Result<(), Failure> {
-    let default_catalog = shell
-        .ctx
-        .state()
-        .config_options()
-        .catalog
-        .default_catalog
-        .clone();
-    let default_schema = shell
-        .ctx
-        .state()
-        .config_options()
-        .catalog
-        .default_schema
-        .clone();
+    let (default_catalog, default_schema) = {
+        let state = shell.ctx.state();
+        let catalog = &state.config_options().catalog;
+        (
+            catalog.default_catalog.clone(),
+            catalog.default_schema.clone(),
+        )
+    };
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut catalogs = shell.ctx.catalog_names();
     catalogs.sort();
@@ -305,7 +290,7 @@ fn describe_function(name: &str) -> Result<(), Failure> {
             "\\functions: sessionlake has no function named '{name}' (\\functions lists them)"
         )));
     }
-    write_stdout(&pages.join("\n"))
+    write_stdout(pages.join("\n").as_bytes())
 }
 
 /// Documentation as plain text for the terminal.

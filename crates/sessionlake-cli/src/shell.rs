@@ -199,6 +199,15 @@ impl Shell {
     }
 }
 
+/// Writes `bytes` to stdout and flushes; a closed stdout is [`Failure::BrokenPipe`].
+pub fn write_stdout(bytes: &[u8]) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::from(DataFusionError::IoError(e)))
+}
+
 /// Where results go: stdout, or a file that is renamed into place when everything succeeded.
 pub struct Sink {
     target: Target,
@@ -255,11 +264,7 @@ impl Sink {
                 // formatted in memory first, so that a closed stdout shows as a plain I/O error
                 let mut text = Vec::new();
                 print::print_batches(&mut text, schema, batches, options.format, options.max_rows)?;
-                let mut stdout = std::io::stdout().lock();
-                stdout
-                    .write_all(&text)
-                    .and_then(|()| stdout.flush())
-                    .map_err(|e| Failure::from(DataFusionError::IoError(e)))
+                write_stdout(&text)
             }
             Target::File {
                 path,
