@@ -92,14 +92,7 @@ async fn rerun_completes(setup: &Setup, job_file: &Path, job: &Job) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_every_step_leaves_the_committed_state_and_a_rerun_completes_it() {
     let setup = setup().await;
-    for step in [
-        "planned",
-        "computed",
-        "write",
-        "before_commit",
-        "after_commit",
-        "after_current",
-    ] {
+    for step in sessionlake_jobs::checkpoint::STEPS {
         let (job_file, job) = setup.scenario(&format!("kill_{step}"));
         let barrier = setup.dir.path().join(format!("barrier_{step}"));
         let mut child = spawn(
