@@ -156,6 +156,43 @@ pub async fn run_executor(config: ExecutorProcessConfig) -> ballista_core::error
     start_executor_process(Arc::new(with_sessionlake_executor(config))).await
 }
 
+/// The body of the `sessionlake-scheduler` and `sessionlake-executor` binaries: runs `server`
+/// (from [`run_scheduler`] or [`run_executor`]) on a multi-thread runtime and turns a failure
+/// into one line on stderr, named after the binary `program`, and a failing exit code.
+pub fn serve(
+    program: &str,
+    server: impl Future<Output = ballista_core::error::Result<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{program}: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ballista's log lines on stderr, at `RUST_LOG`'s level (default `info`), for the binaries.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .init();
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::execution::registry::FunctionRegistry;

@@ -439,7 +439,7 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
                  UNIQUES(user_id) AS users FROM sessions('events') GROUP BY 1 ORDER BY 1";
     let lake_arg = format!("events={}", lake.display());
     let cli = |cluster: Option<&str>| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"));
         command.args(["-q", "--format", "csv", "--lake", &lake_arg, "-c", query]);
         if let Some(url) = cluster {
             command.args(["--cluster", url]);

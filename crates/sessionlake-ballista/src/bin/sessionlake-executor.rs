@@ -38,7 +38,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    sessionlake_ballista::init_logging();
     let Some((scheduler_host, scheduler_port)) = args
         .scheduler
         .rsplit_once(':')
@@ -64,32 +64,8 @@ fn main() -> ExitCode {
     if let Some(tasks) = args.concurrent_tasks {
         config.vcores = tasks.max(1);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("sessionlake-executor: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(sessionlake_ballista::run_executor(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sessionlake-executor: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Ballista's log lines on stderr, at `RUST_LOG`'s level (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .init();
+    sessionlake_ballista::serve(
+        "sessionlake-executor",
+        sessionlake_ballista::run_executor(config),
+    )
 }

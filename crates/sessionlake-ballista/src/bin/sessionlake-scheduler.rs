@@ -30,7 +30,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging();
+    sessionlake_ballista::init_logging();
     let mut config = SchedulerConfig::default()
         .with_hostname(args.external_host)
         .with_port(args.port);
@@ -38,32 +38,8 @@ fn main() -> ExitCode {
     config.executor_timeout_seconds = args.executor_timeout_seconds;
     config.no_executors_grace_period_seconds = args.executor_timeout_seconds;
     config.expire_dead_executor_interval_seconds = args.expire_dead_executor_interval_seconds;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("sessionlake-scheduler: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(sessionlake_ballista::run_scheduler(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sessionlake-scheduler: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Ballista's log lines on stderr, at `RUST_LOG`'s level (default `info`).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .init();
+    sessionlake_ballista::serve(
+        "sessionlake-scheduler",
+        sessionlake_ballista::run_scheduler(config),
+    )
 }
