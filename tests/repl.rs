@@ -59,12 +59,6 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    fn session_alive(&self) -> bool {
-        self.command(&["has-session", "-t", "repl"])
-            .status
-            .success()
-    }
 }
 
 impl Drop for Tmux {
@@ -102,8 +96,10 @@ fn repl_in_a_terminal() {
     let tmux = Tmux {
         socket: format!("sessionlake-test-{}", std::process::id()),
     };
+    // the shell prints the REPL's exit status when it ends (tmux's #{pane_dead_status} is not
+    // always filled in)
     let program = format!(
-        "env HOME='{}' XDG_DATA_HOME='{}' '{}' --lake events='{}'",
+        "env HOME='{}' XDG_DATA_HOME='{}' '{}' --lake events='{}'; echo \"sessionlake exited with $?\"",
         home.path().display(),
         data_home.display(),
         env!("CARGO_BIN_EXE_sessionlake"),
@@ -160,28 +156,14 @@ fn repl_in_a_terminal() {
     tmux.wait_for("the next answer", STEP, |s| s.contains("| 42     |"));
 
     tmux.type_line("\\q");
-    let started = Instant::now();
-    loop {
-        let dead = tmux.command(&[
-            "display-message",
-            "-p",
-            "-t",
-            "repl",
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        let status = String::from_utf8_lossy(&dead.stdout).trim().to_string();
-        // `1 <code>` once the pane is dead and tmux has its exit status
-        if status.starts_with('1') && status.split_whitespace().count() == 2 {
-            assert_eq!(status, "1 0", "the REPL's exit status");
-            break;
-        }
-        assert!(
-            started.elapsed() < STEP && tmux.session_alive(),
-            "the REPL did not exit after \\q:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tmux.wait_for("the REPL to exit", STEP, |s| {
+        s.contains("sessionlake exited with ")
+    });
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("sessionlake exited with 0"),
+        "the REPL's exit status:\n{screen}"
+    );
 
     let history = std::fs::read_to_string(data_home.join("sessionlake").join("history"))
         .expect("the history file was written");
