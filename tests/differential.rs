@@ -670,6 +670,158 @@ async fn projection_and_user_filter_match_reference() {
     }
 }
 
+/// Per session of the reference: the user, key, and the first and last non-NULL `page` and
+/// `row_id` in event order, sorted (two sessions of a user can share a key, so rows are
+/// compared as a multiset).
+type PropertyRow = (String, i64, Option<String>, Option<String>, i64, i64);
+
+fn reference_properties(case: &Case) -> Vec<PropertyRow> {
+    let assigned = reference::sessionize(&case.events, &case.rules);
+    // (user, session_index) -> the session's key and its events with their event_index
+    type KeyAndEvents<'a> = (i64, Vec<(i64, &'a Event)>);
+    let mut sessions: BTreeMap<(String, i64), KeyAndEvents> = BTreeMap::new();
+    for event in &case.events {
+        let session = assigned[&event.row_id];
+        let (Some(user), Some(index), Some(key), Some(event_index)) = (
+            event.user.clone(),
+            session.session_index,
+            session.session_key,
+            session.event_index,
+        ) else {
+            continue;
+        };
+        let entry = sessions.entry((user, index)).or_insert((key, Vec::new()));
+        entry.1.push((event_index, event));
+    }
+    let mut rows: Vec<PropertyRow> = sessions
+        .into_iter()
+        .map(|((user, _), (key, mut events))| {
+            events.sort_by_key(|(i, _)| *i);
+            let pages: Vec<&String> = events.iter().filter_map(|(_, e)| e.page.as_ref()).collect();
+            (
+                user,
+                key,
+                pages.first().map(|p| p.to_string()),
+                pages.last().map(|p| p.to_string()),
+                events[0].1.row_id,
+                events[events.len() - 1].1.row_id,
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// `sessions(..., 'properties=...')`: the first and last non-NULL value of each listed column
+/// in event order. `page` comes before `is_active` and `row_id` in the schema, so its scan
+/// leaves them out and the order of tied events is decided by fewer columns; `row_id` (never
+/// NULL, unique) pins the first and last event of each session exactly.
+#[tokio::test]
+async fn session_properties_match_reference() {
+    let encoding = BatchEncoding::default();
+    let mut with_null_page = 0;
+    for seed in 0..case_count(300) {
+        let case = Case::new(60_000 + seed);
+        let expected = reference_properties(&case);
+        with_null_page += expected.iter().filter(|r| r.2.is_none()).count();
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
+        let ctx = context_with_memtable(&case, 3, batch.schema(), vec![vec![batch]]).await;
+        for properties in ["page", "page,row_id"] {
+            let sql = format!(
+                "SELECT * FROM sessions('{}'{}, 'properties={properties}')",
+                case.table,
+                case.sql_arguments()
+            );
+            let batches = run(&ctx, &sql, &case).await;
+            let mut rows: Vec<PropertyRow> = Vec::new();
+            for batch in &batches {
+                let users = strings(batch.column(0));
+                let keys = millis_or_ints(column(batch, "session_key"));
+                let first_pages = strings(column(batch, "first_page"));
+                let last_pages = strings(column(batch, "last_page"));
+                let row_ids = |name: &str| match batch.column_by_name(name) {
+                    Some(array) => millis_or_ints(array),
+                    None => vec![Some(0); batch.num_rows()],
+                };
+                let (first_ids, last_ids) = (row_ids("first_row_id"), row_ids("last_row_id"));
+                for i in 0..batch.num_rows() {
+                    rows.push((
+                        users[i].clone().expect("user"),
+                        keys[i].expect("session_key"),
+                        first_pages[i].clone(),
+                        last_pages[i].clone(),
+                        first_ids[i].expect("first_row_id"),
+                        last_ids[i].expect("last_row_id"),
+                    ));
+                }
+            }
+            rows.sort();
+            let mut want = expected.clone();
+            if properties == "page" {
+                for row in &mut want {
+                    (row.4, row.5) = (0, 0);
+                }
+                want.sort();
+            }
+            assert_eq!(rows, want, "{sql}\n{}", case.describe());
+        }
+    }
+    assert!(
+        with_null_page > 0,
+        "no session without a page was generated"
+    );
+}
+
+/// A `sessionize` query that selects some columns reads only those (and, for `event_index`,
+/// the columns before them): its rows are the same as the reference's on those columns.
+#[tokio::test]
+async fn narrow_projections_match_reference() {
+    let encoding = BatchEncoding::default();
+    let mut ties = 0;
+    for seed in 0..case_count(300) {
+        let case = Case::new(80_000 + seed);
+        ties += count_ties(&case);
+        let assigned = reference::sessionize(&case.events, &case.rules);
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
+        let ctx = context_with_memtable(&case, 2, batch.schema(), vec![vec![batch]]).await;
+        type Row = (Option<String>, Option<String>, Option<i64>);
+        // `page` follows `session_id`, which decides the order of tied events first
+        for index in ["event_index", "session_index"] {
+            let sql = format!(
+                "SELECT user_id, page, {index} FROM sessionize('{}'{})",
+                case.table,
+                case.sql_arguments()
+            );
+            let batches = run(&ctx, &sql, &case).await;
+            let mut rows: Vec<Row> = Vec::new();
+            for batch in &batches {
+                let users = strings(batch.column(0));
+                let pages = strings(batch.column(1));
+                let indexes = millis_or_ints(batch.column(2));
+                for i in 0..batch.num_rows() {
+                    rows.push((users[i].clone(), pages[i].clone(), indexes[i]));
+                }
+            }
+            rows.sort();
+            let mut want: Vec<Row> = case
+                .events
+                .iter()
+                .map(|e| {
+                    let session = assigned[&e.row_id];
+                    let index = match index {
+                        "event_index" => session.event_index,
+                        _ => session.session_index,
+                    };
+                    (e.user.clone(), e.page.clone(), index)
+                })
+                .collect();
+            want.sort();
+            assert_eq!(rows, want, "{sql}\n{}", case.describe());
+        }
+    }
+    assert!(ties > 0, "no ties were generated");
+}
+
 /// The window function's keys by `row_id`.
 fn window_keys(batches: &[RecordBatch]) -> BTreeMap<i64, Option<i64>> {
     let mut keys = BTreeMap::new();

@@ -2,12 +2,8 @@
 -- (exit) page is its first (last) non-NULL page in the contract's event order; rates are over
 -- all valid sessions.
 WITH s AS (
-    SELECT
-        first_value(page ORDER BY event_index) FILTER (WHERE page IS NOT NULL) AS entry_page,
-        last_value(page ORDER BY event_index) FILTER (WHERE page IS NOT NULL) AS exit_page
-    FROM sessionize('events')
-    WHERE session_key IS NOT NULL
-    GROUP BY user_id, session_key
+    SELECT first_page AS entry_page, last_page AS exit_page
+    FROM sessions('events', 'properties=page')
 ),
 total AS (SELECT count(*) AS sessions FROM s),
 entries AS (SELECT entry_page AS page, count(*) AS n FROM s WHERE entry_page IS NOT NULL GROUP BY 1),

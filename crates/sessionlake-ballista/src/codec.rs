@@ -78,6 +78,9 @@ pub struct SessionizeNode {
     /// Logical form: the inner table, as an encoded one-node `TableScan` plan.
     #[prost(bytes = "vec", tag = "14")]
     pub inner_scan: Vec<u8>,
+    /// The indexes of the `sessionlake.properties` columns, in order.
+    #[prost(uint64, repeated, tag = "15")]
+    pub property_columns: Vec<u64>,
 }
 
 impl SessionizeNode {
@@ -98,6 +101,7 @@ impl SessionizeNode {
             inactive_event_types: rules.inactive_event_types.clone(),
             schema_metadata: HashMap::new(),
             inner_scan: Vec::new(),
+            property_columns: columns.properties.iter().map(|&i| index(i)).collect(),
         }
     }
 
@@ -120,6 +124,11 @@ impl SessionizeNode {
             active: self.active_column.map(index).transpose()?,
             event_type: self.event_type_column.map(index).transpose()?,
             session_id: self.session_id_column.map(index).transpose()?,
+            properties: self
+                .property_columns
+                .iter()
+                .map(|&i| index(i))
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -17,7 +17,7 @@ use sessionlake_ballista::sql_client::register_lake;
 use sessionlake_ballista::{SessionLakeLogicalCodec, SessionLakePhysicalCodec};
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 
-const QUERIES: [&str; 3] = [
+const QUERIES: [&str; 4] = [
     "SELECT user_id, session_key, session_start, duration_ms, event_count, first_event_type \
      FROM sessions('events', 'gap=5 minutes', 'max_length=2 hours') \
      ORDER BY user_id, session_key",
@@ -25,6 +25,8 @@ const QUERIES: [&str; 3] = [
      FROM sessionize('events') WHERE user_id IS NOT NULL \
      ORDER BY user_id, session_key, event_index, event_time, event_type",
     "SELECT count(*) AS sessions FROM sessions('events', 'mode=instrumented_gap')",
+    "SELECT user_id, session_key, first_page, last_page, last_country \
+     FROM sessions('events', 'properties=page,country') ORDER BY user_id, session_key",
 ];
 
 async fn lake_context(dir: &std::path::Path) -> SessionContext {

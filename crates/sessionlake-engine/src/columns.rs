@@ -22,6 +22,9 @@ pub struct BoundColumns {
     pub event_type: Option<usize>,
     /// Present in the instrumented modes only.
     pub session_id: Option<usize>,
+    /// The columns whose first and last non-NULL value per session `sessions` returns
+    /// (`sessionlake.properties`), in the order listed; empty for `sessionize`.
+    pub properties: Vec<usize>,
 }
 
 impl BoundColumns {
@@ -107,6 +110,16 @@ impl BoundColumns {
         } else {
             None
         };
+        let mut properties = Vec::with_capacity(options.properties.len());
+        for name in &options.properties {
+            if name == EVENT_TYPE_COLUMN {
+                return plan_err!(
+                    "sessions: sessionlake.properties lists \"{EVENT_TYPE_COLUMN}\", which \
+                     sessions() already returns as first_event_type and last_event_type"
+                );
+            }
+            properties.push(find(name, "sessionlake.properties")?);
+        }
         Ok(Self {
             user,
             time,
@@ -114,6 +127,7 @@ impl BoundColumns {
             active,
             event_type,
             session_id,
+            properties,
         })
     }
 
@@ -152,6 +166,11 @@ impl BoundColumns {
             active: self.active.map(map).transpose()?,
             event_type: self.event_type.map(map).transpose()?,
             session_id: self.session_id.map(map).transpose()?,
+            properties: self
+                .properties
+                .iter()
+                .map(|&i| map(i))
+                .collect::<Result<_>>()?,
         })
     }
 }

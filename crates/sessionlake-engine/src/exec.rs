@@ -17,8 +17,11 @@ use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, new_null_array,
+};
+use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::compute::{concat_batches, interleave, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -164,8 +167,8 @@ pub fn events_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// One row per session: user, key, start, end, duration, event count and, when the input has
-/// an event type, the first and last one.
+/// One row per session: user, key, start, end, duration, event count, when the input has an
+/// event type the first and last one, and the first and last non-NULL value of each property.
 pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
     let time_type = session_time_type(columns.unit);
     let user = input.field(columns.user);
@@ -181,6 +184,16 @@ pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
         let data_type = input.field(event_type).data_type().clone();
         fields.push(Field::new("first_event_type", data_type.clone(), true));
         fields.push(Field::new("last_event_type", data_type, true));
+    }
+    for &property in &columns.properties {
+        let field = input.field(property);
+        for edge in ["first", "last"] {
+            fields.push(Field::new(
+                format!("{edge}_{}", field.name()),
+                field.data_type().clone(),
+                true,
+            ));
+        }
     }
     Arc::new(Schema::new(fields))
 }
@@ -509,12 +522,54 @@ impl PartitionTask {
             columns.push(gather(batches, event_type, &first)?);
             columns.push(gather(batches, event_type, &last)?);
         }
+        for &property in &self.columns.properties {
+            let [first, last] = first_last_valid(batches, property, assignment)?;
+            columns.push(first);
+            columns.push(last);
+        }
         let all = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
         Ok((0..all.num_rows())
             .step_by(self.batch_size)
             .map(|offset| all.slice(offset, self.batch_size.min(all.num_rows() - offset)))
             .collect())
     }
+}
+
+/// The first and the last non-NULL value of `column` in each session's event order (NULL when
+/// every event of the session has NULL there).
+fn first_last_valid(
+    batches: &[RecordBatch],
+    column: usize,
+    assignment: &Assignment,
+) -> Result<[ArrayRef; 2]> {
+    let nulls: Vec<Option<NullBuffer>> = batches
+        .iter()
+        .map(|b| b.column(column).logical_nulls())
+        .collect();
+    let Some(first_batch) = batches.first() else {
+        return internal_err!("sessionize: sessions without input rows");
+    };
+    // an index past the batches points at a one-row NULL array
+    let none = (batches.len(), 0);
+    let null_row = new_null_array(first_batch.column(column).data_type(), 1);
+    let mut arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
+    arrays.push(null_row.as_ref());
+    let valid_at = |row: &u32| {
+        let (batch, index) = assignment.locate(*row);
+        match &nulls[batch] {
+            Some(nulls) if nulls.is_null(index) => None,
+            _ => Some((batch, index)),
+        }
+    };
+    let sessions = &assignment.sessions;
+    let mut first = Vec::with_capacity(sessions.len());
+    let mut last = Vec::with_capacity(sessions.len());
+    for session in sessions {
+        let rows = &assignment.order[session.events.clone()];
+        first.push(rows.iter().find_map(valid_at).unwrap_or(none));
+        last.push(rows.iter().rev().find_map(valid_at).unwrap_or(none));
+    }
+    Ok([interleave(&arrays, &first)?, interleave(&arrays, &last)?])
 }
 
 /// Whether `error` says the memory pool is full (possibly wrapped in context).

@@ -30,6 +30,9 @@ pub struct SessionLakeConfig {
     pub active_column: String,
     /// Comma-separated event types that never take part in a session.
     pub inactive_event_types: String,
+    /// Comma-separated columns whose first and last non-NULL value per session `sessions`
+    /// returns (as `first_<column>` and `last_<column>`).
+    pub properties: String,
 }
 
 impl Default for SessionLakeConfig {
@@ -43,12 +46,13 @@ impl Default for SessionLakeConfig {
             session_id_column: "session_id".to_string(),
             active_column: "is_active".to_string(),
             inactive_event_types: String::new(),
+            properties: String::new(),
         }
     }
 }
 
 /// Every key (without the `sessionlake.` prefix) with its description, in display order.
-const CONFIG_KEYS: [(&str, &str); 8] = [
+const CONFIG_KEYS: [(&str, &str); 9] = [
     (
         "gap",
         "Inactivity timeout: an interval without months, strictly positive.",
@@ -75,6 +79,11 @@ const CONFIG_KEYS: [(&str, &str); 8] = [
         "inactive_event_types",
         "Comma-separated event types that never take part in a session.",
     ),
+    (
+        "properties",
+        "Comma-separated columns whose first and last non-NULL value per session sessions() \
+         returns as first_<column> and last_<column>.",
+    ),
 ];
 
 impl SessionLakeConfig {
@@ -88,6 +97,7 @@ impl SessionLakeConfig {
             "session_id_column" => &mut self.session_id_column,
             "active_column" => &mut self.active_column,
             "inactive_event_types" => &mut self.inactive_event_types,
+            "properties" => &mut self.properties,
             _ => return None,
         })
     }
@@ -101,6 +111,7 @@ impl SessionLakeConfig {
             "time_column" => &self.time_column,
             "session_id_column" => &self.session_id_column,
             "active_column" => &self.active_column,
+            "properties" => &self.properties,
             _ => &self.inactive_event_types,
         }
     }
@@ -215,6 +226,18 @@ pub struct SessionOptions {
     pub session_id_column: String,
     pub active_column: String,
     pub inactive_event_types: Vec<String>,
+    /// Columns whose first and last non-NULL value per session `sessions` returns, in the
+    /// order given, without repeats.
+    pub properties: Vec<String>,
+}
+
+/// The non-empty items of a comma-separated list, trimmed.
+fn comma_list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl SessionOptions {
@@ -260,6 +283,12 @@ impl SessionOptions {
                 return plan_err!("sessionlake.{key}: must name a column");
             }
         }
+        let properties = comma_list(&config.properties);
+        for (i, name) in properties.iter().enumerate() {
+            if properties[..i].contains(name) {
+                return plan_err!("sessionlake.properties: column '{name}' is listed twice");
+            }
+        }
         Ok(Self {
             mode: SessionMode::parse(&config.mode)?,
             gap_nanos,
@@ -268,13 +297,8 @@ impl SessionOptions {
             time_column: config.time_column.trim().to_string(),
             session_id_column: config.session_id_column.trim().to_string(),
             active_column: config.active_column.trim().to_string(),
-            inactive_event_types: config
-                .inactive_event_types
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
+            inactive_event_types: comma_list(&config.inactive_event_types),
+            properties,
         })
     }
 
@@ -317,6 +341,12 @@ mod tests {
         assert_eq!(options.mode, SessionMode::Instrumented);
         assert_eq!(options.max_length_nanos, None);
         assert_eq!(options.inactive_event_types, vec!["sync", "app_background"]);
+        let options = SessionOptions::resolve(
+            &SessionLakeConfig::default(),
+            &["properties= page,,country ".into()],
+        )
+        .unwrap();
+        assert_eq!(options.properties, vec!["page", "country"]);
     }
 
     #[test]
@@ -333,5 +363,9 @@ mod tests {
         assert!(err("mode=sometimes").contains("unknown mode 'sometimes'"));
         assert!(err("colour=blue").contains("unknown option 'colour'"));
         assert!(err("gap").contains("must look like 'key=value'"));
+        assert!(
+            err("properties=page, country,page")
+                .contains("sessionlake.properties: column 'page' is listed twice")
+        );
     }
 }

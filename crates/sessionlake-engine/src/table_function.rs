@@ -21,7 +21,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 
 use crate::assign::SessionRules;
 use crate::columns::BoundColumns;
-use crate::exec::{SessionOutput, SessionizeExec, events_schema, sessions_schema};
+use crate::exec::{SESSION_COLUMNS, SessionOutput, SessionizeExec, events_schema, sessions_schema};
 use crate::options::SessionOptions;
 
 /// `sessionize('<table>', ...)` or `sessions('<table>', ...)`, depending on `output`.
@@ -65,7 +65,9 @@ impl SessionizeTableFunction {
             table_function_doc(
                 "One row per session of the table: the user, `session_key`, `session_start`, \
                  `session_end`, `duration_ms`, `event_count`, `first_event_type` and \
-                 `last_event_type`. Sessions follow the same rules as `sessionize`: a gap of \
+                 `last_event_type`, and for each column `p` listed in the `properties` option \
+                 `first_p` and `last_p`: its first and last non-NULL value in the session. \
+                 Sessions follow the same rules as `sessionize`: a gap of \
                  more than `gap` between a user's consecutive active events starts a new \
                  session, and sessions longer than `max_length` are left out. Options not given \
                  as arguments come from the `sessionlake.*` settings.",
@@ -100,7 +102,7 @@ fn table_function_doc(description: &str, syntax: &str, example: &str) -> Documen
         "'key=value'",
         "Options for this call, overriding the `sessionlake.*` settings: gap, mode, \
          max_length, user_column, time_column, session_id_column, active_column, \
-         inactive_event_types.",
+         inactive_event_types, properties.",
     )
     .build()
 }
@@ -132,7 +134,12 @@ impl TableFunctionImpl for SessionizeTableFunction {
             }
         }
         let session = args.session();
-        let options = SessionOptions::from_config_options(session.config_options(), &overrides)?;
+        let mut options =
+            SessionOptions::from_config_options(session.config_options(), &overrides)?;
+        if self.output == SessionOutput::Events {
+            // every column is already there; properties shape only the rows of `sessions`
+            options.properties.clear();
+        }
         let inner = resolve_table(session, &table_name)?;
         let schema = inner.schema();
         let columns = BoundColumns::bind(&schema, &options, &table_name)?;
@@ -257,6 +264,52 @@ impl SessionizeTable {
         self.output
     }
 
+    /// The inner columns a scan reads for an output `projection`, ascending: the rules' own
+    /// ([`BoundColumns::key_columns`]) and those below.
+    ///
+    /// Events tied on one instant are ordered by the event type and then by the other columns
+    /// in schema order, so that the order never depends on the columns a query selects. Only
+    /// outputs that depend on that order need the columns that decide it, and only up to the
+    /// last column they return: two tied events equal up to there give the same values
+    /// whichever comes first.
+    /// - `sessionize` reads the projected columns; when `event_index` is projected it also
+    ///   reads every column before the last projected one.
+    /// - `sessions` reads every column up to its last property (`first_<p>`/`last_<p>`);
+    ///   `first_event_type`/`last_event_type` depend on the event type alone.
+    fn columns_to_read(&self, projection: Option<&Vec<usize>>) -> Vec<usize> {
+        let inner_width = self.inner.schema().fields().len();
+        let mut read = self.columns.key_columns();
+        read.extend(match self.output {
+            SessionOutput::Sessions => match self.columns.properties.iter().max() {
+                Some(&last) => (0..=last).collect(),
+                None => vec![],
+            },
+            SessionOutput::Events => {
+                let all: Vec<usize>;
+                let projection = match projection {
+                    Some(p) => p,
+                    None => {
+                        all = (0..self.schema.fields().len()).collect();
+                        &all
+                    }
+                };
+                let event_index = inner_width + SESSION_COLUMNS.len() - 1;
+                let inner: Vec<usize> = projection
+                    .iter()
+                    .copied()
+                    .filter(|&i| i < inner_width)
+                    .collect();
+                match (projection.contains(&event_index), inner.iter().max()) {
+                    (true, Some(&last)) => (0..=last).collect(),
+                    _ => inner,
+                }
+            }
+        });
+        read.sort_unstable();
+        read.dedup();
+        read
+    }
+
     /// Whether `filter` reads no column but the user column, so that it only drops users.
     fn is_user_filter(&self, filter: &Expr) -> bool {
         let user = self.inner.schema().field(self.columns.user).name().clone();
@@ -300,17 +353,7 @@ impl TableProvider for SessionizeTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let inner_schema = self.inner.schema();
-        let inner_width = inner_schema.fields().len();
-
-        // The inner columns to read. `sessions` needs only the rules' own columns. `sessionize`
-        // reads every column whatever the projection: events tied on one instant are ordered by
-        // their whole row, and `event_index` must not change with the columns a query selects.
-        let mut read = self.columns.key_columns();
-        if self.output == SessionOutput::Events {
-            read.extend(0..inner_width);
-        }
-        read.sort_unstable();
-        read.dedup();
+        let read = self.columns_to_read(projection);
 
         let user_filters: Vec<&Expr> = filters.iter().filter(|f| self.is_user_filter(f)).collect();
         let support = self.inner.supports_filters_pushdown(&user_filters)?;
