@@ -112,9 +112,9 @@ impl Assignment {
 }
 
 /// Bytes of working memory [`assign_sessions`] needs beyond its input, per input row: the
-/// user id, the entry and its sorted copy, and the five output columns.
+/// dense user id, the entry, the row order and the five output columns.
 pub const WORKING_BYTES_PER_ROW: usize =
-    size_of::<usize>() + 2 * size_of::<Entry>() + size_of::<u32>() + 5 * size_of::<i64>();
+    size_of::<u32>() + size_of::<Entry>() + size_of::<u32>() + 5 * size_of::<i64>();
 
 /// Finds the sessions of `batches`, which hold every event of each of their users.
 pub fn assign_sessions(
@@ -137,11 +137,7 @@ pub fn assign_sessions(
         );
     }
 
-    let (users, unsorted) = collect_active(batches, columns, rules)?;
-    let mut entries = bucket_by_user(&users, &unsorted);
-    drop(unsorted);
-    let user_ranges = user_ranges(&users, entries.len());
-    drop(users);
+    let (mut entries, user_ranges) = bucket_active(batches, columns, rules)?;
 
     for range in &user_ranges {
         entries[range.clone()].sort_unstable_by_key(Entry::sort_key);
@@ -164,17 +160,21 @@ pub fn assign_sessions(
     })
 }
 
-/// The dense user id and the entry of every active event, in row order.
-fn collect_active(
+/// The entries of every active event, bucketed by a dense user id (a counting sort, stable, so
+/// each user's entries are in row order), and each user's range in them.
+///
+/// Two passes over the batches: the first finds the active rows and their users' dense ids,
+/// the second writes each entry straight into its user's bucket, so no unsorted copy of the
+/// entries is ever held.
+fn bucket_active(
     batches: &[RecordBatch],
     columns: &BoundColumns,
     rules: &SessionRules,
-) -> Result<(Vec<u32>, Vec<Entry>)> {
+) -> Result<(Vec<Entry>, Vec<Range<usize>>)> {
     let mut group_values: Option<Box<dyn GroupValues>> = None;
     let mut groups = Vec::new();
-    let mut users = Vec::new();
-    let mut entries = Vec::new();
-    let mut row_base = 0_u32;
+    let mut users: Vec<u32> = Vec::new();
+    let mut masks = Vec::with_capacity(batches.len());
     for batch in batches {
         let mask = active_mask(batch, columns, rules)?;
         let user = user_key_array(batch.column(columns.user))?;
@@ -191,22 +191,55 @@ fn collect_active(
         };
         groups.clear();
         group_values.intern(std::slice::from_ref(&user), &mut groups)?;
+        users.extend(mask.set_indices().map(|row| groups[row] as u32));
+        masks.push(mask);
+    }
+    drop(group_values);
+
+    let group_count = users.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut counts = vec![0_usize; group_count];
+    for &user in &users {
+        counts[user as usize] += 1;
+    }
+    let mut ranges = Vec::with_capacity(group_count);
+    let mut next_slot = Vec::with_capacity(group_count);
+    let mut start = 0;
+    for count in counts {
+        next_slot.push(start);
+        if count > 0 {
+            ranges.push(start..start + count);
+        }
+        start += count;
+    }
+
+    let mut entries = vec![
+        Entry {
+            session_id: 0,
+            time: 0,
+            row: 0
+        };
+        users.len()
+    ];
+    let mut users = users.into_iter();
+    let mut row_base = 0_u32;
+    for (batch, mask) in batches.iter().zip(&masks) {
         let times = timestamp_ticks("sessionize: time column", batch.column(columns.time))?;
         let session_ids = match columns.session_id {
             Some(i) if rules.mode.is_instrumented() => Some(session_id_array(batch.column(i))?),
             _ => None,
         };
-        for row in mask.set_indices() {
-            users.push(groups[row] as u32);
-            entries.push(Entry {
+        for (row, user) in mask.set_indices().zip(&mut users) {
+            let slot = &mut next_slot[user as usize];
+            entries[*slot] = Entry {
                 session_id: session_ids.as_ref().map_or(0, |ids| ids.value(row)),
                 time: times[row],
                 row: row_base + row as u32,
-            });
+            };
+            *slot += 1;
         }
         row_base += batch.num_rows() as u32;
     }
-    Ok((users, entries))
+    Ok((entries, ranges))
 }
 
 /// Which rows take part in a session (see `docs/semantics.md`): user and time not NULL, the
@@ -269,51 +302,6 @@ fn session_id_array(array: &ArrayRef) -> Result<PrimitiveArray<Int64Type>> {
     Ok(cast(array, &DataType::Int64)?
         .as_primitive::<Int64Type>()
         .clone())
-}
-
-/// A counting sort of the entries by dense user id (stable, so row order is kept).
-fn bucket_by_user(users: &[u32], entries: &[Entry]) -> Vec<Entry> {
-    let group_count = users.iter().max().map_or(0, |&m| m as usize + 1);
-    let mut starts = vec![0_usize; group_count + 1];
-    for &user in users {
-        starts[user as usize + 1] += 1;
-    }
-    for i in 1..starts.len() {
-        starts[i] += starts[i - 1];
-    }
-    let mut sorted = vec![
-        Entry {
-            session_id: 0,
-            time: 0,
-            row: 0
-        };
-        entries.len()
-    ];
-    for (&user, entry) in users.iter().zip(entries) {
-        let slot = &mut starts[user as usize];
-        sorted[*slot] = *entry;
-        *slot += 1;
-    }
-    sorted
-}
-
-/// Each user's range in the bucketed entries (users without active events have none).
-fn user_ranges(users: &[u32], total: usize) -> Vec<Range<usize>> {
-    let group_count = users.iter().max().map_or(0, |&m| m as usize + 1);
-    let mut counts = vec![0_usize; group_count];
-    for &user in users {
-        counts[user as usize] += 1;
-    }
-    let mut ranges = Vec::with_capacity(group_count);
-    let mut start = 0;
-    for count in counts {
-        if count > 0 {
-            ranges.push(start..start + count);
-        }
-        start += count;
-    }
-    debug_assert_eq!(start, total);
-    ranges
 }
 
 /// Orders events of one user at the same instant by the rest of the row (the event type
