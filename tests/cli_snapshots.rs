@@ -241,3 +241,14 @@ fn error_missing_rc_file() {
 fn error_cluster_needs_the_cluster_build() {
     assert_cmd_snapshot!(cli().args(["--cluster", "df://127.0.0.1:50050", "-c", "SELECT 1"]));
 }
+
+#[test]
+fn error_job_on_a_cluster_needs_the_cluster_build() {
+    assert_cmd_snapshot!(cli().args([
+        "job",
+        "run",
+        "data/sample_job.toml",
+        "--cluster",
+        "df://127.0.0.1:50050"
+    ]));
+}

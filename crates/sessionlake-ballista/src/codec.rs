@@ -14,7 +14,7 @@ use datafusion::arrow::datatypes::{SchemaRef, TimeUnit};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result, TableReference, internal_err};
 use datafusion::datasource::file_format::FileFormatFactory;
-use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder};
 use datafusion::physical_plan::ExecutionPlan;
@@ -75,7 +75,8 @@ pub struct SessionizeNode {
     /// Physical form: the metadata of the operator's output schema (the call marker).
     #[prost(map = "string, string", tag = "13")]
     pub schema_metadata: HashMap<String, String>,
-    /// Logical form: the inner table, as an encoded one-node `TableScan` plan.
+    /// Logical form: the inner table, as an encoded one-node `TableScan` plan, or a view's plan
+    /// (DataFusion inlines a view where it is scanned).
     #[prost(bytes = "vec", tag = "14")]
     pub inner_scan: Vec<u8>,
     /// The indexes of the `sessionlake.properties` columns, in order.
@@ -194,7 +195,9 @@ pub struct SessionLakeLogicalCodec {
 
 impl SessionLakeLogicalCodec {
     /// Encodes `table` as a one-node scan plan, so that whatever DataFusion's and Ballista's
-    /// codecs can ship (a Parquet listing table, say) can be read by a `sessions()` call.
+    /// codecs can ship (a Parquet listing table, say) can be read by a `sessions()` call. A view
+    /// (a SQL view, a DataFrame registered as a table) becomes its own plan instead, as
+    /// DataFusion inlines views into the plans that scan them.
     fn encode_inner(&self, table: &Arc<dyn TableProvider>) -> Result<Vec<u8>> {
         let plan = LogicalPlanBuilder::scan(
             TableReference::bare(INNER_TABLE),
@@ -217,10 +220,8 @@ impl SessionLakeLogicalCodec {
             .map_err(|e| wire_error(format!("undecodable inner scan: {e}")))?;
         match node.try_into_logical_plan(ctx, self)? {
             LogicalPlan::TableScan(scan) => source_as_provider(&scan.source),
-            other => internal_err!(
-                "sessionlake-ballista codec: expected a table scan, found {}",
-                other.display()
-            ),
+            // an inlined view, such as a filtered scan: a view again, planned where it is read
+            view => Ok(Arc::new(ViewTable::new(view, None))),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Starts a scheduler and two executors as separate processes on 127.0.0.1, runs every metric
 //! recipe of the repository's `sql/` (and a few queries on `sessions()`, per-call options,
 //! `SET` and the window function) on a generated lake through the cluster and through the
-//! single-process engine, and requires equal results. Then it kills one executor in the middle
+//! single-process engine, and requires equal results. It runs a lake job with and without
+//! `--cluster` and requires the same committed tables. Then it kills one executor in the middle
 //! of a longer query and requires the right answer or a clear error, and says which happened.
 
 use std::fs::File;
@@ -471,7 +472,173 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
         assert_user_shuffle_below_sessionize(&remote, sql).await;
     }
 
+    job_on_a_cluster_matches_one_process(dir.path(), &cluster).await;
+
     lost_executor(dir.path(), cluster).await;
+}
+
+/// A job like `data/sample_job.toml` over the generated lake `lake/` (beside the job file),
+/// writing to `sink`.
+fn job_file(sink: &str) -> String {
+    format!(
+        r#"name = "daily"
+
+[source]
+lake = "lake"
+partition_column = "event_date"
+
+[sink]
+path = "{sink}"
+
+[session]
+gap = "30 minutes"
+max_length = "1 day"
+time_zone = "America/New_York"
+inactive_event_types = ["sync"]
+
+[outputs.sessions]
+entry = ["page"]
+exit = ["page"]
+first = ["platform", "country"]
+last = ["plan"]
+
+[outputs.metrics]
+bounce_event_type = "page_view"
+
+[[alerts]]
+name = "short_sessions"
+metric = "avg_length_s"
+below = 180.0
+
+[[exports]]
+name = "engaged_users"
+format = "csv"
+days = 7
+min_sessions = 2
+session_longer_than = "5 minutes"
+
+[bots]
+max_events_per_minute = 20.0
+"#
+    )
+}
+
+/// Every row of `table` in the committed outputs of the job file `path`, and its column names.
+async fn committed(path: &Path, table: &str) -> (Vec<String>, Vec<RecordBatch>) {
+    let job = sessionlake_jobs::Job::load(path).expect("job file loads");
+    let ctx = sessionlake_engine::new_context().expect("local context");
+    sessionlake_jobs::register_outputs(&ctx, &job)
+        .await
+        .expect("outputs register")
+        .expect("a committed manifest");
+    let frame = ctx
+        .sql(&format!("SELECT * FROM {table}"))
+        .await
+        .expect("outputs query");
+    let columns = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    (columns, frame.collect().await.expect("outputs read"))
+}
+
+/// Runs the same job file with `sessionlake-ballista job run` in one process and with
+/// `--cluster`, a first run and then an incremental rerun of one day (whose read window is a
+/// filtered view of the lake), and requires equal committed sessions and daily metrics. The
+/// executors' task counts show that the cluster ran the `--cluster` runs and only those.
+async fn job_on_a_cluster_matches_one_process(dir: &Path, cluster: &Cluster) {
+    let local_job = dir.join("job_local.toml");
+    let cluster_job = dir.join("job_cluster.toml");
+    std::fs::write(&local_job, job_file("out_local")).expect("write job file");
+    std::fs::write(&cluster_job, job_file("out_cluster")).expect("write job file");
+    let finished_tasks = || -> usize {
+        cluster
+            .executors
+            .iter()
+            .map(|e| e.count("Finished task"))
+            .sum()
+    };
+    let run = |job: &Path, on_cluster: bool, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"));
+        command.arg("job").arg("run").arg(job).args(extra);
+        if on_cluster {
+            command.args(["--cluster", &cluster.url]);
+        }
+        let output = command.output().expect("sessionlake-ballista job run");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        // 0, or 3 when an alert tripped: both mean committed
+        assert!(
+            matches!(output.status.code(), Some(0 | 3)),
+            "job run {} (--cluster: {on_cluster}) failed ({}):\n{stderr}\n{}",
+            job.display(),
+            output.status,
+            cluster.logs()
+        );
+        (output.status.code(), stderr)
+    };
+
+    // the second day's partition again, after the first run processed them all
+    let rerun_day = ["--date", "2024-01-02"];
+    for extra in [&[][..], &rerun_day[..]] {
+        let before = finished_tasks();
+        let (local_code, local_stderr) = run(&local_job, false, extra);
+        assert_eq!(
+            finished_tasks(),
+            before,
+            "a run without --cluster ran tasks on the cluster:\n{local_stderr}"
+        );
+        let (cluster_code, cluster_stderr) = run(&cluster_job, true, extra);
+        let tasks = finished_tasks() - before;
+        eprintln!("job run {extra:?} --cluster: {tasks} tasks on the executors: {cluster_stderr}");
+        assert!(
+            tasks > 0,
+            "the --cluster run ran no task on the cluster:\n{cluster_stderr}\n{}",
+            cluster.logs()
+        );
+        assert!(
+            cluster_stderr.contains(&format!("on {}", cluster.url)),
+            "the summary does not name the cluster:\n{cluster_stderr}"
+        );
+        assert_eq!(local_code, cluster_code, "exit codes differ");
+        if !extra.is_empty() {
+            assert!(
+                cluster_stderr.contains("committed (incremental, version 2"),
+                "the rerun did not commit incrementally:\n{cluster_stderr}"
+            );
+        }
+    }
+
+    // a lake on an object store: refused up front, as the executors could not open it
+    let s3_job = dir.join("job_s3.toml");
+    std::fs::write(
+        &s3_job,
+        job_file("out_s3").replace(r#"lake = "lake""#, r#"lake = "s3://bucket/lake""#),
+    )
+    .expect("write job file");
+    let refused = Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"))
+        .arg("job")
+        .arg("run")
+        .arg(&s3_job)
+        .args(["--cluster", &cluster.url])
+        .output()
+        .expect("sessionlake-ballista job run");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("is on an object store"), "{stderr}");
+
+    for table in ["sessions", "daily_metrics"] {
+        let (local_columns, local_rows) = committed(&local_job, table).await;
+        let (cluster_columns, cluster_rows) = committed(&cluster_job, table).await;
+        assert_eq!(local_columns, cluster_columns, "{table}: columns differ");
+        let rows: usize = local_rows.iter().map(RecordBatch::num_rows).sum();
+        assert!(rows > 0, "{table}: no rows");
+        if let Some(why) = difference(&local_rows, &cluster_rows) {
+            panic!("job table {table}: {why}");
+        }
+        eprintln!("job table {table}: {rows} rows, equal with and without --cluster");
+    }
 }
 
 /// The distributed plan of `explain` reads `SessionizeExec`'s input from a shuffle

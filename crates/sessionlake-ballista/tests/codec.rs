@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::ScalarValue;
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionContext, col, lit};
 use datafusion_proto::logical_plan::AsLogicalPlan;
 use datafusion_proto::physical_plan::AsExecutionPlan;
 use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
@@ -94,6 +95,62 @@ async fn logical_plans_round_trip_through_the_codec() {
             "{sql}"
         );
     }
+}
+
+/// Regression: `sessions()` over a view (here a filtered DataFrame registered as a table, as a
+/// job registers its read window) reached the scheduler as an inlined `SubqueryAlias`, which
+/// the codec rejected ("expected a table scan"). It decodes as a view of that plan now.
+#[tokio::test]
+async fn sessions_over_a_filtered_view_round_trip_through_the_codec() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ctx = lake_context(dir.path()).await;
+    let window = ctx
+        .table("events")
+        .await
+        .expect("events")
+        // before 2024-01-02T00:00:00Z
+        .filter(col("event_time").lt(lit(ScalarValue::TimestampMillisecond(
+            Some(1_704_153_600_000),
+            Some("UTC".into()),
+        ))))
+        .expect("filter");
+    ctx.register_table("window", window.into_view())
+        .expect("register the view");
+    let codec = SessionLakeLogicalCodec::default();
+    let sql = "SELECT count(*) AS sessions, sum(event_count) AS events, \
+               max(session_start) AS last_start FROM sessions('window')";
+    let plan = ctx
+        .sql(sql)
+        .await
+        .expect("plans")
+        .into_optimized_plan()
+        .expect("optimizes");
+    let bytes = LogicalPlanNode::try_from_logical_plan(&plan, &codec)
+        .expect("encodes")
+        .encode_to_vec();
+    let decoded = LogicalPlanNode::decode(bytes.as_slice())
+        .expect("protobuf")
+        .try_into_logical_plan(&remote_task_context(), &codec)
+        .expect("decodes");
+    let expected = text(
+        &ctx.execute_logical_plan(plan)
+            .await
+            .expect("runs")
+            .collect()
+            .await
+            .expect("collect"),
+    );
+    let actual = text(
+        &ctx.execute_logical_plan(decoded)
+            .await
+            .expect("runs decoded")
+            .collect()
+            .await
+            .expect("collect decoded"),
+    );
+    assert_eq!(actual, expected);
+    // the filter took effect: the last session starts on the first day
+    assert!(expected.contains("2024-01-01T"), "{expected}");
 }
 
 /// Whether `plan` holds a `SessionizeExec`.

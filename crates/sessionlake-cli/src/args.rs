@@ -52,9 +52,11 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub partitions: Option<usize>,
 
-    /// Run queries on a Ballista cluster whose scheduler is at `df://HOST:PORT` (only in the
-    /// cluster-enabled build, `sessionlake-ballista`; see crates/sessionlake-ballista).
-    #[arg(long, value_name = "df://HOST:PORT")]
+    /// Run queries, and the sessionizing of `job run`, on a Ballista cluster whose scheduler is
+    /// at `df://HOST:PORT` (only in the cluster-enabled build, `sessionlake-ballista`; see
+    /// crates/sessionlake-ballista).
+    // global: `sessionlake job run JOB.toml --cluster URL` reads as naturally as a query's flag
+    #[arg(long, value_name = "df://HOST:PORT", global = true)]
     pub cluster: Option<String>,
 
     /// Memory for query execution, e.g. `2g`, `512m` (DataFusion's fair spill pool; operators

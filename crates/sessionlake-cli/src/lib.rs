@@ -61,9 +61,36 @@ pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
     };
     #[cfg(feature = "jobs")]
     if let Some(args::Command::Job(job)) = &args.command {
-        return ExitCode::from(sessionlake_jobs::cli::run(job.clone()).await);
+        return ExitCode::from(run_job(job.clone(), args.cluster.as_deref(), connect).await);
     }
     ExitCode::from(run(args, connect).await)
+}
+
+/// Runs `sessionlake job ...`, on the cluster `--cluster` names when given (through
+/// `connect`); returns the exit code.
+#[cfg(feature = "jobs")]
+async fn run_job(
+    job: sessionlake_jobs::cli::JobArgs,
+    cluster: Option<&str>,
+    connect: Option<ClusterConnect>,
+) -> u8 {
+    let cluster = match (cluster, connect) {
+        (None, _) => None,
+        (Some(url), Some(connect)) => {
+            // a first context checks the URL before the job starts; each read window of the
+            // run then makes its own
+            if let Err(message) = connect(url.to_string()).await {
+                eprintln!("sessionlake: --cluster {url}: {message}");
+                return EXIT_QUERY;
+            }
+            let target = url.to_string();
+            let connect_job: sessionlake_jobs::cluster::ConnectCluster =
+                Arc::new(move || connect(target.clone()));
+            Some(sessionlake_jobs::Cluster::new(url, connect_job))
+        }
+        (Some(_), None) => return cluster_needs_the_cluster_build(),
+    };
+    sessionlake_jobs::cli::run(job, cluster).await
 }
 
 /// Runs parsed arguments; returns the exit code. `connect` serves `--cluster`.
@@ -118,13 +145,7 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
                 return EXIT_QUERY;
             }
         },
-        (Some(_), None) => {
-            return usage_error(
-                "--cluster: this build runs queries in this process; the cluster-enabled \
-                 build of the same command line is `sessionlake-ballista` \
-                 (crates/sessionlake-ballista)",
-            );
-        }
+        (Some(_), None) => return cluster_needs_the_cluster_build(),
     };
     let s3 = lake::S3Settings {
         endpoint: args.s3_endpoint.clone(),
@@ -191,6 +212,14 @@ fn report(failure: Failure) -> u8 {
 fn usage_error(message: &str) -> u8 {
     eprintln!("sessionlake: {message}");
     EXIT_USAGE
+}
+
+/// `--cluster` given to a build that has no cluster client.
+fn cluster_needs_the_cluster_build() -> u8 {
+    usage_error(
+        "--cluster: this build runs queries in this process; the cluster-enabled build of the \
+         same command line is `sessionlake-ballista` (crates/sessionlake-ballista)",
+    )
 }
 
 /// The rc file's text: the `-r` file (which must exist), else `~/.sessionlakerc` if it exists.

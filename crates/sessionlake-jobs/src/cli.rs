@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::cluster::Cluster;
 use crate::error::{EXIT_ALERT, EXIT_OK, EXIT_USAGE};
 use crate::job_file::Job;
 use crate::runner::{Dates, RunOptions, RunSummary, run_job};
@@ -69,10 +70,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Runs `sessionlake job ...` and returns the process exit code.
-pub async fn run(args: JobArgs) -> u8 {
+/// Runs `sessionlake job ...` and returns the process exit code; with a `cluster`, the runs
+/// sessionize on it (`--cluster`).
+pub async fn run(args: JobArgs, cluster: Option<Cluster>) -> u8 {
     match args.command {
-        JobCommand::Run(run) => run_command(run).await,
+        JobCommand::Run(run) => run_command(run, cluster).await,
     }
 }
 
@@ -92,8 +94,9 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// Runs `sessionlake job run ...` and returns the exit code.
-pub async fn run_command(args: RunArgs) -> u8 {
+/// Runs `sessionlake job run ...` (sessionizing on `cluster` if given) and returns the exit
+/// code.
+pub async fn run_command(args: RunArgs, cluster: Option<Cluster>) -> u8 {
     init_logging(args.log_format);
     let dates = match (args.date, args.from, args.to) {
         (Some(d), None, None) => Dates::Range(d, d),
@@ -117,6 +120,7 @@ pub async fn run_command(args: RunArgs) -> u8 {
         dry_run: args.dry_run,
         full: args.full,
         progress: std::io::stderr().is_terminal() && args.log_format == LogFormat::Text,
+        cluster,
     };
     match run_job(&job, &options).await {
         Ok(summary) => report(&job, &summary).await,

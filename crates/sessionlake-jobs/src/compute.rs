@@ -18,6 +18,7 @@ use datafusion::datasource::listing::{
 use datafusion::prelude::{SessionContext, col, lit};
 use object_store::ObjectMeta;
 
+use crate::cluster::Cluster;
 use crate::error::{JobError, from_datafusion};
 use crate::job_file::{Bounce, Job};
 use crate::location::Place;
@@ -91,6 +92,10 @@ pub fn quote(text: &str) -> String {
 
 /// Computes the sessions and metrics of the output days in `days` (all days when `None`) from
 /// the events of `files` whose time is in `window` (all when `None`).
+///
+/// With a `cluster`, the heavy part runs there: reading the files, counting the events and
+/// sessionizing them (the statement of `sessions_sql`); its result, one row per session of
+/// the window, comes back here, and the metrics over it run in this process as without one.
 pub async fn compute(
     job: &Job,
     source: &Place,
@@ -98,14 +103,23 @@ pub async fn compute(
     schema: &SchemaRef,
     window: Option<(i64, i64)>,
     days: Option<(NaiveDate, NaiveDate)>,
+    cluster: Option<&Cluster>,
 ) -> Result<Computed, JobError> {
     let mut computed = Computed::default();
     if files.is_empty() {
         return Ok(computed);
     }
     let ctx = new_context(&[source])?;
+    // where the lake is read and sessionized: the cluster, or this process's context itself
+    let engine = match cluster {
+        Some(cluster) => cluster.context().await?,
+        None => ctx.clone(),
+    };
+    let on_cluster = cluster
+        .map(|c| format!(" on the cluster {}", c.name))
+        .unwrap_or_default();
     let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
-    let table = files_table(&ctx, &urls, Some(Arc::clone(schema))).await?;
+    let table = files_table(&engine, &urls, Some(Arc::clone(schema))).await?;
     let options = &job.session.options;
     let time_field = schema.field_with_name(&options.time_column).map_err(|_| {
         JobError::data(format!(
@@ -122,7 +136,7 @@ pub async fn compute(
             )));
         }
     };
-    let mut frame = ctx
+    let mut frame = engine
         .read_table(table)
         .map_err(|e| from_datafusion(e, "reading the lake"))?;
     if let Some((start_ms, end_ms)) = window {
@@ -148,16 +162,19 @@ pub async fn compute(
             )
             .map_err(|e| from_datafusion(e, "filtering the read window"))?;
     }
-    ctx.register_table("events", frame.into_view())
+    engine
+        .register_table("events", frame.into_view())
         .map_err(|e| from_datafusion(e, "registering the events"))?;
 
-    let counted = ctx
+    let counted = engine
         .sql("SELECT count(*) FROM events")
         .await
         .map_err(|e| from_datafusion(e, "counting events"))?
         .collect()
         .await
-        .map_err(|e| from_datafusion(e, format!("reading the lake {}", source.shown)))?;
+        .map_err(|e| {
+            from_datafusion(e, format!("reading the lake {}{on_cluster}", source.shown))
+        })?;
     computed.events_read = counted
         .first()
         .and_then(|b| {
@@ -167,13 +184,18 @@ pub async fn compute(
         .map_or(0, |a| u64::try_from(a.value(0)).unwrap_or(0));
 
     let sql = sessions_sql(job, schema, unit, days, &mut computed);
-    let all = ctx
+    let all = engine
         .sql(&sql)
         .await
         .map_err(|e| from_datafusion(e, "planning the sessions query"))?
         .collect()
         .await
-        .map_err(|e| from_datafusion(e, format!("computing sessions from {}", source.shown)))?;
+        .map_err(|e| {
+            from_datafusion(
+                e,
+                format!("computing sessions from {}{on_cluster}", source.shown),
+            )
+        })?;
     let all_schema = match all.first() {
         Some(b) => b.schema(),
         None => return Ok(computed),

@@ -7,7 +7,13 @@
 //! use sessionlake_jobs::{Dates, Job, RunOptions, run_job};
 //!
 //! let job = Job::load(std::path::Path::new("data/sample_job.toml"))?;
-//! let options = RunOptions { dates: Dates::Pending, dry_run: false, progress: false, full: false };
+//! let options = RunOptions {
+//!     dates: Dates::Pending,
+//!     dry_run: false,
+//!     progress: false,
+//!     full: false,
+//!     cluster: None,
+//! };
 //! let summary = run_job(&job, &options).await?;
 //! eprintln!("{}", summary.one_line());
 //! # Ok(())
@@ -19,6 +25,7 @@
 pub mod alerts;
 pub mod checkpoint;
 pub mod cli;
+pub mod cluster;
 pub mod compute;
 pub mod encode;
 pub mod error;
@@ -31,6 +38,7 @@ pub mod reader;
 pub mod runner;
 pub mod window;
 
+pub use cluster::Cluster;
 pub use error::{
     EXIT_ALERT, EXIT_CONFIG, EXIT_DATA, EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE,
     ErrorKind, JobError,

@@ -18,9 +18,12 @@ struct Cli {
 async fn main() -> ExitCode {
     match Cli::try_parse() {
         Ok(cli) => ExitCode::from(
-            sessionlake_jobs::cli::run(JobArgs {
-                command: cli.command,
-            })
+            sessionlake_jobs::cli::run(
+                JobArgs {
+                    command: cli.command,
+                },
+                None,
+            )
             .await,
         ),
         Err(e) => {

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::alerts::{self, Alert};
 use crate::checkpoint::checkpoint;
+use crate::cluster::Cluster;
 use crate::compute::{self, Computed, DAY_COLUMN, ident};
 use crate::encode::{csv_bytes, parquet_bytes};
 use crate::error::{JobError, from_datafusion, from_store};
@@ -55,6 +56,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Recompute every output day from the whole lake, whatever changed.
     pub full: bool,
+    /// Read the lake and sessionize it on this cluster instead of in this process; the rest of
+    /// the run (planning, metrics over the sessions, writing, committing) stays here.
+    pub cluster: Option<Cluster>,
 }
 
 /// What a run did; written as `_summary.json` in the run's prefix and printed in one line.
@@ -72,6 +76,9 @@ pub struct RunSummary {
     pub full_reason: Option<String>,
     pub source: String,
     pub sink: String,
+    /// The cluster the sessions were computed on (`--cluster`), if not this process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// The source partitions this run processed.
     pub partitions_processed: Vec<String>,
     /// The source partitions read (processed ones plus context around them).
@@ -108,13 +115,17 @@ impl RunSummary {
     pub fn one_line(&self) -> String {
         let bots: u64 = self.bot_sessions.values().sum();
         format!(
-            "job {}: {} ({}{}) partitions {} read {} ({} events); days rewritten {}; sessions {} \
-             ({} bots, {} over max_length left out); alerts {}; exports {}; {:.2} s",
+            "job {}: {} ({}{}{}) partitions {} read {} ({} events); days rewritten {}; \
+             sessions {} ({} bots, {} over max_length left out); alerts {}; exports {}; {:.2} s",
             self.job,
             self.status,
             self.strategy,
             self.version
                 .map(|v| format!(", version {v}"))
+                .unwrap_or_default(),
+            self.cluster
+                .as_ref()
+                .map(|c| format!(", on {c}"))
                 .unwrap_or_default(),
             self.partitions_processed.len(),
             self.partitions_read,
@@ -177,11 +188,15 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         job: job.name.clone(),
         source: job.source.to_string(),
         sink: job.sink.to_string(),
+        cluster: options.cluster.as_ref().map(|c| c.name.clone()),
         started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         ..RunSummary::default()
     };
     let source = Place::open(&job.source, &job.storage)?;
     let sink = Place::open(&job.sink, &job.storage)?;
+    if let Some(cluster) = &options.cluster {
+        cluster.check_source(&source)?;
+    }
 
     let current = manifest::read_current(&sink).await?;
     if let Some(committed) = &current
@@ -333,6 +348,7 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
             &reference_schema,
             plan.window,
             plan.days,
+            options.cluster.as_ref(),
         )
         .await?;
         progress.step(match plan.days {

@@ -85,6 +85,7 @@ async fn daily_runs_over_30_days_equal_one_full_recompute() {
             dry_run: false,
             progress: false,
             full: true,
+            cluster: None,
         },
     )
     .await
@@ -207,6 +208,7 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
         dry_run: false,
         progress: false,
         full: false,
+        cluster: None,
     };
 
     // a new partition whose file has an extra column
@@ -315,6 +317,7 @@ async fn a_dry_run_writes_nothing() {
             dry_run: true,
             progress: false,
             full: false,
+            cluster: None,
         },
     )
     .await
@@ -381,6 +384,7 @@ async fn a_missing_lake_is_bad_input() {
             dry_run: false,
             progress: false,
             full: false,
+            cluster: None,
         },
     )
     .await

@@ -127,6 +127,7 @@ pub async fn run(job: &Job, dates: Dates) -> RunSummary {
             dry_run: false,
             progress: false,
             full: false,
+            cluster: None,
         },
     )
     .await
