@@ -1,7 +1,8 @@
 //! Criterion benchmarks of sessionize's hot paths on a generated lake:
 //! - `split_by_gap`: the gap-detection kernel over one sorted slice of times;
 //! - `sessions` / `sessionize`: the table functions end to end over Parquet (scan, repartition
-//!   by user, session assignment, output);
+//!   by user, session assignment, output); `sessions_properties` adds the first and last
+//!   non-NULL page per session (`'properties=page'`);
 //! - `window_sql`: the same sessions by DataFusion's own window functions (`lag` + running
 //!   `sum`), the hand-written SQL sessionlake replaces.
 //!
@@ -73,10 +74,14 @@ async fn run(ctx: &SessionContext, sql: &str) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
 
-const QUERIES: [(&str, &str); 3] = [
+const QUERIES: [(&str, &str); 4] = [
     (
         "sessions",
         "SELECT count(*), sum(duration_ms), count(DISTINCT user_id) FROM sessions('events')",
+    ),
+    (
+        "sessions_properties",
+        "SELECT count(first_page), count(last_page) FROM sessions('events', 'properties=page')",
     ),
     (
         "sessionize",
