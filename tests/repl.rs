@@ -1,7 +1,8 @@
 //! The REPL driven in a real terminal: `sessionlake` runs in a detached tmux session and the
 //! test types into it and reads the screen: the start banner, a statement over two lines, `\d`,
 //! a SQL error, Ctrl-C during a long query (the query stops, the REPL stays), another query,
-//! `\q`; then the history file holds what was typed. Needs tmux (`.ci/run` installs it).
+//! `\q`, a second shell left with Ctrl-D; then the history file holds what was typed. Needs
+//! tmux (`.ci/run` installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,12 +99,16 @@ fn repl_in_a_terminal() {
     };
     // the shell prints the REPL's exit status when it ends (tmux's #{pane_dead_status} is not
     // always filled in)
-    let program = format!(
-        "env HOME='{}' XDG_DATA_HOME='{}' '{}' --lake events='{}'; echo \"sessionlake exited with $?\"",
+    // (twice: the first session ends with \q, the second with Ctrl-D)
+    let repl = format!(
+        "env HOME='{}' XDG_DATA_HOME='{}' '{}' --lake events='{}'",
         home.path().display(),
         data_home.display(),
         env!("CARGO_BIN_EXE_sessionlake"),
         repo_path("data/sample_lake").display(),
+    );
+    let program = format!(
+        "{repl}; echo \"sessionlake exited with $?\"; {repl}; echo \"again: exited with $?\""
     );
     let started = tmux.command(&[
         "new-session",
@@ -163,6 +168,22 @@ fn repl_in_a_terminal() {
     assert!(
         screen.contains("sessionlake exited with 0"),
         "the REPL's exit status:\n{screen}"
+    );
+
+    // Ctrl-D on an empty line leaves a new shell with exit status 0
+    tmux.wait_for("the second prompt", STEP, |s| {
+        s.split("sessionlake exited with 0")
+            .nth(1)
+            .is_some_and(|rest| rest.contains("sessionlake>"))
+    });
+    tmux.send(&["C-d"]);
+    tmux.wait_for("the second REPL to exit", STEP, |s| {
+        s.contains("again: exited with ")
+    });
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("again: exited with 0"),
+        "the exit status after Ctrl-D:\n{screen}"
     );
 
     let history = std::fs::read_to_string(data_home.join("sessionlake").join("history"))
