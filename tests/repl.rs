@@ -46,6 +46,15 @@ impl Tmux {
     }
 
     /// Waits until `done(screen)` holds; fails with the screen after `timeout`.
+    /// Waits for the shell's `<label><status>` line after the REPL exits; the status must be 0.
+    fn assert_exit_status_0(&self, label: &str) {
+        let screen = self.wait_for(label, STEP, |s| s.contains(label));
+        assert!(
+            screen.contains(&format!("{label}0")),
+            "the REPL's exit status:\n{screen}"
+        );
+    }
+
     fn wait_for(&self, what: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
         loop {
@@ -161,14 +170,7 @@ fn repl_in_a_terminal() {
     tmux.wait_for("the next answer", STEP, |s| s.contains("| 42     |"));
 
     tmux.type_line("\\q");
-    tmux.wait_for("the REPL to exit", STEP, |s| {
-        s.contains("sessionlake exited with ")
-    });
-    let screen = tmux.screen();
-    assert!(
-        screen.contains("sessionlake exited with 0"),
-        "the REPL's exit status:\n{screen}"
-    );
+    tmux.assert_exit_status_0("sessionlake exited with ");
 
     // Ctrl-D on an empty line leaves a new shell with exit status 0
     tmux.wait_for("the second prompt", STEP, |s| {
@@ -177,14 +179,7 @@ fn repl_in_a_terminal() {
             .is_some_and(|rest| rest.contains("sessionlake>"))
     });
     tmux.send(&["C-d"]);
-    tmux.wait_for("the second REPL to exit", STEP, |s| {
-        s.contains("again: exited with ")
-    });
-    let screen = tmux.screen();
-    assert!(
-        screen.contains("again: exited with 0"),
-        "the exit status after Ctrl-D:\n{screen}"
-    );
+    tmux.assert_exit_status_0("again: exited with ");
 
     let history = std::fs::read_to_string(data_home.join("sessionlake").join("history"))
         .expect("the history file was written");
