@@ -150,6 +150,14 @@ fn query(lake: &str, extra: &[&str], query_args: &[&str]) -> Output {
     sessionlake(&args)
 }
 
+/// Opens `lake` on the S3 `endpoint` for `SELECT 1`, asserts a one-line usage error that names
+/// the lake (as a prefix URL, with its trailing slash) and returns that line.
+fn s3_lake_error(lake: &str, endpoint: &str) -> String {
+    let output = query(lake, &["--s3-endpoint", endpoint], &["-c", "SELECT 1"]);
+    let shown = format!("{}/", lake.trim_end_matches('/'));
+    one_line_usage_error(&output, &format!("sessionlake: --lake events={shown}: "))
+}
+
 #[tokio::test]
 async fn an_s3_lake_answers_like_the_local_lake() {
     let Some(endpoint) = s3_endpoint("an_s3_lake_answers_like_the_local_lake") else {
@@ -204,15 +212,7 @@ async fn a_missing_bucket_is_one_line() {
     let Some(endpoint) = s3_endpoint("a_missing_bucket_is_one_line") else {
         return;
     };
-    let output = query(
-        "s3://sessionlake-test-no-such-bucket/lake/",
-        &["--s3-endpoint", &endpoint],
-        &["-c", "SELECT 1"],
-    );
-    let line = one_line_usage_error(
-        &output,
-        "sessionlake: --lake events=s3://sessionlake-test-no-such-bucket/lake/: ",
-    );
+    let line = s3_lake_error("s3://sessionlake-test-no-such-bucket/lake/", &endpoint);
     assert!(
         line.contains(&format!(
             "bucket 'sessionlake-test-no-such-bucket' does not exist at the S3 endpoint {endpoint}"
@@ -228,15 +228,7 @@ async fn an_empty_prefix_is_one_line() {
     };
     let bucket = "sessionlake-test-empty-prefix";
     create_bucket(&endpoint, bucket);
-    let output = query(
-        &format!("s3://{bucket}/nothing-here"),
-        &["--s3-endpoint", &endpoint],
-        &["-c", "SELECT 1"],
-    );
-    let line = one_line_usage_error(
-        &output,
-        &format!("sessionlake: --lake events=s3://{bucket}/nothing-here/: "),
-    );
+    let line = s3_lake_error(&format!("s3://{bucket}/nothing-here"), &endpoint);
     assert!(
         line.ends_with(&format!(
             "no .parquet objects under s3://{bucket}/nothing-here/"
@@ -253,15 +245,7 @@ fn an_unreachable_endpoint_is_one_line() {
         .expect("a free port")
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let output = query(
-        "s3://some-bucket/lake/",
-        &["--s3-endpoint", &endpoint],
-        &["-c", "SELECT 1"],
-    );
-    let line = one_line_usage_error(
-        &output,
-        "sessionlake: --lake events=s3://some-bucket/lake/: ",
-    );
+    let line = s3_lake_error("s3://some-bucket/lake/", &endpoint);
     assert!(
         line.contains(&format!("cannot connect to the S3 endpoint {endpoint}: ")),
         "{line}"
@@ -305,15 +289,7 @@ fn refused_credentials_are_one_line_after_one_request() {
          <Message>The AWS Access Key Id you provided does not exist in our records.</Message>\
          </Error>",
     );
-    let output = query(
-        "s3://some-bucket/lake/",
-        &["--s3-endpoint", &endpoint],
-        &["-c", "SELECT 1"],
-    );
-    let line = one_line_usage_error(
-        &output,
-        "sessionlake: --lake events=s3://some-bucket/lake/: ",
-    );
+    let line = s3_lake_error("s3://some-bucket/lake/", &endpoint);
     assert!(
         line.contains(&format!(
             "the S3 endpoint {endpoint} refused the credentials from AWS_ACCESS_KEY_ID / \
@@ -332,15 +308,7 @@ fn a_server_error_is_one_line_and_not_retried() {
         "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message>\
          </Error>",
     );
-    let output = query(
-        "s3://some-bucket/lake/",
-        &["--s3-endpoint", &endpoint],
-        &["-c", "SELECT 1"],
-    );
-    let line = one_line_usage_error(
-        &output,
-        "sessionlake: --lake events=s3://some-bucket/lake/: ",
-    );
+    let line = s3_lake_error("s3://some-bucket/lake/", &endpoint);
     assert!(
         line.ends_with(&format!(
             "the S3 endpoint {endpoint} answered with an error (InternalError: We encountered an \
