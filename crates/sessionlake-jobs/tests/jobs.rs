@@ -128,10 +128,15 @@ fn add_late_rows(
         .with_timezone("UTC");
     let mut columns = batch.columns().to_vec();
     columns[time_index] = Arc::new(moved);
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(fs::File::create(to_file).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
+    let batch = RecordBatch::try_new(schema, columns).unwrap();
+    write_parquet(to_file, &batch);
+}
+
+/// Writes `batch` as one Parquet file at `path`.
+fn write_parquet(path: &std::path::Path, batch: &RecordBatch) {
+    let file = fs::File::create(path).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    writer.write(batch).unwrap();
     writer.close().unwrap();
 }
 
@@ -219,21 +224,14 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
         Field::new("campaign", DataType::Int64, true),
     ]));
     let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+        schema,
         vec![
             Arc::new(StringArray::from(vec!["u1"])),
             Arc::new(Int64Array::from(vec![1])),
         ],
     )
     .unwrap();
-    let mut writer = ArrowWriter::try_new(
-        fs::File::create(new_partition.join("part-0.parquet")).unwrap(),
-        schema,
-        None,
-    )
-    .unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet(&new_partition.join("part-0.parquet"), &batch);
     let err = run_job(&job, &options).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Data, "{err}");
     assert_eq!(err.exit_code(), 65);
@@ -249,19 +247,8 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
         DataType::Int64,
         true,
     )]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![Arc::new(Int64Array::from(vec![1]))],
-    )
-    .unwrap();
-    let mut writer = ArrowWriter::try_new(
-        fs::File::create(new_partition.join("part-0.parquet")).unwrap(),
-        schema,
-        None,
-    )
-    .unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
+    write_parquet(&new_partition.join("part-0.parquet"), &batch);
     let err = run_job(&job, &options).await.unwrap_err();
     assert_eq!(err.exit_code(), 65);
     assert!(
@@ -420,7 +407,7 @@ fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event])
             .timestamp_millis()
     };
     let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+        schema,
         vec![
             Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.0))),
             Arc::new(
@@ -439,10 +426,7 @@ fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event])
     .unwrap();
     let dir = lake.join(format!("event_date={day}"));
     fs::create_dir_all(&dir).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(fs::File::create(dir.join(name)).unwrap(), schema, None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet(&dir.join(name), &batch);
 }
 
 fn hand_job(dir: &std::path::Path, lake: &std::path::Path, sink: &str) -> Job {
