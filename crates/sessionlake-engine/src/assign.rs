@@ -194,9 +194,10 @@ fn bucket_active(
         users.extend(mask.set_indices().map(|row| groups[row] as u32));
         masks.push(mask);
     }
+    // every user interned, with or without active events; the latter get no range
+    let group_count = group_values.as_ref().map_or(0, |g| g.len());
     drop(group_values);
 
-    let group_count = users.iter().max().map_or(0, |&m| m as usize + 1);
     let mut counts = vec![0_usize; group_count];
     for &user in &users {
         counts[user as usize] += 1;
