@@ -1,24 +1,15 @@
 //! Whole runs of the `sessionlake` binary: output formats, `-c` / `-f` / stdin, `--lake`,
 //! errors on stderr and the documented exit codes.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use common::{command_in, repo_root, run, stderr, stdout};
+
 fn sessionlake(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sessionlake"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .output()
-        .expect("the sessionlake binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    run(command_in(repo_root(), args))
 }
 
 const EVENTS: &str = "CREATE TABLE events (user_id VARCHAR, event_time TIMESTAMP) AS VALUES \
@@ -257,15 +248,11 @@ fn memory_limit_bounds_execution() {
     );
 }
 
-/// Runs the binary in `dir` (relative output paths land there).
+/// Runs the binary in `dir` (relative output paths land there), with `dir` as its home.
 fn sessionlake_in(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sessionlake"))
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("the sessionlake binary runs")
+    let mut command = command_in(dir, args);
+    command.env("HOME", dir);
+    run(command)
 }
 
 /// The names in `dir`, sorted.

@@ -6,13 +6,16 @@
 //! uses its own bucket. The error tests for an unreachable endpoint and for answers S3 gives to
 //! bad credentials run against a closed port and a tiny fake server, so they always run.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::{command_in, repo_root, run, stderr, stdout};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -41,9 +44,8 @@ fn credential(variable: &str, default: &str) -> String {
 
 /// The `sessionlake` binary run from the repository root with test credentials.
 fn sessionlake(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sessionlake"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let mut command = command_in(repo_root(), args);
+    command
         .env(
             "AWS_ACCESS_KEY_ID",
             credential("AWS_ACCESS_KEY_ID", "testing"),
@@ -55,18 +57,8 @@ fn sessionlake(args: &[&str]) -> Output {
         .env("AWS_REGION", credential("AWS_REGION", "us-east-1"))
         .env_remove("AWS_ENDPOINT_URL")
         .env_remove("AWS_ENDPOINT_URL_S3")
-        .env_remove("AWS_ENDPOINT")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the sessionlake binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+        .env_remove("AWS_ENDPOINT");
+    run(command)
 }
 
 /// Asserts a usage failure (exit 2) whose stderr is exactly one line starting with `prefix`,
