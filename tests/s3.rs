@@ -200,6 +200,71 @@ async fn an_s3_lake_answers_like_the_local_lake() {
 }
 
 #[tokio::test]
+async fn s3_urls_are_queried_directly_and_pipeline_leftovers_skipped() {
+    let Some(endpoint) = s3_endpoint("s3_urls_are_queried_directly_and_pipeline_leftovers_skipped")
+    else {
+        return;
+    };
+    let bucket = "sessionlake-test-direct-urls";
+    create_bucket(&endpoint, bucket);
+    upload_dir(&endpoint, bucket, Path::new(SAMPLE_LAKE), "exports/events/").await;
+    // what Spark and Glue leave beside the data: markers, side files, a _temporary copy
+    let leftovers = tempfile::tempdir().expect("a temporary directory");
+    let data = std::fs::read(Path::new(SAMPLE_LAKE).join("event_date=2024-01-01/part-0.parquet"))
+        .expect("a sample file");
+    for (name, bytes) in [
+        ("_SUCCESS", &b""[..]),
+        ("_something.json", b"{}"),
+        ("event_date=2024-01-01/.part-0.parquet.crc", b"crc"),
+        ("event_date=2024-01-01/_SUCCESS", b""),
+        ("_temporary/0/event_date=2024-01-01/part-0.parquet", &data),
+    ] {
+        let path = leftovers.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("a directory");
+        std::fs::write(path, bytes).expect("a leftover file");
+    }
+    upload_dir(&endpoint, bucket, leftovers.path(), "exports/events/").await;
+
+    let sql = "SELECT count(*) AS sessions, sum(event_count) AS events FROM sessions('{lake}')";
+    let local = sessionlake(&[
+        "-q",
+        "--format",
+        "csv",
+        "-c",
+        &sql.replace("{lake}", "events"),
+    ]);
+    let local_lake = query(SAMPLE_LAKE, &[], &["-c", &sql.replace("{lake}", "events")]);
+    assert_eq!(local_lake.status.code(), Some(0), "{}", stderr(&local_lake));
+    assert_eq!(
+        local.status.code(),
+        Some(1),
+        "no table 'events' without --lake"
+    );
+    let url = format!("s3://{bucket}/exports/events/");
+    let direct = sessionlake(&[
+        "-q",
+        "--format",
+        "csv",
+        "--s3-endpoint",
+        &endpoint,
+        "-c",
+        &sql.replace("{lake}", &url),
+    ]);
+    assert_eq!(direct.status.code(), Some(0), "{}", stderr(&direct));
+    assert_eq!(stdout(&direct), stdout(&local_lake));
+
+    // the bucket's root holds the lake one level down: the message says where
+    let line = s3_lake_error(&format!("s3://{bucket}/exports/"), &endpoint);
+    assert!(
+        line.ends_with(&format!(
+            "the Parquet files are below 's3://{bucket}/exports/events/': name that directory \
+             as the lake"
+        )),
+        "{line}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_bucket_is_one_line() {
     let Some(endpoint) = s3_endpoint("a_missing_bucket_is_one_line") else {
         return;
@@ -339,7 +404,9 @@ fn a_missing_or_empty_local_lake_is_one_line() {
     let output = query(dir, &[], &["-c", "SELECT 1"]);
     let line = one_line_usage_error(&output, &format!("sessionlake: --lake events={dir}: "));
     assert!(
-        line.ends_with(&format!("no .parquet files under directory '{dir}'")),
+        line.ends_with(&format!(
+            "no .parquet data files in {dir}/; names starting with '_' or '.' are not data"
+        )),
         "{line}"
     );
 }

@@ -10,16 +10,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::error::DataFusionError;
+use datafusion::execution::object_store::{
+    DefaultObjectStoreRegistry, ObjectStoreRegistry, ObjectStoreUrl,
+};
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
-
-/// The extension DataFusion's Parquet listing reads; other files in a lake are ignored.
-const PARQUET_EXTENSION: &str = ".parquet";
+use sessionlake_engine::lake::{LakeError, PARQUET_EXTENSION, find_lake_error};
+use url::Url;
 
 /// How long connecting to an S3 endpoint may take when `AWS_CONNECT_TIMEOUT` does not say.
 const CONNECT_TIMEOUT: &str = "5s";
@@ -183,13 +185,20 @@ pub async fn register_lake(
         lake.name,
         location.replace('\'', "''")
     );
-    ctx.sql(&sql)
-        .await
-        .map_err(|e| one_line(&e.strip_backtrace()))?;
+    ctx.sql(&sql).await.map_err(|e| lake_message(&e))?;
     Ok(())
 }
 
-/// A local lake must be a directory with at least one Parquet file somewhere below it.
+/// The one line to show for a failed registration: lake discovery's own message, or
+/// DataFusion's.
+fn lake_message(error: &DataFusionError) -> String {
+    match find_lake_error(error) {
+        Some(lake) => lake.to_string(),
+        None => one_line(&error.strip_backtrace()),
+    }
+}
+
+/// A local lake must be a directory; which of its files are data is lake discovery's part.
 fn check_local(path: &Path) -> Result<(), String> {
     if !path.exists() {
         return Err(format!("directory '{}' not found", path.display()));
@@ -197,35 +206,7 @@ fn check_local(path: &Path) -> Result<(), String> {
     if !path.is_dir() {
         return Err(format!("'{}' is not a directory", path.display()));
     }
-    match find_parquet(path) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(format!(
-            "no {PARQUET_EXTENSION} files under directory '{}'",
-            path.display()
-        )),
-        Err(e) => Err(format!("cannot read directory '{}': {e}", path.display())),
-    }
-}
-
-/// Whether a `.parquet` file lies anywhere below `dir`; stops at the first one.
-fn find_parquet(dir: &Path) -> std::io::Result<bool> {
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let file_type = entry.file_type()?;
-            if file_type.is_dir() {
-                pending.push(entry.path());
-            } else if entry
-                .file_name()
-                .to_string_lossy()
-                .ends_with(PARQUET_EXTENSION)
-            {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
+    Ok(())
 }
 
 /// Checks the S3 lake with a store that does not retry, then registers a store for queries
@@ -272,20 +253,76 @@ async fn register_s3(
         Ok(Ok(true)) => {}
     }
 
-    let query_store: Arc<dyn ObjectStore> = Arc::new(
-        builder
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 3,
-                retry_timeout: Duration::from_secs(60),
-            })
-            .build()
-            .map_err(|e| place.describe(&e))?,
-    );
+    let query_store = query_store(builder).map_err(|e| place.describe(&e))?;
     let url = ObjectStoreUrl::parse(format!("s3://{bucket}"))
         .map_err(|e| one_line(&e.strip_backtrace()))?;
     ctx.register_object_store(url.as_ref(), query_store);
     Ok(())
+}
+
+/// The store queries read a bucket through: it retries transient failures.
+fn query_store(builder: AmazonS3Builder) -> object_store::Result<Arc<dyn ObjectStore>> {
+    let store = builder
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(60),
+        })
+        .build()?;
+    Ok(Arc::new(store))
+}
+
+/// The object stores of a command-line session: local files, the buckets `--lake` registered,
+/// and any other `s3://` bucket a query names (`FROM 's3://bucket/events/'`), whose store is
+/// made on first use from the `AWS_*` variables and `--s3-endpoint`.
+#[derive(Debug)]
+pub struct StoreRegistry {
+    registered: DefaultObjectStoreRegistry,
+    s3: S3Settings,
+}
+
+impl StoreRegistry {
+    pub fn new(s3: S3Settings) -> Self {
+        Self {
+            registered: DefaultObjectStoreRegistry::new(),
+            s3,
+        }
+    }
+}
+
+impl ObjectStoreRegistry for StoreRegistry {
+    fn register_store(
+        &self,
+        url: &Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.registered.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>, DataFusionError> {
+        self.registered.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>, DataFusionError> {
+        if let Ok(store) = self.registered.get_store(url) {
+            return Ok(store);
+        }
+        let bucket = url.host_str().unwrap_or_default();
+        if !url.scheme().eq_ignore_ascii_case("s3") || bucket.is_empty() {
+            return self.registered.get_store(url);
+        }
+        let store = query_store(s3_builder(bucket, &self.s3)).map_err(|e| {
+            DataFusionError::External(Box::new(LakeError(format!(
+                "s3://{bucket}/: {}",
+                one_line(&e.to_string())
+            ))))
+        })?;
+        let bucket_url = Url::parse(&format!("s3://{bucket}"))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        self.registered
+            .register_store(&bucket_url, Arc::clone(&store));
+        Ok(store)
+    }
 }
 
 /// An S3 client for `bucket` configured from `AWS_*`, with `settings` on top.
@@ -559,14 +596,8 @@ mod tests {
         let nested = dir.join("day=2024-01-01");
         std::fs::create_dir_all(&nested).unwrap();
         std::fs::write(nested.join("notes.txt"), "not parquet").unwrap();
-        let empty = check_local(&dir).unwrap_err();
-        assert!(
-            empty.starts_with("no .parquet files under directory"),
-            "{empty}"
-        );
         let not_dir = check_local(&nested.join("notes.txt")).unwrap_err();
         assert!(not_dir.ends_with("is not a directory"), "{not_dir}");
-        std::fs::write(nested.join("part-0.parquet"), "").unwrap();
         assert_eq!(check_local(&dir), Ok(()));
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -130,8 +130,11 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
         }
         config = config.with_target_partitions(partitions);
     }
+    let s3 = lake::S3Settings {
+        endpoint: args.s3_endpoint.clone(),
+    };
     let ctx = match (&args.cluster, connect) {
-        (None, _) => match new_context(config, args.memory_limit) {
+        (None, _) => match new_context(config, args.memory_limit, s3.clone()) {
             Ok(ctx) => ctx,
             Err(e) => {
                 eprintln!("Error: {}", e.strip_backtrace());
@@ -146,9 +149,6 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
             }
         },
         (Some(_), None) => return cluster_needs_the_cluster_build(),
-    };
-    let s3 = lake::S3Settings {
-        endpoint: args.s3_endpoint.clone(),
     };
     for lake in &lakes {
         if let Err(e) = lake::register_lake(&ctx, lake, &s3).await {
@@ -242,19 +242,23 @@ fn read_rc(explicit: Option<&Path>) -> Result<Option<(String, Source)>, String> 
     }
 }
 
-/// A context with sessionlake registered; with `memory_limit`, on a runtime whose memory pool is
-/// a [`FairSpillPool`](datafusion::execution::memory_pool::FairSpillPool) of that many bytes.
-fn new_context(config: SessionConfig, memory_limit: Option<usize>) -> Result<SessionContext> {
-    let Some(bytes) = memory_limit else {
-        return sessionlake_engine::new_context_with_config(config);
-    };
-    // the tracking wrapper names the largest consumers in a ResourcesExhausted error
-    const NAMED_CONSUMERS: NonZeroUsize = NonZeroUsize::new(5).expect("5 is not 0");
-    let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), NAMED_CONSUMERS);
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(pool))
-        .build_arc()?;
-    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+/// A context with sessionlake registered, whose `s3://` buckets are reached with `s3`; with
+/// `memory_limit`, on a runtime whose memory pool is a
+/// [`FairSpillPool`](datafusion::execution::memory_pool::FairSpillPool) of that many bytes.
+fn new_context(
+    config: SessionConfig,
+    memory_limit: Option<usize>,
+    s3: lake::S3Settings,
+) -> Result<SessionContext> {
+    let mut runtime =
+        RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(lake::StoreRegistry::new(s3)));
+    if let Some(bytes) = memory_limit {
+        // the tracking wrapper names the largest consumers in a ResourcesExhausted error
+        const NAMED_CONSUMERS: NonZeroUsize = NonZeroUsize::new(5).expect("5 is not 0");
+        let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), NAMED_CONSUMERS);
+        runtime = runtime.with_memory_pool(Arc::new(pool));
+    }
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     sessionlake_engine::register_all(&mut ctx)?;
     Ok(ctx)
 }

@@ -13,11 +13,13 @@
 //! ```
 //!
 //! [`register_all`] installs the `sessionlake.*` options, the table functions `sessionize` and
-//! `sessions`, and every function of [`sessionlake_functions`]. The semantics are in
-//! `docs/semantics.md`.
+//! `sessions`, every function of [`sessionlake_functions`], and lake discovery ([`lake`]) for
+//! `CREATE EXTERNAL TABLE ... STORED AS PARQUET` and for paths used as table names. The
+//! semantics are in `docs/semantics.md`.
 
 use std::sync::Arc;
 
+use datafusion::catalog::{DynamicFileCatalog, UrlTableFactory};
 use datafusion::common::Result;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
@@ -25,6 +27,7 @@ use datafusion::prelude::SessionConfig;
 pub mod assign;
 pub mod columns;
 pub mod exec;
+pub mod lake;
 pub mod options;
 pub mod table_function;
 
@@ -52,7 +55,10 @@ pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> 
     Ok(ctx)
 }
 
-/// Registers sessionlake's options, table functions and function pack on `ctx`.
+/// Registers sessionlake's options, table functions and function pack on `ctx`, and reads
+/// lakes through [`lake`]: `CREATE EXTERNAL TABLE ... STORED AS PARQUET` uses
+/// [`lake::LakeTableFactory`], and a path or URL where a table name is expected
+/// (`FROM 'data/lake/'`) is opened as a lake.
 pub fn register_all(ctx: &mut SessionContext) -> Result<()> {
     {
         let state = ctx.state_ref();
@@ -61,6 +67,20 @@ pub fn register_all(ctx: &mut SessionContext) -> Result<()> {
         if options.extensions.get::<SessionLakeConfig>().is_none() {
             options.extensions.insert(SessionLakeConfig::default());
         }
+        state.table_factories_mut().insert(
+            "PARQUET".to_string(),
+            Arc::new(lake::LakeTableFactory::default()),
+        );
+    }
+    let catalogs = Arc::clone(ctx.state().catalog_list());
+    let installed: &dyn std::any::Any = catalogs.as_ref();
+    if !installed.is::<DynamicFileCatalog>() {
+        let factory = Arc::new(lake::LakeUrlTableFactory::default());
+        factory.with_state(ctx.state_weak_ref());
+        ctx.register_catalog_list(Arc::new(DynamicFileCatalog::new(
+            catalogs,
+            factory as Arc<dyn UrlTableFactory>,
+        )));
     }
     for output in [SessionOutput::Events, SessionOutput::Sessions] {
         let function = SessionizeTableFunction::new(output);

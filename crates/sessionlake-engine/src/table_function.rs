@@ -22,6 +22,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use crate::assign::SessionRules;
 use crate::columns::BoundColumns;
 use crate::exec::{SESSION_COLUMNS, SessionOutput, SessionizeExec, events_schema, sessions_schema};
+use crate::lake;
 use crate::options::SessionOptions;
 
 /// `sessionize('<table>', ...)` or `sessions('<table>', ...)`, depending on `output`.
@@ -194,10 +195,30 @@ fn string_literal(expr: &Expr) -> Option<String> {
     }
 }
 
-/// Looks a table up in the session's catalogs, as `FROM <name>` would.
+/// Looks a table up in the session's catalogs, as `FROM <name>` would; a path or URL
+/// (`'data/lake/'`, `'s3://bucket/events/'`) is opened as a lake (see [`crate::lake`]).
 fn resolve_table(session: &dyn Session, name: &str) -> Result<Arc<dyn TableProvider>> {
+    if lake::is_location(name) {
+        let registered = lookup_table(session, &TableReference::bare(name))?;
+        return match registered {
+            Some(table) => Ok(table),
+            None => block_on_io(lake::open_location(session, name)),
+        };
+    }
+    let reference = TableReference::parse_str(name);
+    match lookup_table(session, &reference)? {
+        Some(table) => Ok(table),
+        None => plan_err!("sessionize: table '{name}' not found"),
+    }
+}
+
+/// The table `reference` names in the session's catalogs, if any.
+fn lookup_table(
+    session: &dyn Session,
+    reference: &TableReference,
+) -> Result<Option<Arc<dyn TableProvider>>> {
     let catalog_options = &session.config_options().catalog;
-    let reference = TableReference::parse_str(name).resolve(
+    let reference = reference.clone().resolve(
         &catalog_options.default_catalog,
         &catalog_options.default_schema,
     );
@@ -205,12 +226,27 @@ fn resolve_table(session: &dyn Session, name: &str) -> Result<Arc<dyn TableProvi
         .catalog_list()
         .catalog(&reference.catalog)
         .and_then(|catalog| catalog.schema(&reference.schema))
-        .ok_or_else(|| plan_datafusion_err!("sessionize: table '{name}' not found"))?;
-    // In-memory and listing catalogs answer at once; a remote catalog must be resolved (for
-    // example by `SessionContext::sql`) before it is named here.
-    match futures::executor::block_on(schema.table(&reference.table))? {
-        Some(table) => Ok(table),
-        None => plan_err!("sessionize: table '{name}' not found"),
+        .ok_or_else(|| {
+            plan_datafusion_err!(
+                "sessionize: schema '{}.{}' not found",
+                reference.catalog,
+                reference.schema
+            )
+        })?;
+    block_on_io(schema.table(&reference.table))
+}
+
+/// Waits for `future` from inside a synchronous planning step (a table function's call).
+///
+/// On a multi-threaded Tokio runtime the worker hands its other tasks over while it waits, so
+/// object-store I/O (which needs the runtime) can progress; elsewhere the future runs on this
+/// thread.
+fn block_on_io<T>(future: impl Future<Output = T>) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(future))
+        }
+        _ => futures::executor::block_on(future),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The source lake: its day partitions (`<column>=YYYY-MM-DD/*.parquet`), a digest of each
 //! partition's file listing, and the schema check that every file read agrees with the lake.
+//! Names starting with `_` or `.` are not data, as everywhere (`sessionlake_engine::lake`).
 
 use chrono::NaiveDate;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -7,6 +8,7 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::execution::context::SessionContext;
 use object_store::ObjectMeta;
+use sessionlake_engine::lake::{PARQUET_EXTENSION, is_hidden};
 use std::collections::BTreeMap;
 
 use crate::error::{JobError, from_store};
@@ -55,7 +57,7 @@ pub async fn list_partitions(
         let Some(dir) = prefix.filename() else {
             continue;
         };
-        if dir.starts_with('_') || dir.starts_with('.') {
+        if is_hidden(dir) {
             continue;
         }
         let Some(value) = dir.strip_prefix(&format!("{partition_column}=")) else {
@@ -81,7 +83,7 @@ pub async fn list_partitions(
             .filter(|o| {
                 o.location
                     .filename()
-                    .is_some_and(|n| n.ends_with(".parquet") && !n.starts_with('.'))
+                    .is_some_and(|n| n.ends_with(PARQUET_EXTENSION) && !is_hidden(n))
             })
             .collect();
         files.sort_by(|a, b| a.location.cmp(&b.location));

@@ -291,6 +291,49 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
     );
 }
 
+/// Adds what Spark, Hadoop and Glue leave in a lake: markers, checksum side files, a
+/// `_temporary/` directory and hidden copies of real data files (which would be counted twice
+/// if read).
+fn add_pipeline_leftovers(lake: &std::path::Path) {
+    let partitions = partition_dirs(lake);
+    let data = fs::read(partitions[0].join("part-0.parquet")).unwrap();
+    fs::write(lake.join("_SUCCESS"), b"").unwrap();
+    fs::write(lake.join("_something.json"), b"{}").unwrap();
+    let temporary = lake.join("_temporary/0/event_date=2024-03-01");
+    fs::create_dir_all(&temporary).unwrap();
+    fs::write(temporary.join("part-0.parquet"), &data).unwrap();
+    for partition in &partitions {
+        fs::write(partition.join("_SUCCESS"), b"").unwrap();
+        fs::write(partition.join(".part-0.parquet.crc"), b"crc").unwrap();
+        fs::write(partition.join("_tmp-part-9.parquet"), &data).unwrap();
+        fs::write(partition.join(".part-9.parquet"), &data).unwrap();
+        fs::create_dir_all(partition.join("_temporary")).unwrap();
+        fs::write(partition.join("_temporary/part-0.parquet"), &data).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipeline_leftovers_in_the_lake_change_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = small_lake(dir.path());
+    let dirty = dir.path().join("dirty");
+    for partition in partition_dirs(&clean) {
+        copy_partition(&partition, &dirty);
+    }
+    add_pipeline_leftovers(&dirty);
+    let mut outputs = Vec::new();
+    for (lake, sink) in [(&clean, "out_clean"), (&dirty, "out_dirty")] {
+        let body = job_toml(lake.to_str().unwrap(), sink, "");
+        let (_, job) = write_job(dir.path(), &format!("{sink}.toml"), &body);
+        let summary = run(&job, Dates::Pending).await;
+        assert_eq!(summary.status, "committed");
+        outputs.push((summary.events_read, snapshot(&job).await));
+    }
+    assert_eq!(outputs[0].0, 3_000);
+    assert_eq!(outputs[1].0, outputs[0].0);
+    assert_same(&outputs[0].1, &outputs[1].1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
