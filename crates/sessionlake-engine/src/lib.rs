@@ -24,6 +24,8 @@ use datafusion::prelude::SessionConfig;
 
 pub mod assign;
 pub mod columns;
+#[cfg(feature = "delta")]
+pub mod delta;
 pub mod exec;
 pub mod options;
 pub mod table_function;
