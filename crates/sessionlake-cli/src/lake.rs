@@ -20,7 +20,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
-use sessionlake_engine::lake::{LakeError, PARQUET_EXTENSION, find_lake_error};
+use sessionlake_engine::lake::{LakeError, PARQUET_EXTENSION, find_lake_error, split_version};
 use url::Url;
 
 /// How long connecting to an S3 endpoint may take when `AWS_CONNECT_TIMEOUT` does not say.
@@ -165,6 +165,10 @@ pub async fn register_lake(
 ) -> Result<(), String> {
     let location = match &lake.location {
         LakeLocation::Local(path) => {
+            // `DIR@3`: a version of a Delta table, checked as DIR
+            let text = path.to_string_lossy();
+            let (directory, version) = split_version(&text);
+            let path = Path::new(directory);
             check_local(path)?;
             // absolute, so that other processes (a cluster's scheduler and executors) find it
             let absolute = std::fs::canonicalize(path)
@@ -172,6 +176,9 @@ pub async fn register_lake(
             let mut location = absolute.display().to_string();
             if !location.ends_with('/') {
                 location.push('/');
+            }
+            if let Some(version) = version {
+                location = format!("{location}@{version}");
             }
             location
         }

@@ -17,8 +17,10 @@
 //! - The table's schema is the union of the files' columns in the order first seen (files in
 //!   path order); a column missing from a file reads as NULL there. A column whose type
 //!   differs between two files is an error naming both files and types.
-//! - A directory holding `_delta_log/` is a Delta Lake table and is never read as a plain
-//!   listing, which would count files the log has removed.
+//! - A directory holding `_delta_log/` is a Delta Lake table: it is read through its log
+//!   ([`crate::delta`]), at the version or time an `@3` / `@2024-01-05T00:00:00Z` suffix of the
+//!   location names, and never as a plain listing, which would count files the log has
+//!   removed.
 //! - Symbolic links are followed (a broken or looping link is an error naming it).
 //!
 //! Errors are [`LakeError`]s inside DataFusion's error: one line that names the location.
@@ -39,7 +41,7 @@ use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::CreateExternalTable;
 use datafusion::object_store::path::Path as ObjectPath;
-use datafusion::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use datafusion::object_store::{Error as StoreError, ObjectMeta, ObjectStore, ObjectStoreExt};
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::RwLock;
 
@@ -168,7 +170,7 @@ async fn list_data_files(
     if !url.is_collection() {
         match store.head(url.prefix()).await {
             Ok(meta) => return Ok((url, vec![meta])),
-            Err(datafusion::object_store::Error::NotFound { .. }) => {}
+            Err(StoreError::NotFound { .. }) => {}
             Err(e) => {
                 return Err(lake_error(format!("cannot read {}: {e}", shown(&url))));
             }
@@ -217,7 +219,7 @@ async fn list_data_files(
     if is_delta {
         return Err(lake_error(format!(
             "{} is a Delta Lake table ({DELTA_LOG_DIR}/): it is read through its log, which \
-             this build of sessionlake cannot do",
+             this build of sessionlake cannot do (the engine's `delta` feature is off)",
             shown(&url)
         )));
     }
@@ -464,13 +466,93 @@ fn partition_type() -> DataType {
 }
 
 /// Opens the lake at `location` (a path or URL) as a table, reading its files with `format`.
+/// A Delta Lake table is read through its log, at the version an `@VERSION` or `@TIMESTAMP`
+/// suffix names (`lake/@3`, `lake@2024-01-05T00:00:00Z`; the latest without one).
 pub async fn open_lake(
     state: &dyn Session,
     location: &str,
     format: Arc<dyn FileFormat>,
 ) -> Result<Arc<dyn TableProvider>> {
+    let (location, version) = split_version(location);
+    if let Some(table) = open_delta(state, location, version).await? {
+        return Ok(table);
+    }
+    if let Some(version) = version {
+        return Err(lake_error(format!(
+            "'{location}@{version}': a version can only be read from a Delta Lake table, and              {location} has no {DELTA_LOG_DIR}/"
+        )));
+    }
     let layout = discover(state, location, &format).await?;
     listing_table(state, layout, format)
+}
+
+/// `location` without an `@VERSION` / `@TIMESTAMP` suffix, and the suffix. Only a suffix that
+/// reads as a version number or an RFC 3339 timestamp counts: other `@`s are part of the path.
+pub fn split_version(location: &str) -> (&str, Option<&str>) {
+    match location.rsplit_once('@') {
+        Some((path, suffix))
+            if !path.is_empty()
+                && (suffix.bytes().all(|b| b.is_ascii_digit()) && !suffix.is_empty()
+                    || chrono_like(suffix)) =>
+        {
+            (path, Some(suffix))
+        }
+        _ => (location, None),
+    }
+}
+
+/// Whether `text` looks like an RFC 3339 timestamp (`2024-01-05T00:00:00Z`).
+fn chrono_like(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() >= 20
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[10] == b'T'
+}
+
+/// The Delta table at `location`, if it is one (and this build reads Delta tables).
+#[cfg(feature = "delta")]
+async fn open_delta(
+    state: &dyn Session,
+    location: &str,
+    version: Option<&str>,
+) -> Result<Option<Arc<dyn TableProvider>>> {
+    use crate::delta::{DeltaVersion, is_delta_table, open_delta_table};
+    let Ok(url) = ListingTableUrl::parse(location) else {
+        return Ok(None);
+    };
+    let Ok(store) = state.runtime_env().object_store(&url) else {
+        return Ok(None);
+    };
+    let is_delta = is_delta_table(store.as_ref(), url.prefix())
+        .await
+        .map_err(|e| lake_error(format!("cannot list {}: {}", shown(&url), one_line(&e))))?;
+    if !is_delta {
+        return Ok(None);
+    }
+    let version = match version {
+        Some(text) => text
+            .parse::<DeltaVersion>()
+            .map_err(|e| lake_error(one_line(&e.strip_backtrace())))?,
+        None => DeltaVersion::Latest,
+    };
+    let mut table_url = url.get_url().clone();
+    if !table_url.path().ends_with('/') {
+        table_url.set_path(&format!("{}/", table_url.path()));
+    }
+    open_delta_table(state, &table_url, version)
+        .await
+        .map(Some)
+        .map_err(|e| lake_error(one_line(&e.strip_backtrace())))
+}
+
+#[cfg(not(feature = "delta"))]
+async fn open_delta(
+    _state: &dyn Session,
+    _location: &str,
+    _version: Option<&str>,
+) -> Result<Option<Arc<dyn TableProvider>>> {
+    Ok(None)
 }
 
 /// A listing table over a discovered lake. Its scans list the lake again (it may have changed),
@@ -615,6 +697,19 @@ mod tests {
         assert_eq!(partition_key("dt="), Some("dt"));
         assert_eq!(partition_key("=x"), None);
         assert_eq!(partition_key("events"), None);
+    }
+
+    #[test]
+    fn version_suffixes_are_split_off() {
+        assert_eq!(split_version("lake/@3"), ("lake/", Some("3")));
+        assert_eq!(split_version("s3://b/lake@12"), ("s3://b/lake", Some("12")));
+        assert_eq!(
+            split_version("lake@2024-01-05T00:00:00Z"),
+            ("lake", Some("2024-01-05T00:00:00Z"))
+        );
+        assert_eq!(split_version("me@host/lake/"), ("me@host/lake/", None));
+        assert_eq!(split_version("lake@"), ("lake@", None));
+        assert_eq!(split_version("@3"), ("@3", None));
     }
 
     #[test]

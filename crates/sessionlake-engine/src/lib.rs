@@ -26,6 +26,8 @@ use datafusion::prelude::SessionConfig;
 
 pub mod assign;
 pub mod columns;
+#[cfg(feature = "delta")]
+pub mod delta;
 pub mod exec;
 pub mod lake;
 pub mod options;

@@ -8,7 +8,7 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::execution::context::SessionContext;
 use object_store::ObjectMeta;
-use sessionlake_engine::lake::{PARQUET_EXTENSION, is_hidden};
+use sessionlake_engine::lake::{DELTA_LOG_DIR, PARQUET_EXTENSION, is_hidden};
 use std::collections::BTreeMap;
 
 use crate::error::{JobError, from_store};
@@ -52,6 +52,18 @@ pub async fn list_partitions(
         .list_with_delimiter(Some(&source.prefix))
         .await
         .map_err(|e| from_store(e, format!("listing the lake {}", source.shown)))?;
+    if listed
+        .common_prefixes
+        .iter()
+        .any(|prefix| prefix.filename() == Some(DELTA_LOG_DIR))
+    {
+        // its partition directories may hold files the log has removed
+        return Err(JobError::data(format!(
+            "lake {}: a Delta Lake table ({DELTA_LOG_DIR}/) is not yet a source lake jobs read; \
+             query it with `--lake` or `CREATE EXTERNAL TABLE` instead",
+            source.shown
+        )));
+    }
     let mut partitions = BTreeMap::new();
     for prefix in listed.common_prefixes {
         let Some(dir) = prefix.filename() else {
