@@ -114,7 +114,7 @@ pub fn import_amplitude(
             if builder.len() >= BATCH_ROWS {
                 events_written += flush(&mut builder, &mut writers)?;
             }
-            if state.lines % PROGRESS_EVERY_LINES == 0 {
+            if state.lines.is_multiple_of(PROGRESS_EVERY_LINES) {
                 progress(state);
             }
         }
