@@ -383,10 +383,22 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
         ..LakeSpec::default()
     };
     write_lake(&spec, &lake).expect("small lake");
+    add_pipeline_leftovers(&lake);
 
     let cluster = Cluster::start(dir.path()).await;
     let local = local_context(&lake).await;
     let remote = cluster_context(&cluster.url, &lake).await;
+
+    // what Spark and Glue leave in a lake is not data on the cluster either
+    let counted = last_result(&remote, "SELECT count(*) AS events FROM events")
+        .await
+        .expect("count on the cluster");
+    let counted = cast(counted[0].column(0), &DataType::Int64).expect("a count");
+    let counted = counted
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+        .expect("an Int64 count");
+    assert_eq!(counted.value(0), 20_000);
 
     let mut queries = recipes();
     assert!(
@@ -475,6 +487,24 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
     job_on_a_cluster_matches_one_process(dir.path(), &cluster).await;
 
     lost_executor(dir.path(), cluster).await;
+}
+
+/// Adds what Spark, Hadoop and Glue leave in a lake: markers, checksum side files, and a real
+/// data file (a copy, which would be counted twice if read) under `_temporary/`.
+fn add_pipeline_leftovers(lake: &Path) {
+    let partition = lake.join("event_date=2024-01-01");
+    let data = std::fs::read(partition.join("part-0.parquet")).expect("a data file");
+    let temporary = lake.join("_temporary/0/event_date=2024-01-01");
+    std::fs::create_dir_all(&temporary).expect("a _temporary directory");
+    for (path, bytes) in [
+        (lake.join("_SUCCESS"), &b""[..]),
+        (lake.join("_something.json"), b"{}"),
+        (partition.join(".part-0.parquet.crc"), b"crc"),
+        (partition.join("_SUCCESS"), b""),
+        (temporary.join("part-0.parquet"), &data),
+    ] {
+        std::fs::write(path, bytes).expect("a leftover file");
+    }
 }
 
 /// A job like `data/sample_job.toml` over the generated lake `lake/` (beside the job file),

@@ -65,17 +65,22 @@ pub struct Args {
     pub memory_limit: Option<usize>,
 
     /// A subcommand instead of SQL.
-    #[cfg(feature = "jobs")]
+    #[cfg(any(feature = "jobs", feature = "import"))]
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 /// Subcommands.
-#[cfg(feature = "jobs")]
+#[cfg(any(feature = "jobs", feature = "import"))]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Scheduled lake jobs: `sessionlake job run JOB.toml [--date D | --from D --to D]`.
+    #[cfg(feature = "jobs")]
     Job(sessionlake_jobs::cli::JobArgs),
+    /// Event exports into a Parquet lake: `sessionlake import amplitude INPUT --out LAKE
+    /// [--skip-bad-lines]`.
+    #[cfg(feature = "import")]
+    Import(crate::import::ImportArgs),
 }
 
 /// The printed formats.

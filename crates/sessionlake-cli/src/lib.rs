@@ -21,6 +21,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub mod args;
 pub mod command;
+#[cfg(feature = "import")]
+pub mod import;
 pub mod lake;
 pub mod print;
 pub mod progress;
@@ -62,6 +64,10 @@ pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
     #[cfg(feature = "jobs")]
     if let Some(args::Command::Job(job)) = &args.command {
         return ExitCode::from(run_job(job.clone(), args.cluster.as_deref(), connect).await);
+    }
+    #[cfg(feature = "import")]
+    if let Some(args::Command::Import(import)) = &args.command {
+        return ExitCode::from(import::run(import.clone()));
     }
     ExitCode::from(run(args, connect).await)
 }

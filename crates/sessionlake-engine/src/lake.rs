@@ -524,16 +524,22 @@ async fn open_delta(
     let Ok(store) = state.runtime_env().object_store(&url) else {
         return Ok(None);
     };
-    let is_delta = is_delta_table(store.as_ref(), url.prefix())
-        .await
-        .map_err(|e| lake_error(format!("cannot list {}: {}", shown(&url), one_line(&e))))?;
-    if !is_delta {
+    // a file, or a place that cannot be listed, is no Delta table; discovery reports the latter
+    let is_file = !url.is_collection() && store.head(url.prefix()).await.is_ok();
+    if is_file
+        || !is_delta_table(store.as_ref(), url.prefix())
+            .await
+            .unwrap_or(false)
+    {
         return Ok(None);
     }
+    // the delta module's errors are one line naming the table; keep them without a prefix
+    let plain = |e: DataFusionError| match e {
+        DataFusionError::Plan(message) => lake_error(one_line(&message)),
+        other => lake_error(one_line(&other.strip_backtrace())),
+    };
     let version = match version {
-        Some(text) => text
-            .parse::<DeltaVersion>()
-            .map_err(|e| lake_error(one_line(&e.strip_backtrace())))?,
+        Some(text) => text.parse::<DeltaVersion>().map_err(plain)?,
         None => DeltaVersion::Latest,
     };
     let mut table_url = url.get_url().clone();
@@ -543,7 +549,7 @@ async fn open_delta(
     open_delta_table(state, &table_url, version)
         .await
         .map(Some)
-        .map_err(|e| lake_error(one_line(&e.strip_backtrace())))
+        .map_err(plain)
 }
 
 #[cfg(not(feature = "delta"))]
