@@ -10,6 +10,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, RecordBatch};
@@ -59,10 +60,20 @@ fn repo_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A free TCP port on 127.0.0.1 (free when asked; the process binds it a moment later).
+/// A free TCP port on 127.0.0.1 (free when asked; the process binds it a moment later), never
+/// one this test handed out before: the system may offer a just-released port again, and an
+/// executor given the same port twice stopped with "Address already in use".
 fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().expect("the port list");
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// A child process, killed when dropped, its log (stderr) in a file.
