@@ -20,7 +20,9 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
-use sessionlake_engine::lake::{LakeError, PARQUET_EXTENSION, find_lake_error, split_version};
+use sessionlake_engine::lake::{
+    LakeError, PARQUET_EXTENSION, find_lake_error, one_line, split_version,
+};
 use url::Url;
 
 /// How long connecting to an S3 endpoint may take when `AWS_CONNECT_TIMEOUT` does not say.
@@ -466,11 +468,6 @@ fn xml_element<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     let start = text.find(&open)? + open.len();
     let end = start + text[start..].find(&close)?;
     Some(text[start..end].trim())
-}
-
-/// `text` with every run of whitespace, line breaks included, as one space.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

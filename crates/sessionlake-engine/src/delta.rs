@@ -33,7 +33,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
-use crate::lake::DELTA_LOG_DIR;
+use crate::lake::{DELTA_LOG_DIR, one_line};
 
 /// Which version of a Delta table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -235,11 +235,6 @@ async fn commit_time(table: &DeltaTable, version: u64) -> Result<DateTime<Utc>, 
 
 fn rfc3339(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-/// Error text of other crates may span lines; ours is one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

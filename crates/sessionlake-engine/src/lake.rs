@@ -191,8 +191,13 @@ async fn list_data_files(
     let mut skipped = Vec::new();
     let mut is_delta = false;
     while let Some(meta) = listing.next().await {
-        let meta =
-            meta.map_err(|e| lake_error(format!("cannot list {}: {}", shown(&url), one_line(&e))))?;
+        let meta = meta.map_err(|e| {
+            lake_error(format!(
+                "cannot list {}: {}",
+                shown(&url),
+                one_line(&e.to_string())
+            ))
+        })?;
         let Some(parts) = url.strip_prefix(&meta.location) else {
             continue;
         };
@@ -678,13 +683,10 @@ impl UrlTableFactory for LakeUrlTableFactory {
     }
 }
 
-/// `error` on one line.
-fn one_line(error: &dyn fmt::Display) -> String {
-    error
-        .to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// `text` with every run of whitespace, line breaks included, as one space: error text of
+/// other crates may span lines; ours is one line.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
