@@ -143,10 +143,7 @@ pub async fn open_delta_table(
     };
     let delta_error = |e: DeltaTableError| fail(e.to_string());
 
-    let root_store = ObjectStoreUrl::parse(&table_url[..url::Position::BeforePath])
-        .and_then(|root| state.runtime_env().object_store(root))
-        .map_err(|e| fail(format!("no object store for this URL: {e}")))?;
-    let log_store = log_store_on(root_store, table_url).map_err(delta_error)?;
+    let log_store = session_log_store(state, table_url).map_err(fail)?;
     // Checked first so that a plain Parquet directory gets this message, not delta-rs's.
     if !is_delta_table(log_store.object_store(None).as_ref(), &Path::default())
         .await
@@ -200,11 +197,35 @@ pub async fn open_delta_table(
     Ok(Arc::new(scan))
 }
 
+/// The newest committed version of the Delta table at `table_url`, read through the store
+/// `state`'s `RuntimeEnv` has registered for it. A reader that must know which version it read
+/// opens that version with [`open_delta_table`] and [`DeltaVersion::Version`].
+pub async fn latest_version(state: &dyn Session, table_url: &Url) -> Result<u64> {
+    let fail = |reason: String| {
+        DataFusionError::Plan(one_line(&format!("delta table {table_url}: {reason}")))
+    };
+    let log_store = session_log_store(state, table_url).map_err(fail)?;
+    DeltaTable::new(log_store)
+        .get_latest_version()
+        .await
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The log store of the table at `table_url` on the store `state` has registered for it.
+fn session_log_store(state: &dyn Session, table_url: &Url) -> Result<LogStoreRef, String> {
+    let root_store = ObjectStoreUrl::parse(&table_url[..url::Position::BeforePath])
+        .and_then(|root| state.runtime_env().object_store(root))
+        .map_err(|e| format!("no object store for this URL: {e}"))?;
+    log_store_on(root_store, table_url).map_err(|e| e.to_string())
+}
+
 /// A log store for the table at `table_url` on `root_store` (a store whose `/` is the URL's
 /// scheme and authority, as DataFusion's registry hands out). The default log store is built
 /// directly rather than through delta-rs's per-scheme factories, which know only `file://` and
-/// `memory://` without the cloud crates; reading needs no scheme-specific commit protocol.
-fn log_store_on(
+/// `memory://` without the cloud crates. Reading needs no scheme-specific protocol; writers
+/// commit a version with a conditional put (`PutMode::Create`) on `root_store`, which on S3
+/// is `If-None-Match: *`, so two writers of one version cannot both succeed.
+pub fn log_store_on(
     root_store: Arc<dyn ObjectStore>,
     table_url: &Url,
 ) -> Result<LogStoreRef, DeltaTableError> {

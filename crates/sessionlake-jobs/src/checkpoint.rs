@@ -19,6 +19,10 @@ pub const STEPS: [&str; 6] = [
     "after_current",
 ];
 
+/// The steps only a Delta sink reaches, between `after_commit` and `after_current`
+/// (`delta_commit` repeats, once per table published).
+pub const DELTA_STEPS: [&str; 1] = ["delta_commit"];
+
 /// Stops here if a test asked for it.
 pub async fn checkpoint(step: &str) {
     if let Ok(kill_at) = std::env::var("SESSIONLAKE_JOB_KILL_AT")

@@ -9,6 +9,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef, TimeUnit};
+use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -105,9 +106,8 @@ pub async fn compute(
     days: Option<(NaiveDate, NaiveDate)>,
     cluster: Option<&Cluster>,
 ) -> Result<Computed, JobError> {
-    let mut computed = Computed::default();
     if files.is_empty() {
-        return Ok(computed);
+        return Ok(Computed::default());
     }
     let ctx = new_context(&[source])?;
     // where the lake is read and sessionized: the cluster, or this process's context itself
@@ -120,6 +120,38 @@ pub async fn compute(
         .unwrap_or_default();
     let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
     let table = files_table(&engine, &urls, Some(Arc::clone(schema))).await?;
+    let engines = Engines {
+        local: ctx,
+        reader: engine,
+        on_cluster,
+    };
+    compute_table(job, source, &engines, table, schema, window, days).await
+}
+
+/// The contexts a computation runs on.
+pub struct Engines {
+    /// This process's context: the metrics over the sessions run here.
+    pub local: SessionContext,
+    /// Where the lake is read and sessionized: a cluster's context, or `local`.
+    pub reader: SessionContext,
+    /// ` on the cluster NAME` for messages, or empty.
+    pub on_cluster: String,
+}
+
+/// [`compute`] over the events of `table` (whose schema is `schema`), read on `engines.reader`.
+pub async fn compute_table(
+    job: &Job,
+    source: &Place,
+    engines: &Engines,
+    table: Arc<dyn TableProvider>,
+    schema: &SchemaRef,
+    window: Option<(i64, i64)>,
+    days: Option<(NaiveDate, NaiveDate)>,
+) -> Result<Computed, JobError> {
+    let mut computed = Computed::default();
+    let ctx = &engines.local;
+    let engine = &engines.reader;
+    let on_cluster = &engines.on_cluster;
     let options = &job.session.options;
     let time_field = schema.field_with_name(&options.time_column).map_err(|_| {
         JobError::data(format!(
@@ -207,7 +239,7 @@ pub async fn compute(
 
     let user = ident(&options.user_column);
     let counts = query(
-        &ctx,
+        ctx,
         "SELECT CAST(count(*) FILTER (WHERE is_long) AS BIGINT), \
          CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason = 'events_per_minute') AS BIGINT), \
          CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason = 'user_agent') AS BIGINT) \
@@ -230,7 +262,7 @@ pub async fn compute(
     }
 
     let kept = query(
-        &ctx,
+        ctx,
         &format!(
             "SELECT * EXCLUDE (is_long) FROM window_sessions WHERE NOT is_long \
              ORDER BY {DAY_COLUMN}, {user}, session_start, session_key, session_end"
@@ -240,7 +272,7 @@ pub async fn compute(
     computed.sessions = split_by_day(&kept)?;
 
     let metrics = query(
-        &ctx,
+        ctx,
         &format!(
             "WITH flagged AS (
                 SELECT *, NOT is_long AND bot_reason IS NULL AS clean FROM window_sessions

@@ -23,6 +23,8 @@ pub struct Job {
     pub partition_column: String,
     /// Where the outputs go.
     pub sink: Location,
+    /// How the sink's tables are written.
+    pub sink_format: SinkFormat,
     /// How to reach S3, for `s3://` locations.
     pub storage: StorageSettings,
     /// The session rules.
@@ -39,6 +41,43 @@ pub struct Job {
     pub exports: Vec<ExportRule>,
     /// Bot filtering; `None`: no session is flagged (over-long sessions are still excluded).
     pub bots: Option<BotFilter>,
+}
+
+/// How a job's tables are written under the sink (`sink.format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SinkFormat {
+    /// Parquet files found through the job's manifest (`_manifests/`), the default: every
+    /// reader sees one committed state of all tables at once.
+    #[default]
+    Parquet,
+    /// Delta tables (`sessions/`, `daily_metrics/`, `alerts/`, each with its `_delta_log/`),
+    /// committed through the Delta protocol after the manifest, for engines that read Delta.
+    Delta,
+}
+
+impl SinkFormat {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "parquet" => Ok(Self::Parquet),
+            "delta" if cfg!(feature = "delta") => Ok(Self::Delta),
+            "delta" => Err(
+                "'delta' needs a build with Delta support (the `delta` feature), \
+                            which this one was built without"
+                    .into(),
+            ),
+            other => Err(format!(
+                "'{other}' is not a sink format: use parquet or delta"
+            )),
+        }
+    }
+
+    /// The name in job files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Parquet => "parquet",
+            Self::Delta => "delta",
+        }
+    }
 }
 
 /// S3 connection settings; unset values come from the usual `AWS_*` environment variables.
@@ -219,6 +258,7 @@ struct SourceFile {
 #[serde(deny_unknown_fields)]
 struct SinkFile {
     path: String,
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -355,6 +395,10 @@ impl Job {
         if source == sink {
             return Err(bad("sink.path", "must differ from source.lake".into()));
         }
+        let sink_format = match &file.sink.format {
+            Some(text) => SinkFormat::parse(text).map_err(|m| bad("sink.format", m))?,
+            None => SinkFormat::default(),
+        };
         let partition_column = file
             .source
             .partition_column
@@ -490,6 +534,7 @@ impl Job {
             source,
             partition_column,
             sink,
+            sink_format,
             storage,
             session,
             sessions,
@@ -505,7 +550,7 @@ impl Job {
     /// settings differ from the committed output's recomputes everything.
     pub fn fingerprint(&self) -> String {
         format!(
-            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}",
+            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}",
             self.source,
             self.partition_column,
             self.session.options,
@@ -517,6 +562,12 @@ impl Job {
                 &b.user_agent_column,
                 &b.user_agent_pattern
             )),
+            // only a non-default format is named, so that the default's fingerprints stay
+            // those of the versions before `sink.format` existed
+            match self.sink_format {
+                SinkFormat::Parquet => String::new(),
+                other => format!(";format={}", other.name()),
+            },
         )
     }
 }

@@ -57,10 +57,11 @@ pub async fn list_partitions(
         .iter()
         .any(|prefix| prefix.filename() == Some(DELTA_LOG_DIR))
     {
-        // its partition directories may hold files the log has removed
+        // read through its log when the build has Delta support (the runner checks first);
+        // never by listing: its directories may hold files the log has removed
         return Err(JobError::data(format!(
-            "lake {}: a Delta Lake table ({DELTA_LOG_DIR}/) is not yet a source lake jobs read; \
-             query it with `--lake` or `CREATE EXTERNAL TABLE` instead",
+            "lake {}: a Delta Lake table ({DELTA_LOG_DIR}/) needs a build with Delta support \
+             (the `delta` feature), which this one was built without",
             source.shown
         )));
     }

@@ -27,6 +27,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod cluster;
 pub mod compute;
+#[cfg(feature = "delta")]
+pub mod delta_sink;
 pub mod encode;
 pub mod error;
 pub mod exports;

@@ -225,31 +225,53 @@ pub async fn clean_up(sink: &Place, current: &Manifest) -> Result<usize, JobErro
         let Some(name) = prefix.filename() else {
             continue;
         };
-        let Some(version) = name
-            .strip_prefix('v')
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|v| v.parse::<u64>().ok())
-        else {
+        let Some(version) = version_of_run(name) else {
             continue;
         };
         let dir = format!("{RUNS_DIR}/{name}");
         if version > current.version || keep.contains(&dir) {
             continue;
         }
-        let store = sink.store.clone();
-        let locations = store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .boxed();
-        sink.store
-            .delete_stream(locations)
-            .try_collect::<Vec<_>>()
-            .await
-            .map_err(|e| from_store(e, format!("deleting {}/{dir}", sink.shown)))?;
-        remove_empty_dirs(sink, &prefix);
+        delete_prefix(sink, &prefix).await?;
         deleted += 1;
     }
     Ok(deleted)
+}
+
+/// The version of a run id (`v0000000003-ab12cd34` is of version 3).
+pub fn version_of_run(run_id: &str) -> Option<u64> {
+    run_id
+        .strip_prefix('v')
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Deletes every object under `prefix` (and, on a local disk, the directories left empty).
+pub async fn delete_prefix(
+    sink: &Place,
+    prefix: &object_store::path::Path,
+) -> Result<(), JobError> {
+    let store = sink.store.clone();
+    let locations = store
+        .list(Some(prefix))
+        .map_ok(|meta| meta.location)
+        .boxed();
+    sink.store
+        .delete_stream(locations)
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| {
+            from_store(
+                e,
+                format!(
+                    "deleting {}/{}",
+                    sink.shown,
+                    sink.relative(prefix).unwrap_or_default()
+                ),
+            )
+        })?;
+    remove_empty_dirs(sink, prefix);
+    Ok(())
 }
 
 /// A local disk keeps empty directories after their files are deleted; remove them.
@@ -277,5 +299,7 @@ mod tests {
             Some("runs/v0000000003-ab12")
         );
         assert_eq!(listing_key("exports/short"), "_current/exports.short.txt");
+        assert_eq!(version_of_run("v0000000003-ab12cd34"), Some(3));
+        assert_eq!(version_of_run("part-0.parquet"), None);
     }
 }

@@ -20,7 +20,7 @@ use crate::compute::{self, Computed, DAY_COLUMN, ident};
 use crate::encode::{csv_bytes, parquet_bytes};
 use crate::error::{JobError, from_datafusion, from_store};
 use crate::exports;
-use crate::job_file::{ExportFormat, Job};
+use crate::job_file::{ExportFormat, Job, SinkFormat};
 use crate::lake::{self, Partition};
 use crate::location::Place;
 use crate::manifest::{self, Manifest, RUNS_DIR};
@@ -202,40 +202,26 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
     if let Some(committed) = &current
         && !options.dry_run
     {
-        // a run killed between its commit and its listings left them behind: repair
+        // a run killed between its commit and its listings (or its Delta commits) left them
+        // behind: repair (a manifest of other settings, perhaps another format, is replaced
+        // whole by this run, and its tables with it)
+        #[cfg(feature = "delta")]
+        if job.sink_format == SinkFormat::Delta && committed.fingerprint == job.fingerprint() {
+            crate::delta_sink::publish(&sink, committed, None).await?;
+        }
         manifest::write_listings(&sink, committed).await?;
     }
     summary.watermark_before = current.as_ref().and_then(|m| m.watermark.clone());
-    let partitions = lake::list_partitions(&source, &job.partition_column).await?;
-
-    // which source partitions to process
-    let processed: BTreeMap<String, String> = current
-        .as_ref()
-        .map(|m| m.partitions.clone())
-        .unwrap_or_default();
-    let asked: Vec<&Partition> = match options.dates {
-        Dates::Pending => partitions
-            .values()
-            .filter(|p| processed.get(&p.day.to_string()) != Some(&p.digest()))
-            .collect(),
-        Dates::Range(first, last) => {
-            let mut asked = Vec::new();
-            for day in window::days_between(first, last) {
-                match partitions.get(&day) {
-                    Some(p) => asked.push(p),
-                    None => {
-                        return Err(JobError::data(format!(
-                            "lake {}: no partition {}={day}",
-                            source.shown, job.partition_column
-                        )));
-                    }
-                }
-            }
-            asked
-        }
-    };
-    summary.partitions_processed = asked.iter().map(|p| p.day.to_string()).collect();
-    if asked.is_empty() && !options.full {
+    let Some(read) = read_source(
+        job,
+        options,
+        &source,
+        current.as_ref(),
+        &mut summary,
+        &progress,
+    )
+    .await?
+    else {
         summary.status = "up_to_date".into();
         summary.strategy = "incremental".into();
         summary.version = current.as_ref().map(|m| m.version);
@@ -243,130 +229,13 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         summary.duration_s = started.elapsed().as_secs_f64();
         tracing::info!(job = %job.name, "up to date: no new or changed partition");
         return Ok(summary);
-    }
-
-    // the lake's schema, from its first file
-    let Some(reference_file) = partitions.values().flat_map(|p| p.files.first()).next() else {
-        return Err(JobError::data(format!(
-            "lake {}: no Parquet file in any partition",
-            source.shown
-        )));
     };
-    let reference_schema = lake::file_schema(&source, reference_file).await?;
-    let reference_shown = lake::shown_file(&source, reference_file);
-
-    // full or incremental
-    let options_session = &job.session.options;
-    let full_reason = match &current {
-        _ if options.full => Some("asked for (--full)"),
-        None => Some("first run"),
-        Some(m) if m.fingerprint != job.fingerprint() => Some("the job's settings changed"),
-        Some(_) if options_session.mode.is_instrumented() => {
-            Some("instrumented modes have no bounded read window")
-        }
-        Some(_) if options_session.max_length_nanos.is_none() => {
-            Some("max_length = none has no bounded read window")
-        }
-        Some(_) => None,
-    };
-    let spans = Spans::from_nanos(
-        options_session.gap_nanos,
-        options_session.max_length_nanos.unwrap_or(0),
-    );
-    let zone = job.session.time_zone;
-
-    // plan: (files, read window, output days) per computation
-    struct Plan {
-        files: Vec<ObjectMeta>,
-        partitions: usize,
-        window: Option<(i64, i64)>,
-        days: Option<(NaiveDate, NaiveDate)>,
-    }
-    let mut plans = Vec::new();
-    let mut affected: BTreeSet<NaiveDate> = BTreeSet::new();
-    if let Some(reason) = full_reason {
-        summary.strategy = "full".into();
-        summary.full_reason = Some(reason.to_string());
-        plans.push(Plan {
-            files: partitions.values().flat_map(|p| p.files.clone()).collect(),
-            partitions: partitions.len(),
-            window: None,
-            days: None,
-        });
-    } else {
-        summary.strategy = "incremental".into();
-        let asked_files: Vec<ObjectMeta> = asked.iter().flat_map(|p| p.files.clone()).collect();
-        check_files(&source, &asked_files, &reference_schema, &reference_shown).await?;
-        let hours = event_hours(job, &source, &asked_files, &reference_schema).await?;
-        affected = window::affected_days_of_hours(&hours, spans, zone);
-        for (first, last) in window::consecutive_runs(&affected) {
-            let (start, end) = window::read_window(first, last, spans, zone);
-            let first_partition = window::first_partition(start);
-            let read: Vec<&Partition> = partitions
-                .range(first_partition..)
-                .map(|(_, p)| p)
-                .collect();
-            plans.push(Plan {
-                files: read.iter().flat_map(|p| p.files.clone()).collect(),
-                partitions: read.len(),
-                window: Some((start, end)),
-                days: Some((first, last)),
-            });
-        }
-    }
-    let mut read_files: BTreeSet<object_store::path::Path> = BTreeSet::new();
-    for plan in &plans {
-        read_files.extend(plan.files.iter().map(|f| f.location.clone()));
-    }
-    let all_read: Vec<ObjectMeta> = partitions
-        .values()
-        .flat_map(|p| p.files.iter())
-        .filter(|f| read_files.contains(&f.location))
-        .cloned()
-        .collect();
-    check_files(&source, &all_read, &reference_schema, &reference_shown).await?;
-    summary.files_read = all_read.len();
-    summary.partitions_read = plans.iter().map(|p| p.partitions).max().unwrap_or(0);
-    tracing::info!(
-        job = %job.name,
-        strategy = %summary.strategy,
-        partitions = summary.partitions_processed.len(),
-        days = affected.len(),
-        files = summary.files_read,
-        "planned"
-    );
-    checkpoint("planned").await;
-    progress.add(plans.len() as u64);
-
-    // compute
-    let mut computed = Computed::default();
-    for plan in &plans {
-        let part = compute::compute(
-            job,
-            &source,
-            &plan.files,
-            &reference_schema,
-            plan.window,
-            plan.days,
-            options.cluster.as_ref(),
-        )
-        .await?;
-        progress.step(match plan.days {
-            Some((a, b)) => format!("computed {a}..{b}"),
-            None => "computed all days".to_string(),
-        });
-        computed.events_read += part.events_read;
-        computed.long_sessions += part.long_sessions;
-        for (reason, n) in part.bot_sessions {
-            *computed.bot_sessions.entry(reason).or_default() += n;
-        }
-        computed.user_agent_check_skipped = part.user_agent_check_skipped;
-        computed.sessions.extend(part.sessions);
-        computed.metrics.extend(part.metrics);
-    }
-    if full_reason.is_some() {
-        affected = computed.metrics.keys().copied().collect();
-    }
+    let SourceRead {
+        computed,
+        affected,
+        full_reason,
+        partitions_state,
+    } = read;
     checkpoint("computed").await;
     summary.events_read = computed.events_read;
     summary.long_sessions_excluded = computed.long_sessions;
@@ -412,17 +281,13 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         );
     }
 
-    let mut writes: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files = TableFiles::new(job.sink_format, &run_id);
     for (table, batches) in [
         (SESSIONS_TABLE, &computed.sessions),
         (METRICS_TABLE, &computed.metrics),
     ] {
         for (day, batch) in batches {
-            let relative = format!("{run_dir}/{table}/{DAY_COLUMN}={day}/part-0.parquet");
-            writes.push((
-                relative.clone(),
-                parquet_bytes(&batch.schema(), std::slice::from_ref(batch))?,
-            ));
+            let relative = files.add(table, Some(*day), batch)?;
             tables
                 .entry(table.to_string())
                 .or_default()
@@ -444,14 +309,7 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         .filter(|a| affected.contains(&a.day))
         .cloned()
         .collect();
-    let alerts_relative = format!("{run_dir}/{ALERTS_TABLE}/part-0.parquet");
-    writes.push((
-        alerts_relative.clone(),
-        parquet_bytes(
-            &alerts::alerts_schema(),
-            &[alerts::alerts_batch(&all_alerts)?],
-        )?,
-    ));
+    let alerts_relative = files.add(ALERTS_TABLE, None, &alerts::alerts_batch(&all_alerts)?)?;
     tables.insert(
         ALERTS_TABLE.to_string(),
         BTreeMap::from([(WHOLE_TABLE.to_string(), alerts_relative)]),
@@ -485,7 +343,7 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
                 ExportFormat::Parquet => ("parquet", parquet_bytes(&schema, &batches)?),
             };
             let relative = format!("{run_dir}/exports/{}.{extension}", rule.name);
-            writes.push((relative.clone(), bytes));
+            files.writes.push((relative.clone(), bytes));
             tables.insert(
                 format!("exports/{}", rule.name),
                 BTreeMap::from([(WHOLE_TABLE.to_string(), relative)]),
@@ -493,20 +351,10 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         }
     }
 
-    // the state that goes with the outputs
-    let mut partitions_state = match (&current, full_reason) {
-        (Some(m), None) => m.partitions.clone(),
-        _ => BTreeMap::new(),
+    let watermark = match partitions_state.get(DELTA_SOURCE_KEY) {
+        Some(version) => Some(format!("{DELTA_SOURCE_KEY}={version}")),
+        None => partitions_state.keys().max().cloned(),
     };
-    let newly: Vec<&Partition> = if full_reason.is_some() {
-        partitions.values().collect()
-    } else {
-        asked.clone()
-    };
-    for p in &newly {
-        partitions_state.insert(p.day.to_string(), p.digest());
-    }
-    let watermark = partitions_state.keys().max().cloned();
     summary.watermark_after = watermark.clone();
     summary.version = Some(version);
     summary.duration_s = started.elapsed().as_secs_f64();
@@ -520,7 +368,8 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
     let summary_relative = format!("{run_dir}/_summary.json");
     let summary_json = serde_json::to_vec_pretty(&summary)
         .map_err(|e| JobError::failed(format!("run summary: {e}")))?;
-    writes.push((summary_relative.clone(), summary_json));
+    files.writes.push((summary_relative.clone(), summary_json));
+    let (writes, delta_adds) = files.finish()?;
 
     progress.add(writes.len() as u64 + 2);
     for (relative, bytes) in writes {
@@ -544,12 +393,13 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
     };
     checkpoint("before_commit").await;
     if let Err(e) = manifest::commit(&sink, &manifest).await {
-        discard(&sink, &run_dir).await;
+        discard(&sink, &run_id).await;
         return Err(e);
     }
     progress.step("committed");
     tracing::info!(job = %job.name, version, run = %run_id, "committed");
     checkpoint("after_commit").await;
+    publish_delta(&sink, &manifest, delta_adds.as_ref()).await?;
     manifest::write_listings(&sink, &manifest).await?;
     checkpoint("after_current").await;
     summary.prefixes_cleaned = match manifest::clean_up(&sink, &manifest).await {
@@ -559,25 +409,428 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
             0
         }
     };
+    #[cfg(feature = "delta")]
+    if job.sink_format == SinkFormat::Delta {
+        match crate::delta_sink::clean_up(&sink, &manifest).await {
+            Ok(n) => summary.prefixes_cleaned += n,
+            Err(e) => tracing::warn!(error = %e, "cleaning up lost runs' Delta files failed"),
+        }
+    }
     progress.step("cleaned up");
     summary.duration_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// Deletes a losing run's files (best effort: a later run's clean-up gets what is left).
-async fn discard(sink: &Place, run_dir: &str) {
-    use futures::{StreamExt, TryStreamExt};
-    let prefix = sink.key(run_dir);
-    let locations = sink
-        .store
-        .list(Some(&prefix))
-        .map_ok(|m| m.location)
-        .boxed();
-    let _ = sink
-        .store
-        .delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await;
+/// Deletes a losing run's files: its run directory and, for a Delta sink, its directory in
+/// each table (best effort: a later run's clean-up gets what is left).
+async fn discard(sink: &Place, run_id: &str) {
+    let mut dirs = vec![format!("{RUNS_DIR}/{run_id}")];
+    dirs.extend([SESSIONS_TABLE, METRICS_TABLE, ALERTS_TABLE].map(|t| format!("{t}/{run_id}")));
+    for dir in dirs {
+        let _ = manifest::delete_prefix(sink, &sink.key(&dir)).await;
+    }
+}
+
+/// What a run read from its source: the computed output days and the source state to commit
+/// with them.
+struct SourceRead {
+    computed: Computed,
+    /// The output days to rewrite (each whole, or removed when it has no session now).
+    affected: BTreeSet<NaiveDate>,
+    /// Why everything is recomputed, for a full run.
+    full_reason: Option<&'static str>,
+    /// The manifest's `partitions` after this run.
+    partitions_state: BTreeMap<String, String>,
+}
+
+/// Plans which output days to rewrite from which source partitions, and computes them; `None`
+/// when nothing is new or changed (and no full run was asked for).
+async fn read_source(
+    job: &Job,
+    options: &RunOptions,
+    source: &Place,
+    current: Option<&Manifest>,
+    summary: &mut RunSummary,
+    progress: &Progress,
+) -> Result<Option<SourceRead>, JobError> {
+    #[cfg(feature = "delta")]
+    if sessionlake_engine::delta::is_delta_table(source.store.as_ref(), &source.prefix)
+        .await
+        .map_err(|e| from_datafusion(e, format!("listing the lake {}", source.shown)))?
+    {
+        return read_delta_source(job, options, source, current, summary, progress).await;
+    }
+    let partitions = lake::list_partitions(source, &job.partition_column).await?;
+
+    // which source partitions to process
+    let processed: BTreeMap<String, String> = current
+        .as_ref()
+        .map(|m| m.partitions.clone())
+        .unwrap_or_default();
+    let asked: Vec<&Partition> = match options.dates {
+        Dates::Pending => partitions
+            .values()
+            .filter(|p| processed.get(&p.day.to_string()) != Some(&p.digest()))
+            .collect(),
+        Dates::Range(first, last) => {
+            let mut asked = Vec::new();
+            for day in window::days_between(first, last) {
+                match partitions.get(&day) {
+                    Some(p) => asked.push(p),
+                    None => {
+                        return Err(JobError::data(format!(
+                            "lake {}: no partition {}={day}",
+                            source.shown, job.partition_column
+                        )));
+                    }
+                }
+            }
+            asked
+        }
+    };
+    summary.partitions_processed = asked.iter().map(|p| p.day.to_string()).collect();
+    if asked.is_empty() && !options.full && same_settings(job, current) {
+        return Ok(None);
+    }
+
+    // the lake's schema, from its first file
+    let Some(reference_file) = partitions.values().flat_map(|p| p.files.first()).next() else {
+        return Err(JobError::data(format!(
+            "lake {}: no Parquet file in any partition",
+            source.shown
+        )));
+    };
+    let reference_schema = lake::file_schema(source, reference_file).await?;
+    let reference_shown = lake::shown_file(source, reference_file);
+
+    // full or incremental
+    let options_session = &job.session.options;
+    let full_reason = match &current {
+        _ if options.full => Some("asked for (--full)"),
+        None => Some("first run"),
+        Some(m) if m.fingerprint != job.fingerprint() => Some("the job's settings changed"),
+        Some(_) if options_session.mode.is_instrumented() => {
+            Some("instrumented modes have no bounded read window")
+        }
+        Some(_) if options_session.max_length_nanos.is_none() => {
+            Some("max_length = none has no bounded read window")
+        }
+        Some(_) => None,
+    };
+    let spans = Spans::from_nanos(
+        options_session.gap_nanos,
+        options_session.max_length_nanos.unwrap_or(0),
+    );
+    let zone = job.session.time_zone;
+
+    // plan: (files, read window, output days) per computation
+    struct Plan {
+        files: Vec<ObjectMeta>,
+        partitions: usize,
+        window: Option<(i64, i64)>,
+        days: Option<(NaiveDate, NaiveDate)>,
+    }
+    let mut plans = Vec::new();
+    let mut affected: BTreeSet<NaiveDate> = BTreeSet::new();
+    if let Some(reason) = full_reason {
+        summary.strategy = "full".into();
+        summary.full_reason = Some(reason.to_string());
+        plans.push(Plan {
+            files: partitions.values().flat_map(|p| p.files.clone()).collect(),
+            partitions: partitions.len(),
+            window: None,
+            days: None,
+        });
+    } else {
+        summary.strategy = "incremental".into();
+        let asked_files: Vec<ObjectMeta> = asked.iter().flat_map(|p| p.files.clone()).collect();
+        check_files(source, &asked_files, &reference_schema, &reference_shown).await?;
+        let hours = event_hours(job, source, &asked_files, &reference_schema).await?;
+        affected = window::affected_days_of_hours(&hours, spans, zone);
+        for (first, last) in window::consecutive_runs(&affected) {
+            let (start, end) = window::read_window(first, last, spans, zone);
+            let first_partition = window::first_partition(start);
+            let read: Vec<&Partition> = partitions
+                .range(first_partition..)
+                .map(|(_, p)| p)
+                .collect();
+            plans.push(Plan {
+                files: read.iter().flat_map(|p| p.files.clone()).collect(),
+                partitions: read.len(),
+                window: Some((start, end)),
+                days: Some((first, last)),
+            });
+        }
+    }
+    let mut read_files: BTreeSet<object_store::path::Path> = BTreeSet::new();
+    for plan in &plans {
+        read_files.extend(plan.files.iter().map(|f| f.location.clone()));
+    }
+    let all_read: Vec<ObjectMeta> = partitions
+        .values()
+        .flat_map(|p| p.files.iter())
+        .filter(|f| read_files.contains(&f.location))
+        .cloned()
+        .collect();
+    check_files(source, &all_read, &reference_schema, &reference_shown).await?;
+    summary.files_read = all_read.len();
+    summary.partitions_read = plans.iter().map(|p| p.partitions).max().unwrap_or(0);
+    tracing::info!(
+        job = %job.name,
+        strategy = %summary.strategy,
+        partitions = summary.partitions_processed.len(),
+        days = affected.len(),
+        files = summary.files_read,
+        "planned"
+    );
+    checkpoint("planned").await;
+    progress.add(plans.len() as u64);
+
+    // compute
+    let mut computed = Computed::default();
+    for plan in &plans {
+        let part = compute::compute(
+            job,
+            source,
+            &plan.files,
+            &reference_schema,
+            plan.window,
+            plan.days,
+            options.cluster.as_ref(),
+        )
+        .await?;
+        progress.step(match plan.days {
+            Some((a, b)) => format!("computed {a}..{b}"),
+            None => "computed all days".to_string(),
+        });
+        computed.events_read += part.events_read;
+        computed.long_sessions += part.long_sessions;
+        for (reason, n) in part.bot_sessions {
+            *computed.bot_sessions.entry(reason).or_default() += n;
+        }
+        computed.user_agent_check_skipped = part.user_agent_check_skipped;
+        computed.sessions.extend(part.sessions);
+        computed.metrics.extend(part.metrics);
+    }
+    if full_reason.is_some() {
+        affected = computed.metrics.keys().copied().collect();
+    }
+
+    // the state that goes with the outputs
+    let mut partitions_state = match (&current, full_reason) {
+        (Some(m), None) => m.partitions.clone(),
+        _ => BTreeMap::new(),
+    };
+    let newly: Vec<&Partition> = if full_reason.is_some() {
+        partitions.values().collect()
+    } else {
+        asked.clone()
+    };
+    for p in &newly {
+        partitions_state.insert(p.day.to_string(), p.digest());
+    }
+    Ok(Some(SourceRead {
+        computed,
+        affected,
+        full_reason,
+        partitions_state,
+    }))
+}
+
+/// Whether the committed outputs were computed with `job`'s settings (a run with other
+/// settings recomputes everything, new partitions or not).
+fn same_settings(job: &Job, current: Option<&Manifest>) -> bool {
+    current.is_some_and(|m| m.fingerprint == job.fingerprint())
+}
+
+/// The key of a Delta source's state in the manifest's `partitions`; its value is the table
+/// version the committed outputs were computed from.
+pub const DELTA_SOURCE_KEY: &str = "delta_version";
+
+/// [`read_source`] for a Delta table: read through its log at its newest version, and
+/// recomputed whole whenever that version is not the one the committed outputs came from.
+#[cfg(feature = "delta")]
+async fn read_delta_source(
+    job: &Job,
+    options: &RunOptions,
+    source: &Place,
+    current: Option<&Manifest>,
+    summary: &mut RunSummary,
+    progress: &Progress,
+) -> Result<Option<SourceRead>, JobError> {
+    use sessionlake_engine::delta::{DeltaVersion, latest_version, open_delta_table};
+
+    if options.cluster.is_some() {
+        return Err(JobError::config(format!(
+            "lake {}: a Delta table is read in this process; run the job without --cluster",
+            source.shown
+        )));
+    }
+    if let Dates::Range(..) = options.dates {
+        return Err(JobError::config(format!(
+            "lake {}: a Delta table is read whole at its newest version; --from/--to name \
+             partitions of a Parquet lake",
+            source.shown
+        )));
+    }
+    let ctx = compute::new_context(&[source])?;
+    let url = url::Url::parse(&format!("{}/", source.url(&source.prefix)))
+        .map_err(|e| JobError::config(format!("lake {}: {e}", source.shown)))?;
+    let data = |e| from_datafusion(e, format!("lake {}", source.shown));
+    let version = latest_version(&ctx.state(), &url).await.map_err(data)?;
+    let state = format!("{version}");
+    summary.partitions_processed = vec![format!("{DELTA_SOURCE_KEY}={version}")];
+    let processed = current.and_then(|m| m.partitions.get(DELTA_SOURCE_KEY));
+    if processed == Some(&state) && !options.full && same_settings(job, current) {
+        return Ok(None);
+    }
+    let reason = match current {
+        _ if options.full => "asked for (--full)",
+        None => "first run",
+        Some(m) if m.fingerprint != job.fingerprint() => "the job's settings changed",
+        Some(_) => "a Delta source is recomputed whole at each new version",
+    };
+    summary.strategy = "full".into();
+    summary.full_reason = Some(reason.to_string());
+    summary.partitions_read = 1;
+    let version_number = i64::try_from(version)
+        .map_err(|_| JobError::data(format!("lake {}: version {version}", source.shown)))?;
+    let table = open_delta_table(&ctx.state(), &url, DeltaVersion::Version(version_number))
+        .await
+        .map_err(data)?;
+    let schema = table.schema();
+    tracing::info!(job = %job.name, version, "planned: the whole Delta table");
+    checkpoint("planned").await;
+    progress.add(1);
+    let engines = compute::Engines {
+        local: ctx.clone(),
+        reader: ctx,
+        on_cluster: String::new(),
+    };
+    let computed =
+        compute::compute_table(job, source, &engines, table, &schema, None, None).await?;
+    progress.step("computed all days");
+    Ok(Some(SourceRead {
+        affected: computed.metrics.keys().copied().collect(),
+        computed,
+        full_reason: Some(reason),
+        partitions_state: BTreeMap::from([(DELTA_SOURCE_KEY.to_string(), state)]),
+    }))
+}
+
+/// Publishes a committed manifest to the Delta sink's tables, with the Add actions of the
+/// files this run wrote; nothing for a Parquet sink.
+#[cfg(feature = "delta")]
+async fn publish_delta(
+    sink: &Place,
+    manifest: &Manifest,
+    adds: Option<&crate::delta_sink::Adds>,
+) -> Result<(), JobError> {
+    let Some(adds) = adds else {
+        return Ok(());
+    };
+    crate::delta_sink::publish(sink, manifest, Some(adds))
+        .await
+        .map_err(|e| {
+            e.context(format!(
+                "version {} is committed, but not yet in every Delta table (the next run of \
+                 the job publishes it)",
+                manifest.version
+            ))
+        })
+}
+
+#[cfg(not(feature = "delta"))]
+async fn publish_delta(_: &Place, _: &Manifest, _: Option<&()>) -> Result<(), JobError> {
+    Ok(())
+}
+
+/// A run's files for the sink: where each table file goes and how it is encoded, by the sink's
+/// format, plus every other file of the run (exports, the summary).
+struct TableFiles<'a> {
+    format: SinkFormat,
+    run_id: &'a str,
+    /// Every file to write.
+    writes: Vec<FileWrite>,
+    #[cfg(feature = "delta")]
+    adds: crate::delta_sink::Adds,
+}
+
+/// A file to write: its key relative to the sink, and its bytes.
+type FileWrite = (String, Vec<u8>);
+
+/// What a Delta sink publishes after the commit; nothing in a build without Delta.
+#[cfg(feature = "delta")]
+type DeltaAdds = Option<crate::delta_sink::Adds>;
+#[cfg(not(feature = "delta"))]
+type DeltaAdds = Option<()>;
+
+impl<'a> TableFiles<'a> {
+    fn new(format: SinkFormat, run_id: &'a str) -> Self {
+        Self {
+            format,
+            run_id,
+            writes: Vec::new(),
+            #[cfg(feature = "delta")]
+            adds: crate::delta_sink::Adds::new(),
+        }
+    }
+
+    /// Adds the file of `table` for `day` (`None`: the whole table) holding `batch`; returns
+    /// its key relative to the sink. The Parquet sink puts it in the run's directory,
+    /// hive-partitioned by day; the Delta sink in the run's directory inside the table.
+    fn add(
+        &mut self,
+        table: &str,
+        day: Option<NaiveDate>,
+        batch: &RecordBatch,
+    ) -> Result<String, JobError> {
+        match self.format {
+            SinkFormat::Parquet => {
+                let run_dir = format!("{RUNS_DIR}/{}", self.run_id);
+                let relative = match day {
+                    Some(day) => format!("{run_dir}/{table}/{DAY_COLUMN}={day}/part-0.parquet"),
+                    None => format!("{run_dir}/{table}/part-0.parquet"),
+                };
+                let bytes = parquet_bytes(&batch.schema(), std::slice::from_ref(batch))?;
+                self.writes.push((relative.clone(), bytes));
+                Ok(relative)
+            }
+            #[cfg(feature = "delta")]
+            SinkFormat::Delta => {
+                let name = match day {
+                    Some(day) => format!("part-{day}.parquet"),
+                    None => "part-0.parquet".to_string(),
+                };
+                let staged = crate::delta_sink::stage(table, self.run_id, &name, batch)?;
+                self.adds
+                    .entry(table.to_string())
+                    .or_default()
+                    .push(staged.add);
+                self.writes.push((staged.relative.clone(), staged.bytes));
+                Ok(staged.relative)
+            }
+            #[cfg(not(feature = "delta"))]
+            SinkFormat::Delta => Err(JobError::config(
+                "sink.format = \"delta\" needs a build with Delta support",
+            )),
+        }
+    }
+
+    /// Every file to write, the Delta sink's record of its Add actions included, and what the
+    /// Delta sink publishes after the commit.
+    fn finish(self) -> Result<(Vec<FileWrite>, DeltaAdds), JobError> {
+        #[cfg(feature = "delta")]
+        if self.format == SinkFormat::Delta {
+            let mut writes = self.writes;
+            writes.push((
+                crate::delta_sink::adds_key(self.run_id),
+                crate::delta_sink::adds_bytes(&self.adds)?,
+            ));
+            return Ok((writes, Some(self.adds)));
+        }
+        Ok((self.writes, None))
+    }
 }
 
 /// Checks every file's footer against the lake's schema.

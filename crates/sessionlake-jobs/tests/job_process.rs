@@ -1,6 +1,7 @@
 //! The `sessionlake job run` process: SIGKILL at every step of a run and after varying delays
 //! leaves the last committed state readable and a rerun completes it; two runs at once, one
-//! wins and the other exits 75; alerts exit 3 and reach a webhook; exit codes and JSON logs.
+//! wins and the other exits 75; the same for the Delta sink, whose tables Delta readers see
+//! whole at every moment; alerts exit 3 and reach a webhook; exit codes and JSON logs.
 
 // helpers of tests, outside `#[test]` functions: a panic there is a failing test
 #![allow(clippy::unwrap_used)]
@@ -34,6 +35,8 @@ fn copy_dir(from: &Path, to: &Path) {
 /// are processed.
 struct Setup {
     dir: tempfile::TempDir,
+    /// The sink's format is Delta (`sink.format = "delta"`).
+    delta: bool,
     lake: PathBuf,
     /// The committed state after 5 days, to copy for each scenario.
     pristine_sink: PathBuf,
@@ -41,7 +44,13 @@ struct Setup {
     after: BTreeMap<String, Vec<String>>,
 }
 
-async fn setup() -> Setup {
+/// The job file body over `lake` into `sink` in the setup's format.
+fn body(delta: bool, lake: &Path, sink: &str) -> String {
+    let body = job_toml(lake.to_str().unwrap(), sink, "");
+    if delta { with_delta_sink(&body) } else { body }
+}
+
+async fn setup(delta: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let full_lake = dir.path().join("full_lake");
     generate_lake(&full_lake, 7, 6_000, 150);
@@ -51,21 +60,20 @@ async fn setup() -> Setup {
     for partition in &partitions[..5] {
         copy_partition(partition, &lake);
     }
-    let body = job_toml(lake.to_str().unwrap(), "pristine", "");
-    let (_, job) = write_job(dir.path(), "pristine.toml", &body);
+    let (_, job) = write_job(dir.path(), "pristine.toml", &body(delta, &lake, "pristine"));
     run(&job, Dates::Pending).await;
     let before = snapshot(&job).await;
     for partition in &partitions[5..] {
         copy_partition(partition, &lake);
     }
-    let body = job_toml(lake.to_str().unwrap(), "expected", "");
-    let (_, expected_job) = write_job(dir.path(), "expected.toml", &body);
+    let (_, expected_job) = write_job(dir.path(), "expected.toml", &body(delta, &lake, "expected"));
     run(&expected_job, Dates::Pending).await;
     let after = snapshot(&expected_job).await;
     assert_ne!(before, after);
     Setup {
         pristine_sink: dir.path().join("pristine"),
         dir,
+        delta,
         lake,
         before,
         after,
@@ -76,8 +84,45 @@ impl Setup {
     /// A job whose sink starts as a copy of the committed 5-day state.
     fn scenario(&self, name: &str) -> (PathBuf, Job) {
         copy_dir(&self.pristine_sink, &self.dir.path().join(name));
-        let body = job_toml(self.lake.to_str().unwrap(), name, "");
+        let body = body(self.delta, &self.lake, name);
         write_job(self.dir.path(), &format!("{name}.toml"), &body)
+    }
+
+    /// The steps a run of this setup's sink passes.
+    fn steps(&self) -> Vec<&'static str> {
+        let mut steps = sessionlake_jobs::checkpoint::STEPS.to_vec();
+        if self.delta {
+            let at = steps.iter().position(|s| *s == "after_current").unwrap();
+            steps.splice(at..at, sessionlake_jobs::checkpoint::DELTA_STEPS);
+        }
+        steps
+    }
+
+    /// Checks what a Delta reader sees under a Delta sink: every table whole, in the state
+    /// before or after the run (`settled`: after); nothing for a Parquet sink.
+    async fn check_delta_tables(&self, job: &Job, settled: bool) {
+        #[cfg(feature = "delta")]
+        if self.delta {
+            let seen = delta_snapshot(job).await;
+            let before = delta_tables_of(&self.before);
+            let after = delta_tables_of(&self.after);
+            if settled {
+                assert_same(&seen, &after);
+                return;
+            }
+            assert_eq!(
+                seen.keys().collect::<Vec<_>>(),
+                after.keys().collect::<Vec<_>>()
+            );
+            for (table, rows) in &seen {
+                assert!(
+                    rows == &before[table] || rows == &after[table],
+                    "Delta table {table}: a state that was never committed"
+                );
+            }
+        }
+        #[cfg(not(feature = "delta"))]
+        let _ = (job, settled);
     }
 }
 
@@ -86,13 +131,24 @@ async fn rerun_completes(setup: &Setup, job_file: &Path, job: &Job) {
     let (code, stderr) = finish(spawn(job_file, &[]));
     assert!(code == 0 || code == 3, "rerun exited {code}: {stderr}");
     assert_same(&snapshot(job).await, &setup.after);
+    setup.check_delta_tables(job, true).await;
     assert_no_garbage(job).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_every_step_leaves_the_committed_state_and_a_rerun_completes_it() {
-    let setup = setup().await;
-    for step in sessionlake_jobs::checkpoint::STEPS {
+    kill_at_every_step(false).await;
+}
+
+#[cfg(feature = "delta")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_sink_sigkill_at_every_step_leaves_whole_tables_and_a_rerun_completes_them() {
+    kill_at_every_step(true).await;
+}
+
+async fn kill_at_every_step(delta: bool) {
+    let setup = setup(delta).await;
+    for step in setup.steps() {
         let (job_file, job) = setup.scenario(&format!("kill_{step}"));
         let barrier = setup.dir.path().join(format!("barrier_{step}"));
         let mut child = spawn(
@@ -107,11 +163,13 @@ async fn sigkill_at_every_step_leaves_the_committed_state_and_a_rerun_completes_
         let (code, _) = finish(child);
         assert_eq!(code, -1, "{step}: killed by a signal");
         let seen = snapshot(&job).await;
-        if step.starts_with("after_commit") || step == "after_current" {
+        let committed = ["after_commit", "delta_commit", "after_current"].contains(&step);
+        if committed {
             assert_same(&seen, &setup.after);
         } else {
             assert_same(&seen, &setup.before);
         }
+        setup.check_delta_tables(&job, false).await;
         rerun_completes(&setup, &job_file, &job).await;
     }
 
@@ -123,6 +181,7 @@ async fn sigkill_at_every_step_leaves_the_committed_state_and_a_rerun_completes_
     ));
     assert_ne!(code, 0);
     assert_same(&snapshot(&job).await, &setup.before);
+    setup.check_delta_tables(&job, false).await;
     rerun_completes(&setup, &job_file, &job).await;
 
     // kills after varying delays: the output is one of the two committed states
@@ -137,13 +196,24 @@ async fn sigkill_at_every_step_leaves_the_committed_state_and_a_rerun_completes_
             seen == setup.before || seen == setup.after,
             "killed after {delay_ms} ms: a state that was never committed"
         );
+        setup.check_delta_tables(&job, false).await;
         rerun_completes(&setup, &job_file, &job).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_at_once_one_wins_the_other_exits_75() {
-    let setup = setup().await;
+    two_runs_at_once(false).await;
+}
+
+#[cfg(feature = "delta")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_sink_two_runs_at_once_one_wins_the_other_exits_75() {
+    two_runs_at_once(true).await;
+}
+
+async fn two_runs_at_once(delta: bool) {
+    let setup = setup(delta).await;
     let (job_file, job) = setup.scenario("race");
     let barrier = setup.dir.path().join("race_barrier");
     let env = [(
@@ -164,6 +234,7 @@ async fn two_runs_at_once_one_wins_the_other_exits_75() {
         "{loser_err}"
     );
     assert_same(&snapshot(&job).await, &setup.after);
+    setup.check_delta_tables(&job, true).await;
     assert_no_garbage(&job).await;
 }
 

@@ -335,6 +335,33 @@ async fn pipeline_leftovers_in_the_lake_change_no_output() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changed_settings_recompute_everything_without_new_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = small_lake(dir.path());
+    let body = job_toml(lake.to_str().unwrap(), "out", "");
+    let (_, job) = write_job(dir.path(), "job.toml", &body);
+    run(&job, Dates::Pending).await;
+    assert_eq!(run(&job, Dates::Pending).await.status, "up_to_date");
+
+    // the same sink, a shorter gap, no new partition: every day is recomputed
+    let shorter = body.replace("gap = \"30 minutes\"", "gap = \"10 minutes\"");
+    assert_ne!(shorter, body);
+    let (_, changed) = write_job(dir.path(), "changed.toml", &shorter);
+    let rerun = run(&changed, Dates::Pending).await;
+    assert_eq!(rerun.status, "committed");
+    assert_eq!(
+        rerun.full_reason.as_deref(),
+        Some("the job's settings changed")
+    );
+    let shorter_fresh = shorter.replace("path = \"out\"", "path = \"fresh\"");
+    let (_, fresh) = write_job(dir.path(), "fresh.toml", &shorter_fresh);
+    run(&fresh, Dates::Pending).await;
+    let recomputed = snapshot(&changed).await;
+    assert_same(&recomputed, &snapshot(&fresh).await);
+    assert_eq!(run(&changed, Dates::Pending).await.status, "up_to_date");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = small_lake(dir.path());

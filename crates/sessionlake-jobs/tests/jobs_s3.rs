@@ -194,3 +194,45 @@ async fn the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75
     let again = run(&job, Dates::Pending).await;
     assert_eq!(again.status, "up_to_date");
 }
+
+/// The Delta sink on S3: Delta readers see the same tables as from the job on a local disk,
+/// and the Delta commits went through the conditional put (one log entry per run).
+#[cfg(feature = "delta")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delta_sink_on_s3_equals_the_delta_sink_on_disk() {
+    let Some(endpoint) = endpoint() else { return };
+    let bucket = format!("sessionlake-jobs-delta-{}", std::process::id());
+    create_bucket(&endpoint, &bucket);
+    let s3 = store(&endpoint, &bucket);
+
+    let dir = tempfile::tempdir().unwrap();
+    let local_lake = dir.path().join("lake");
+    generate_lake(&local_lake, 6, 5_000, 120);
+    let partitions = partition_dirs(&local_lake);
+    upload(&s3, &partitions[..4]).await;
+    let (_, job) = s3_job(dir.path(), &endpoint, &bucket, "s3.toml");
+    let body = with_delta_sink(&fs::read_to_string(&job.file).unwrap());
+    let (_, job) = write_job(dir.path(), "s3_delta.toml", &body);
+    run(&job, Dates::Pending).await;
+    upload(&s3, &partitions[4..]).await;
+    let second = run(&job, Dates::Pending).await;
+    assert_eq!(second.strategy, "incremental");
+
+    let body = with_delta_sink(&job_toml(local_lake.to_str().unwrap(), "local_out", ""));
+    let (_, local) = write_job(dir.path(), "local.toml", &body);
+    run(&local, Dates::Pending).await;
+    let on_s3 = delta_snapshot(&job).await;
+    assert_eq!(on_s3.len(), 3);
+    assert_same(&on_s3, &delta_snapshot(&local).await);
+    assert_same(&on_s3, &delta_tables_of(&snapshot(&job).await));
+
+    for version in 0..2 {
+        let key = StorePath::from(format!("out/sessions/_delta_log/{version:020}.json"));
+        s3.head(&key).await.unwrap();
+    }
+    let third = StorePath::from(format!("out/sessions/_delta_log/{:020}.json", 2));
+    assert!(matches!(
+        s3.head(&third).await,
+        Err(object_store::Error::NotFound { .. })
+    ));
+}

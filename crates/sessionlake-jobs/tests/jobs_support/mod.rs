@@ -118,20 +118,20 @@ pub fn write_job(dir: &Path, name: &str, body: &str) -> (PathBuf, Job) {
     (path, job)
 }
 
+/// The options of a run in this process that writes: `dates`, and `full` for `--full`.
+pub fn options(dates: Dates, full: bool) -> RunOptions {
+    RunOptions {
+        dates,
+        dry_run: false,
+        progress: false,
+        full,
+        cluster: None,
+    }
+}
+
 /// Runs a job in this process.
 pub async fn run(job: &Job, dates: Dates) -> RunSummary {
-    run_job(
-        job,
-        &RunOptions {
-            dates,
-            dry_run: false,
-            progress: false,
-            full: false,
-            cluster: None,
-        },
-    )
-    .await
-    .unwrap()
+    run_job(job, &options(dates, false)).await.unwrap()
 }
 
 /// Every committed output table (read through the current manifest) as sorted text rows;
@@ -243,6 +243,27 @@ pub async fn assert_no_garbage(job: &Job) {
             "runs/{name} is garbage: {used:?}"
         );
     }
+    // a Delta sink's tables keep the files of every committed run (each Delta version stays
+    // readable), and only those
+    let mut committed = Vec::new();
+    for version in sessionlake_jobs::manifest::versions(&sink).await.unwrap() {
+        let manifest = sessionlake_jobs::manifest::read_version(&sink, version)
+            .await
+            .unwrap();
+        committed.push(manifest.run_id);
+    }
+    for table in ["sessions", "daily_metrics", "alerts"] {
+        let Ok(entries) = fs::read_dir(dir.join(table)) else {
+            continue;
+        };
+        for entry in entries {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with('_') || committed.contains(&name),
+                "{table}/{name} is garbage: no manifest's run"
+            );
+        }
+    }
 }
 
 /// The job runner binary of this crate (`sessionlake-job run JOB.toml` is `sessionlake job run
@@ -298,4 +319,54 @@ pub fn wait_reached(barrier: &Path, count: usize) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `body` (a job file from [`job_toml`]) with the Delta sink: `[sink] format = "delta"`.
+pub fn with_delta_sink(body: &str) -> String {
+    body.replacen("[sink]\n", "[sink]\nformat = \"delta\"\n", 1)
+}
+
+/// The tables of `snapshot` that a Delta sink holds as Delta tables.
+#[cfg(feature = "delta")]
+pub fn delta_tables_of(snapshot: &BTreeMap<String, Vec<String>>) -> BTreeMap<String, Vec<String>> {
+    snapshot
+        .iter()
+        .filter(|(table, _)| sessionlake_jobs::delta_sink::TABLES.contains(&table.as_str()))
+        .map(|(table, rows)| (table.clone(), rows.clone()))
+        .collect()
+}
+
+/// The rows of the Delta table `table` under the job's sink as a Delta reader sees them:
+/// through its log, at `version` or the latest, as sorted text rows; `None` when there is no
+/// Delta table there.
+#[cfg(feature = "delta")]
+pub async fn delta_rows(job: &Job, table: &str, version: Option<i64>) -> Option<Vec<String>> {
+    use sessionlake_engine::delta::{DeltaVersion, is_delta_table, open_delta_table};
+    let sink = Place::open(&job.sink, &job.storage).unwrap();
+    if !is_delta_table(sink.store.as_ref(), &sink.key(table))
+        .await
+        .unwrap()
+    {
+        return None;
+    }
+    let ctx = sessionlake_jobs::compute::new_context(&[&sink]).unwrap();
+    let url = url::Url::parse(&format!("{}/", sink.url(&sink.key(table)))).unwrap();
+    let version = version.map_or(DeltaVersion::Latest, DeltaVersion::Version);
+    let provider = open_delta_table(&ctx.state(), &url, version).await.unwrap();
+    let batches = ctx.read_table(provider).unwrap().collect().await.unwrap();
+    let mut rows: Vec<String> = batches.iter().flat_map(format_rows).collect();
+    rows.sort();
+    Some(rows)
+}
+
+/// Every Delta table under the job's sink, read as [`delta_rows`] does at the latest version.
+#[cfg(feature = "delta")]
+pub async fn delta_snapshot(job: &Job) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for table in sessionlake_jobs::delta_sink::TABLES {
+        if let Some(rows) = delta_rows(job, table, None).await {
+            out.insert(table.to_string(), rows);
+        }
+    }
+    out
 }
