@@ -248,6 +248,53 @@ fn memory_limit_bounds_execution() {
     );
 }
 
+#[test]
+fn memory_is_bounded_by_default_and_memory_shows_the_limit() {
+    // no -m: a spilling pool of three quarters of the memory this process may use
+    let default = sessionlake(&["-c", "\\memory"]);
+    assert_eq!(default.status.code(), Some(0), "{}", stderr(&default));
+    let text = stdout(&default);
+    let limit = text.lines().next().unwrap_or_default();
+    assert!(limit.starts_with("limit "), "{text}");
+    assert!(limit.contains("(75% of "), "{text}");
+    assert!(limit.ends_with("; -m SIZE or -m none to change)"), "{text}");
+    assert_eq!(text.lines().nth(1), Some("in use 0 B"), "{text}");
+
+    let asked = sessionlake(&["-m", "2g", "-c", "\\memory"]);
+    assert_eq!(stdout(&asked).lines().next(), Some("limit 2.0 GiB (-m)"));
+    let none = sessionlake(&["-m", "none", "-c", "\\memory"]);
+    assert!(
+        stdout(&none).starts_with("limit unbounded (-m none"),
+        "{}",
+        stdout(&none)
+    );
+    // queries run the same under each
+    for memory in ["default", "none"] {
+        let out = sessionlake(&[
+            "-q",
+            "--format",
+            "csv",
+            "-m",
+            memory,
+            "-c",
+            EVENTS,
+            "-c",
+            "SELECT user_id, duration_ms FROM sessions('events') ORDER BY user_id",
+        ]);
+        assert_eq!(
+            stdout(&out),
+            "user_id,duration_ms\na,1200000\nb,0\n",
+            "{memory}"
+        );
+    }
+    let help = sessionlake(&["--help"]);
+    assert!(
+        stdout(&help).contains("Default: 75% of the machine's memory"),
+        "{}",
+        stdout(&help)
+    );
+}
+
 /// Runs the binary in `dir` (relative output paths land there), with `dir` as its home.
 fn sessionlake_in(dir: &std::path::Path, args: &[&str]) -> Output {
     let mut command = command_in(dir, args);

@@ -1,8 +1,10 @@
 //! The command line, parsed by clap and then validated into typed values before anything runs.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Parser, ValueEnum};
+use sessionlake_engine::memory::MemoryLimit;
 
 /// Session analytics as SQL over Parquet event lakes.
 #[derive(Debug, Parser)]
@@ -59,10 +61,20 @@ pub struct Args {
     #[arg(long, value_name = "df://HOST:PORT", global = true)]
     pub cluster: Option<String>,
 
-    /// Memory for query execution, e.g. `2g`, `512m` (DataFusion's fair spill pool; operators
-    /// that can spill, such as sorts, spill to disk beyond it; default: no limit).
-    #[arg(short = 'm', long = "memory-limit", value_name = "SIZE", value_parser = parse_memory_limit)]
-    pub memory_limit: Option<usize>,
+    /// Memory for query execution: a size such as `2g` or `512m`, or `none` for no limit.
+    /// Operators that can spill (sorts, aggregations, sessionizing) spill to disk beyond it; a
+    /// query that cannot fit even then fails with an error naming its largest consumers.
+    /// Default: 75% of the machine's memory (or of the cgroup's limit, when lower); `\memory`
+    /// in the shell shows it.
+    #[arg(
+        short = 'm',
+        long = "memory-limit",
+        value_name = "SIZE|none",
+        default_value = "default",
+        hide_default_value = true,
+        value_parser = MemoryLimit::from_str
+    )]
+    pub memory_limit: MemoryLimit,
 
     /// A subcommand instead of SQL.
     #[cfg(any(feature = "jobs", feature = "import"))]
@@ -130,62 +142,9 @@ pub fn parse_max_rows(text: &str) -> Result<MaxRows, String> {
         .map_err(|_| format!("'{text}' is not a row count or 'inf'"))
 }
 
-/// Parses a byte count with an optional binary suffix: `1048576`, `512k`, `512m`, `2g`, `1t`
-/// (case-insensitive, an optional trailing `b` or `ib` allowed: `2GiB`, `512mb`).
-pub fn parse_memory_limit(text: &str) -> Result<usize, String> {
-    let invalid = || format!("'{text}' is not a size such as 2g, 512m or 1048576");
-    let lower = text.trim().to_ascii_lowercase();
-    let unit_part = lower
-        .strip_suffix("ib")
-        .or_else(|| lower.strip_suffix('b'))
-        .unwrap_or(&lower);
-    let (digits, shift) = match unit_part.chars().last() {
-        Some('k') => (&unit_part[..unit_part.len() - 1], 10),
-        Some('m') => (&unit_part[..unit_part.len() - 1], 20),
-        Some('g') => (&unit_part[..unit_part.len() - 1], 30),
-        Some('t') => (&unit_part[..unit_part.len() - 1], 40),
-        _ => (unit_part, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    let bytes = digits
-        .parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(1_usize << shift))
-        .ok_or_else(invalid)?;
-    if bytes == 0 {
-        return Err(format!(
-            "'{text}': the memory limit must be more than 0 bytes"
-        ));
-    }
-    Ok(bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_limits_parse() {
-        assert_eq!(parse_memory_limit("2g").unwrap(), 2 << 30);
-        assert_eq!(parse_memory_limit("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_memory_limit("2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_memory_limit("64kb").unwrap(), 64 << 10);
-        assert_eq!(parse_memory_limit("1048576").unwrap(), 1 << 20);
-        for bad in [
-            "",
-            "g",
-            "2x",
-            "-1g",
-            "1.5g",
-            "0",
-            "0m",
-            "99999999999999999999t",
-        ] {
-            assert!(parse_memory_limit(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn max_rows_parse() {

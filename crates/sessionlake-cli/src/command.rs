@@ -1,5 +1,5 @@
 //! Backslash commands, as in datafusion-cli and psql: `\q`, `\?`, `\d [NAME]`, `\i FILE`,
-//! `\pset [format X | maxrows N]`, `\quiet [on|off]`, `\functions [NAME]`.
+//! `\pset [format X | maxrows N]`, `\quiet [on|off]`, `\functions [NAME]`, `\memory`.
 //!
 //! Listings (`\d`, `\functions`) are results like any query's, printed in the current format;
 //! settings changes are confirmed on stderr.
@@ -13,6 +13,7 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::Documentation;
+use sessionlake_engine::memory::Bytes;
 use sessionlake_engine::{SessionOutput, SessionizeTableFunction};
 
 use crate::args::{OutputFormat, parse_max_rows};
@@ -32,8 +33,19 @@ Backslash commands:
   \\quiet [on|off]      no `N rows in X s` and no progress lines (no argument: toggle)
   \\functions           list sessionlake's functions
   \\functions NAME      the documentation of one function
+  \\memory              the memory limit of queries (-m) and what they hold now
 SQL statements end with `;` and may span lines. Ctrl-C cancels a running query.
 ";
+
+/// What `\memory` prints: the budget and how much of the pool operators hold now.
+fn memory_report(shell: &Shell) -> String {
+    let limit = match &shell.memory {
+        Some(budget) => budget.describe(),
+        None => "set by the cluster's executors".to_string(),
+    };
+    let reserved = shell.ctx.runtime_env().memory_pool.reserved();
+    format!("limit {limit}\nin use {}\n", Bytes(reserved as u64))
+}
 
 /// Runs one backslash command line (with its backslash).
 pub async fn run(shell: &mut Shell, line: &str) -> Result<Flow, Failure> {
@@ -45,6 +57,7 @@ pub async fn run(shell: &mut Shell, line: &str) -> Result<Flow, Failure> {
         ("q" | "quit", []) => return Ok(Flow::Quit),
         ("?" | "h" | "help", []) => write_stdout(HELP.as_bytes())?,
         ("d", []) => list_tables(shell).await?,
+        ("memory", []) => write_stdout(memory_report(shell).as_bytes())?,
         ("d", [table]) => describe_table(shell, table).await?,
         ("i", [path]) => shell.include(Path::new(path)).await?,
         ("pset", []) => {

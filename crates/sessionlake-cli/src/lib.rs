@@ -7,7 +7,6 @@
 
 use std::future::Future;
 use std::io::{IsTerminal, Read};
-use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -15,9 +14,9 @@ use std::sync::Arc;
 
 use clap::Parser;
 use datafusion::common::Result;
-use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use sessionlake_engine::memory::MemoryBudget;
 
 pub mod args;
 pub mod command;
@@ -139,8 +138,9 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
     let s3 = lake::S3Settings {
         endpoint: args.s3_endpoint.clone(),
     };
+    let memory = args.memory_limit.resolve();
     let ctx = match (&args.cluster, connect) {
-        (None, _) => match new_context(config, args.memory_limit, s3.clone()) {
+        (None, _) => match new_context(config, &memory, s3.clone()) {
             Ok(ctx) => ctx,
             Err(e) => {
                 eprintln!("Error: {}", e.strip_backtrace());
@@ -168,6 +168,9 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
         quiet: args.quiet,
     };
     let mut shell = Shell::new(ctx, options, sink);
+    if args.cluster.is_none() {
+        shell.memory = Some(memory);
+    }
     let code = run_all(&mut shell, rc, scripts).await;
     if code != EXIT_OK {
         return code;
@@ -248,22 +251,16 @@ fn read_rc(explicit: Option<&Path>) -> Result<Option<(String, Source)>, String> 
     }
 }
 
-/// A context with sessionlake registered, whose `s3://` buckets are reached with `s3`; with
-/// `memory_limit`, on a runtime whose memory pool is a
-/// [`FairSpillPool`](datafusion::execution::memory_pool::FairSpillPool) of that many bytes.
+/// A context with sessionlake registered, whose `s3://` buckets are reached with `s3`, on a
+/// runtime whose memory pool is `memory`'s (see `sessionlake_engine::memory`).
 fn new_context(
     config: SessionConfig,
-    memory_limit: Option<usize>,
+    memory: &MemoryBudget,
     s3: lake::S3Settings,
 ) -> Result<SessionContext> {
-    let mut runtime =
-        RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(lake::StoreRegistry::new(s3)));
-    if let Some(bytes) = memory_limit {
-        // the tracking wrapper names the largest consumers in a ResourcesExhausted error
-        const NAMED_CONSUMERS: NonZeroUsize = NonZeroUsize::new(5).expect("5 is not 0");
-        let pool = TrackConsumersPool::new(FairSpillPool::new(bytes), NAMED_CONSUMERS);
-        runtime = runtime.with_memory_pool(Arc::new(pool));
-    }
+    let runtime = memory.apply(
+        RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(lake::StoreRegistry::new(s3))),
+    );
     let mut ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
     sessionlake_engine::register_all(&mut ctx)?;
     Ok(ctx)

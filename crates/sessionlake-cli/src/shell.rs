@@ -14,6 +14,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
+use sessionlake_engine::memory::MemoryBudget;
 use tempfile::NamedTempFile;
 
 use crate::args::{MaxRows, OutputFormat};
@@ -101,6 +102,8 @@ pub struct Shell {
     sink: Sink,
     /// `\i` depth, to stop a file that includes itself.
     include_depth: usize,
+    /// The memory budget of this process's queries (`None` on a cluster), for `\memory`.
+    pub memory: Option<MemoryBudget>,
 }
 
 /// `\i` files nested deeper than this are refused (a file including itself).
@@ -113,6 +116,7 @@ impl Shell {
             options,
             sink,
             include_depth: 0,
+            memory: None,
         }
     }
 

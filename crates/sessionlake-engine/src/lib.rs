@@ -22,6 +22,7 @@ use std::sync::Arc;
 use datafusion::catalog::{DynamicFileCatalog, UrlTableFactory};
 use datafusion::common::Result;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
 
 pub mod assign;
@@ -30,6 +31,7 @@ pub mod columns;
 pub mod delta;
 pub mod exec;
 pub mod lake;
+pub mod memory;
 pub mod options;
 pub mod table_function;
 
@@ -45,14 +47,21 @@ pub fn session_config() -> SessionConfig {
         .with_option_extension(SessionLakeConfig::default())
 }
 
-/// A new [`SessionContext`] with everything of sessionlake registered.
+/// A new [`SessionContext`] with everything of sessionlake registered, on a runtime whose
+/// memory pool is the default budget of [`memory`] (a spilling pool of 75% of the memory
+/// available).
 pub fn new_context() -> Result<SessionContext> {
     new_context_with_config(session_config())
 }
 
-/// A new [`SessionContext`] from `config` with everything of sessionlake registered.
+/// A new [`SessionContext`] from `config` with everything of sessionlake registered, on the
+/// default memory budget as [`new_context`].
 pub fn new_context_with_config(config: SessionConfig) -> Result<SessionContext> {
-    let mut ctx = SessionContext::new_with_config(config);
+    let runtime = memory::MemoryLimit::Default
+        .resolve()
+        .apply(RuntimeEnvBuilder::new())
+        .build_arc()?;
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     register_all(&mut ctx)?;
     Ok(ctx)
 }
