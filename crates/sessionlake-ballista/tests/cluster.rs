@@ -182,33 +182,46 @@ impl Cluster {
         );
         scheduler.wait_for("listening on", 1).await;
         let mut executors = Vec::new();
-        for name in ["executor-a", "executor-b"] {
+        // one executor with the default memory budget, one with `-m`
+        for (name, memory) in [("executor-a", None), ("executor-b", Some("1g"))] {
             let work_dir = dir.join(name);
             std::fs::create_dir_all(&work_dir).expect("executor work dir");
+            let memory_args: Vec<String> = memory
+                .map(|size| vec!["-m".into(), size.into()])
+                .unwrap_or_default();
             let mut executor = Process::start(
                 name,
                 env!("CARGO_BIN_EXE_sessionlake-executor"),
                 &[
-                    "--scheduler".into(),
-                    format!("127.0.0.1:{scheduler_port}"),
-                    "--bind-host".into(),
-                    "127.0.0.1".into(),
-                    "--external-host".into(),
-                    "127.0.0.1".into(),
-                    "--port".into(),
-                    free_port().to_string(),
-                    "--grpc-port".into(),
-                    free_port().to_string(),
-                    "--concurrent-tasks".into(),
-                    "2".into(),
-                    "--work-dir".into(),
-                    work_dir.display().to_string(),
-                    "--heartbeat-interval-seconds".into(),
-                    "1".into(),
-                ],
+                    memory_args,
+                    vec![
+                        "--scheduler".into(),
+                        format!("127.0.0.1:{scheduler_port}"),
+                        "--bind-host".into(),
+                        "127.0.0.1".into(),
+                        "--external-host".into(),
+                        "127.0.0.1".into(),
+                        "--port".into(),
+                        free_port().to_string(),
+                        "--grpc-port".into(),
+                        free_port().to_string(),
+                        "--concurrent-tasks".into(),
+                        "2".into(),
+                        "--work-dir".into(),
+                        work_dir.display().to_string(),
+                        "--heartbeat-interval-seconds".into(),
+                        "1".into(),
+                    ],
+                ]
+                .concat(),
                 dir,
             );
             executor.wait_for("Executor registration succeed", 1).await;
+            let pool = match memory {
+                Some(_) => "configured via --memory-pool-size",
+                None => "auto: 70% of",
+            };
+            executor.wait_for(pool, 1).await;
             executors.push(executor);
         }
         Self {

@@ -1,9 +1,11 @@
 //! `sessionlake-executor`: a Ballista executor with sessionlake installed.
 
 use std::process::ExitCode;
+use std::str::FromStr;
 
 use ballista_executor::executor_process::ExecutorProcessConfig;
 use clap::Parser;
+use sessionlake_engine::memory::MemoryLimit;
 
 /// A Ballista executor that runs sessionlake's operators and functions.
 #[derive(Debug, Parser)]
@@ -34,6 +36,11 @@ struct Args {
     /// Seconds between two heartbeats to the scheduler.
     #[arg(long, default_value_t = 60)]
     heartbeat_interval_seconds: u64,
+    /// Memory for the executor's tasks, split evenly among them: a size such as `8g`, or `none`
+    /// for no limit (nothing spills). Default: 70% of the host's memory, or of its cgroup's
+    /// limit when lower.
+    #[arg(short = 'm', long = "memory-limit", value_name = "SIZE|none", value_parser = MemoryLimit::from_str)]
+    memory_limit: Option<MemoryLimit>,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +71,12 @@ fn main() -> ExitCode {
     if let Some(tasks) = args.concurrent_tasks {
         config.vcores = tasks.max(1);
     }
+    // Ballista's own pool policy: a size in bytes, 0 for none, unset for its default share
+    config.memory_pool_size = match args.memory_limit {
+        Some(MemoryLimit::Bytes(bytes)) => Some(bytes as u64),
+        Some(MemoryLimit::Unbounded) => Some(0),
+        Some(MemoryLimit::Default) | None => None,
+    };
     sessionlake_ballista::serve(
         "sessionlake-executor",
         sessionlake_ballista::run_executor(config),
