@@ -3,8 +3,9 @@
 //! `SessionizeExec` operator in physical plans (scheduler to executors). Everything else is
 //! handed to Ballista's own codecs.
 //!
-//! A node of ours is written as [`MAGIC`] followed by a protobuf [`SessionizeNode`]; bytes
-//! without the prefix belong to Ballista.
+//! A node of ours is written as [`MAGIC`] followed by a protobuf [`SessionizeNode`], a lake
+//! table as [`LAKE_MAGIC`] followed by a [`LakeNode`] (so that the scheduler lists a lake with
+//! the glob that skips hidden files); bytes without either prefix belong to Ballista.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use datafusion::arrow::datatypes::{SchemaRef, TimeUnit};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DataFusionError, Result, TableReference, internal_err};
 use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder};
@@ -24,10 +26,26 @@ use datafusion_proto::protobuf::LogicalPlanNode;
 use prost::Message;
 use sessionlake_engine::assign::SessionRules;
 use sessionlake_engine::columns::BoundColumns;
+use sessionlake_engine::lake::LakeTable;
 use sessionlake_engine::{SessionMode, SessionOutput, SessionizeExec, SessionizeTable};
 
 /// The first bytes of every node this module writes.
 pub const MAGIC: &[u8] = b"sessionlake/1:";
+
+/// The first bytes of every lake table this module writes.
+pub const LAKE_MAGIC: &[u8] = b"sessionlake-lake/1:";
+
+/// A lake table (`sessionlake_engine::lake::LakeTable`): its listing table as a one-node scan
+/// plan in DataFusion's own format, and the glob that format drops from the table's location.
+#[derive(Clone, PartialEq, Message)]
+pub struct LakeNode {
+    /// The listing table, as [`SessionLakeLogicalCodec`] encodes an inner table.
+    #[prost(bytes = "vec", tag = "1")]
+    pub listing_scan: Vec<u8>,
+    /// The glob data files are kept by, for a lake that is a directory.
+    #[prost(string, optional, tag = "2")]
+    pub glob: Option<String>,
+}
 
 /// The name the inner table's scan gets inside an encoded table provider (never resolved).
 const INNER_TABLE: &str = "sessionlake_inner";
@@ -247,6 +265,20 @@ impl LogicalExtensionCodec for SessionLakeLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
+        if let Some(body) = buf.strip_prefix(LAKE_MAGIC) {
+            let wire = LakeNode::decode(body)
+                .map_err(|e| wire_error(format!("undecodable lake table: {e}")))?;
+            let inner = self.decode_inner(&wire.listing_scan, ctx)?;
+            let Some(listing) = inner.downcast_ref::<ListingTable>() else {
+                return Err(wire_error(
+                    "a lake table's scan is not a listing".to_string(),
+                ));
+            };
+            return Ok(Arc::new(LakeTable::from_listing(
+                listing,
+                wire.glob.as_deref(),
+            )?));
+        }
         let Some(node) = SessionizeNode::decode_from(buf) else {
             return self
                 .ballista
@@ -269,6 +301,17 @@ impl LogicalExtensionCodec for SessionLakeLogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
+        if let Some(lake) = node.downcast_ref::<LakeTable>() {
+            let listing: Arc<dyn TableProvider> = Arc::clone(lake.listing()) as _;
+            let wire = LakeNode {
+                listing_scan: self.encode_inner(&listing)?,
+                glob: lake.glob().map(str::to_string),
+            };
+            buf.extend_from_slice(LAKE_MAGIC);
+            return wire
+                .encode(buf)
+                .map_err(|e| wire_error(format!("cannot encode a lake table: {e}")));
+        }
         let Some(table) = node.downcast_ref::<SessionizeTable>() else {
             return self
                 .ballista

@@ -513,8 +513,10 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
     lost_executor(dir.path(), cluster).await;
 }
 
-/// Adds what Spark, Hadoop and Glue leave in a lake: markers, checksum side files, and a real
-/// data file (a copy, which would be counted twice if read) under `_temporary/`.
+/// Adds what Spark, Hadoop and Glue leave in a lake: markers, checksum side files, a real data
+/// file (a copy, which would be counted twice if read) under `_temporary/`, and hidden copies in
+/// a partition (`._part-0.parquet`, as a macOS copy leaves), which only the lake's glob keeps
+/// out of the scheduler's listing.
 fn add_pipeline_leftovers(lake: &Path) {
     let partition = lake.join("event_date=2024-01-01");
     let data = std::fs::read(partition.join("part-0.parquet")).expect("a data file");
@@ -526,6 +528,8 @@ fn add_pipeline_leftovers(lake: &Path) {
         (partition.join(".part-0.parquet.crc"), b"crc"),
         (partition.join("_SUCCESS"), b""),
         (temporary.join("part-0.parquet"), &data),
+        (partition.join("._part-0.parquet"), &data),
+        (partition.join("_part-0.parquet"), &data),
     ] {
         std::fs::write(path, bytes).expect("a leftover file");
     }

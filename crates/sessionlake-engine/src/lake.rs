@@ -31,7 +31,9 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{ScanArgs, ScanResult};
 use datafusion::catalog::{Session, TableProvider, TableProviderFactory, UrlTableFactory};
+use datafusion::common::Constraints;
 use datafusion::common::{DataFusionError, Result, exec_datafusion_err};
 use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::listing::{
@@ -39,9 +41,11 @@ use datafusion::datasource::listing::{
 };
 use datafusion::datasource::listing_table_factory::ListingTableFactory;
 use datafusion::execution::context::SessionState;
-use datafusion::logical_expr::CreateExternalTable;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{CreateExternalTable, Expr, TableProviderFilterPushDown, TableType};
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::object_store::{Error as StoreError, ObjectMeta, ObjectStore, ObjectStoreExt};
+use datafusion::physical_plan::ExecutionPlan;
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::RwLock;
 
@@ -566,6 +570,10 @@ async fn open_delta(
     Ok(None)
 }
 
+/// The glob a lake directory's listing keeps files by: `.parquet` files whose names do not start
+/// with `_` or `.`.
+pub const DATA_FILE_GLOB: &str = "[!._]*.parquet";
+
 /// A listing table over a discovered lake. Its scans list the lake again (it may have changed),
 /// keeping only `.parquet` files whose names do not start with `_` or `.` in the root and in
 /// `key=value` directories.
@@ -574,10 +582,10 @@ fn listing_table(
     layout: LakeLayout,
     format: Arc<dyn FileFormat>,
 ) -> Result<Arc<dyn TableProvider>> {
-    let url = if layout.url.is_collection() {
-        layout.url.with_glob("[!._]*.parquet")?
+    let (url, glob) = if layout.url.is_collection() {
+        (layout.url.with_glob(DATA_FILE_GLOB)?, Some(DATA_FILE_GLOB))
     } else {
-        layout.url
+        (layout.url, None)
     };
     let partition_columns = layout
         .partition_columns
@@ -592,7 +600,126 @@ fn listing_table(
         .with_schema(layout.file_schema);
     let table = ListingTable::try_new(config)?
         .with_cache(state.runtime_env().cache_manager.get_file_statistic_cache());
-    Ok(Arc::new(table))
+    Ok(Arc::new(LakeTable {
+        listing: Arc::new(table),
+        glob: glob.map(str::to_string),
+    }))
+}
+
+/// A discovered lake: DataFusion's [`ListingTable`] and the glob its listing keeps files by.
+///
+/// It is its own type so that a plan codec can ship the glob: DataFusion's plan format writes a
+/// listing table's locations without it, and a process that decodes the plan (a Ballista
+/// scheduler) would list hidden `.parquet` files again. Everything else is the listing table's.
+#[derive(Debug)]
+pub struct LakeTable {
+    listing: Arc<ListingTable>,
+    glob: Option<String>,
+}
+
+impl LakeTable {
+    /// The listing table (its locations without the glob).
+    pub fn listing(&self) -> &Arc<ListingTable> {
+        &self.listing
+    }
+
+    /// The glob of [`DATA_FILE_GLOB`] for a directory; `None` for a single file.
+    pub fn glob(&self) -> Option<&str> {
+        self.glob.as_deref()
+    }
+
+    /// The lake table of `listing` (as a decoded plan holds it: locations without a glob) with
+    /// `glob` put back on its location.
+    pub fn from_listing(listing: &ListingTable, glob: Option<&str>) -> Result<Self> {
+        let [url] = listing.table_paths().as_slice() else {
+            return Err(exec_datafusion_err!(
+                "a lake table has one location, this one has {}",
+                listing.table_paths().len()
+            ));
+        };
+        let url = match glob {
+            Some(glob) => url.clone().with_glob(glob)?,
+            None => url.clone(),
+        };
+        let options = listing.options().clone();
+        let partitions: HashSet<&str> = options
+            .table_partition_cols
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let table_schema = listing.schema();
+        let file_fields: Vec<_> = table_schema
+            .fields()
+            .iter()
+            .filter(|field| !partitions.contains(field.name().as_str()))
+            .cloned()
+            .collect();
+        let file_schema = Schema::new_with_metadata(file_fields, table_schema.metadata().clone());
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(Arc::new(file_schema));
+        Ok(Self {
+            listing: Arc::new(ListingTable::try_new(config)?),
+            glob: glob.map(str::to_string),
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for LakeTable {
+    fn schema(&self) -> SchemaRef {
+        self.listing.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.listing.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.listing.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.listing.scan(state, projection, filters, limit).await
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> Result<ScanResult> {
+        self.listing.scan_with_args(state, args).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        self.listing.supports_filters_pushdown(filters)
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.listing.get_table_definition()
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.listing.get_column_default(column)
+    }
+
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.listing.insert_into(state, input, insert_op).await
+    }
 }
 
 /// The session's Parquet format with `options` (`CREATE EXTERNAL TABLE ... OPTIONS`) applied.
