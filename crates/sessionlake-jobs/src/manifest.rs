@@ -246,7 +246,9 @@ pub fn version_of_run(run_id: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Deletes every object under `prefix` (and, on a local disk, the directories left empty).
+/// Deletes every object under `prefix` (and, on a local disk, the directories left empty). An
+/// object that is already gone counts as deleted: a losing run deletes its own prefix while the
+/// winner's clean-up may be deleting it too.
 pub async fn delete_prefix(
     sink: &Place,
     prefix: &object_store::path::Path,
@@ -256,20 +258,16 @@ pub async fn delete_prefix(
         .list(Some(prefix))
         .map_ok(|meta| meta.location)
         .boxed();
-    sink.store
-        .delete_stream(locations)
-        .try_collect::<Vec<_>>()
-        .await
-        .map_err(|e| {
-            from_store(
-                e,
-                format!(
-                    "deleting {}/{}",
-                    sink.shown,
-                    sink.relative(prefix).unwrap_or_default()
-                ),
-            )
-        })?;
+    let outcomes: Vec<_> = sink.store.delete_stream(locations).collect().await;
+    for outcome in outcomes {
+        match outcome {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                let shown = sink.relative(prefix).unwrap_or_default();
+                return Err(from_store(e, format!("deleting {}/{shown}", sink.shown)));
+            }
+        }
+    }
     remove_empty_dirs(sink, prefix);
     Ok(())
 }
