@@ -105,19 +105,12 @@ pub fn stage(
     let bytes = crate::encode::parquet_bytes(&batch.schema(), std::slice::from_ref(&batch))?;
     let size = i64::try_from(bytes.len())
         .map_err(|_| JobError::failed(format!("{table}/{run_id}/{file_name}: file too large")))?;
-    let add = Add {
-        path: format!("{run_id}/{file_name}"),
-        partition_values: HashMap::new(),
+    let add = add_action(
+        format!("{run_id}/{file_name}"),
         size,
-        modification_time: chrono::Utc::now().timestamp_millis(),
-        data_change: true,
-        stats: Some(statistics(&batch)),
-        tags: None,
-        deletion_vector: None,
-        base_row_id: None,
-        default_row_commit_version: None,
-        clustering_provider: None,
-    };
+        chrono::Utc::now().timestamp_millis(),
+        Some(statistics(&batch)),
+    );
     Ok(StagedFile {
         relative: format!("{table}/{run_id}/{file_name}"),
         bytes,
@@ -357,10 +350,6 @@ async fn publish_table(
         };
         wanted.insert(path.to_string(), relative.clone());
     }
-    let schema = match wanted.values().next() {
-        Some(relative) => Some(table_schema(sink, relative).await?),
-        None => None,
-    };
     let table_url =
         Url::parse(&format!("{}/", sink.url(&sink.key(table)))).map_err(|e| fail(&e))?;
     let log_store = sessionlake_engine::delta::log_store_on(Arc::clone(&sink.store), &table_url)
@@ -370,16 +359,7 @@ async fn publish_table(
 
     let mut last_error = String::new();
     for attempt in 1..=COMMIT_ATTEMPTS {
-        let outcome = commit_table(
-            sink,
-            &log_store,
-            &app,
-            version,
-            &wanted,
-            schema.as_ref(),
-            adds,
-        )
-        .await;
+        let outcome = commit_table(sink, &log_store, &app, version, &wanted, adds).await;
         match outcome {
             Ok(()) => return Ok(()),
             Err(e) => {
@@ -398,13 +378,18 @@ async fn commit_table(
     app: &str,
     version: i64,
     wanted: &BTreeMap<String, String>,
-    schema: Option<&StructType>,
     adds: &[Add],
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let transaction = Action::Txn(Transaction::new(app, version));
+    // the schema of the manifest's files, read only when a commit is made
+    let schema = async || match wanted.values().next() {
+        Some(relative) => table_schema(sink, relative).await.map(Some),
+        None => Ok(None),
+    };
     if !log_store.is_delta_table_location().await? {
+        let schema = schema().await?;
         // nothing to create a table from: no file and so no schema
-        let Some(schema) = schema else {
+        let Some(schema) = schema.as_ref() else {
             return Ok(());
         };
         let mut actions = Vec::with_capacity(wanted.len() + 1);
@@ -438,11 +423,11 @@ async fn commit_table(
         .try_collect()
         .await?;
     let mut actions = Vec::new();
-    if let Some(schema) = schema
-        && state.schema().as_ref() != schema
+    if let Some(schema) = schema().await?
+        && state.schema().as_ref() != &schema
     {
         actions.push(Action::Metadata(
-            state.metadata().clone().with_schema(schema)?,
+            state.metadata().clone().with_schema(&schema)?,
         ));
     }
     actions.extend(
@@ -483,19 +468,29 @@ async fn add_for(sink: &Place, path: &str, relative: &str, adds: &[Add]) -> Resu
         .head(&sink.key(relative))
         .await
         .map_err(|e| from_store(e, format!("reading {}/{relative}", sink.shown)))?;
-    Ok(Add {
-        path: path.to_string(),
+    Ok(add_action(
+        path.to_string(),
+        i64::try_from(meta.size).unwrap_or(i64::MAX),
+        meta.last_modified.timestamp_millis(),
+        None,
+    ))
+}
+
+/// The Add action of a data file of an unpartitioned table, without deletion vector or tags.
+fn add_action(path: String, size: i64, modification_time: i64, stats: Option<String>) -> Add {
+    Add {
+        path,
         partition_values: HashMap::new(),
-        size: i64::try_from(meta.size).unwrap_or(i64::MAX),
-        modification_time: meta.last_modified.timestamp_millis(),
+        size,
+        modification_time,
         data_change: true,
-        stats: None,
+        stats,
         tags: None,
         deletion_vector: None,
         base_row_id: None,
         default_row_commit_version: None,
         clustering_provider: None,
-    })
+    }
 }
 
 /// The Delta schema of the table file at `relative` (all files of a table share one).
