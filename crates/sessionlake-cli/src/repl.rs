@@ -12,6 +12,7 @@ use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Config, Editor, Helper};
+use sessionlake_engine::memory::release_free_memory;
 
 use crate::script;
 use crate::shell::{Failure, Flow, Shell, Source};
@@ -79,6 +80,8 @@ pub async fn run(shell: &mut Shell) -> u8 {
                 let flow = tokio::select! {
                     result = shell.run_script(&input, &Source::Repl) => result,
                     _ = tokio::signal::ctrl_c() => {
+                        // the cancelled query's buffers are freed now
+                        release_free_memory();
                         eprintln!("\nquery cancelled");
                         Ok(Flow::Continue)
                     }

@@ -22,6 +22,7 @@ use crate::command;
 use crate::print;
 use crate::progress::Progress;
 use crate::script::{self, Item};
+use sessionlake_engine::memory::release_free_memory;
 
 /// How results are printed; `\pset` and `\quiet` change it.
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +173,10 @@ impl Shell {
             let batches = {
                 let show = !self.options.quiet && std::io::stderr().is_terminal();
                 let _progress = Progress::start(Arc::clone(&physical), show);
-                collect(physical, self.ctx.task_ctx()).await?
+                let result = collect(physical, self.ctx.task_ctx()).await;
+                // the operators' buffers are freed now: give them back to the system
+                release_free_memory();
+                result?
             };
             // statements such as CREATE and SET return no columns: nothing to print
             if schema.fields().is_empty() {

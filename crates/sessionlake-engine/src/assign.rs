@@ -1,28 +1,32 @@
-//! Session assignment for one partition: all of a user's events are in it (the plan
-//! hash-partitions by user), so sessions are found here and nowhere else.
+//! Finding sessions: the second of the operator's three steps (after buffering in
+//! [`crate::exec`], before building columns in [`crate::output`]).
 //!
-//! Only what defines a session is sorted: a compact entry per active event (session id, time,
-//! row number), bucketed by a dense user id with a counting sort, then each user's small run is
-//! sorted in cache. The rows themselves never move: results are scattered back by row number,
-//! so the output keeps the input's batches and appends the session columns.
+//! An event is sessionized from a compact [`Entry`]: a dense user id, its time, its row in the
+//! buffered rows and, in the instrumented modes, its session id. Nothing else moves. Entries
+//! are kept in [`PIECES`] pieces by user id as they arrive, so each piece holds every event of
+//! its users and is small enough to sort in cache: a counting sort by user, then each user's
+//! short run by (session id, time, row). Ties on one instant are broken by the rest of the row,
+//! so neither file order nor partitioning changes the result; then each user's run is split
+//! into sessions by the rules.
 
 use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, PrimitiveArray, RecordBatch, Scalar,
-    StringArray, make_array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, Scalar, StringArray,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::kernels::cmp;
 use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::{Result, internal_err};
+use datafusion::common::utils::memory::get_record_batch_memory_size;
+use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use sessionlake_functions::session_split::{session_length, split_by_gap, within_max_length};
-use sessionlake_functions::time_unit::{nanos_to_ticks, ticks_to_epoch_ms, timestamp_ticks};
+use sessionlake_functions::time_unit::{nanos_to_ticks, ticks_to_epoch_ms};
 
 use crate::columns::BoundColumns;
 use crate::options::{SessionMode, SessionOptions};
@@ -49,204 +53,210 @@ impl SessionRules {
     }
 }
 
-/// One active event while sorting; `session_id` is 0 outside the instrumented modes.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    session_id: i64,
-    time: i64,
-    row: u32,
+/// The session id an entry carries: `()` in the gap mode, which has none (so an entry is 16
+/// bytes), the id itself in the instrumented modes.
+pub trait SessionId: Copy + Ord + Default + Send + Sync + std::fmt::Debug + 'static {
+    /// The id of `row`, from the session id column of its batch (absent in the gap mode).
+    fn read(ids: Option<&[i64]>, row: usize) -> Self;
+    /// The id as the column holds it (0 in the gap mode).
+    fn value(self) -> i64;
 }
 
-impl Entry {
-    fn sort_key(&self) -> (i64, i64, u32) {
-        (self.session_id, self.time, self.row)
+impl SessionId for () {
+    fn read(_ids: Option<&[i64]>, _row: usize) -> Self {}
+
+    fn value(self) -> i64 {
+        0
+    }
+}
+
+impl SessionId for i64 {
+    fn read(ids: Option<&[i64]>, row: usize) -> Self {
+        ids.map_or(0, |ids| ids[row])
     }
 
-    fn same_instant(&self, other: &Entry) -> bool {
-        self.session_id == other.session_id && self.time == other.time
+    fn value(self) -> i64 {
+        self
     }
 }
 
-/// One valid session: its events are `order[events]`.
-#[derive(Debug, Clone)]
-pub struct SessionSpan {
-    pub events: Range<usize>,
-    pub key: i64,
-    /// First and last active event time, in ticks.
-    pub start: i64,
-    pub end: i64,
-    /// 1 for the user's first valid session.
-    pub index: i64,
+/// One active event while sessionizing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Entry<S> {
+    pub time: i64,
+    /// Dense user id, unique within the partition.
+    pub user: u32,
+    /// Row number in the buffered rows.
+    pub row: u32,
+    pub session: S,
 }
 
-/// The sessions of one partition.
+impl<S: SessionId> Entry<S> {
+    fn order(&self) -> (S, i64, u32) {
+        (self.session, self.time, self.row)
+    }
+
+    fn same_instant(&self, other: &Self) -> bool {
+        self.session == other.session && self.time == other.time
+    }
+}
+
+/// Pieces a partition's entries are kept in, by user id (a power of two).
+pub const PIECES: usize = 256;
+/// Entries of the first chunk of a piece; chunks grow with the piece up to [`MAX_CHUNK`].
+const MIN_CHUNK: usize = 256;
+/// Entries of the largest chunk: the most a piece holds allocated but unused.
+const MAX_CHUNK: usize = 8192;
+
+/// The piece of a user id.
+pub fn piece_of(user: u32) -> usize {
+    user as usize & (PIECES - 1)
+}
+
+/// Entries kept by piece, each piece in chunks, so that no piece ever reallocates (and holds
+/// twice its size for a moment) as it grows.
 #[derive(Debug)]
-pub struct Assignment {
-    /// Global row numbers of the active events, each user's together, in session order.
-    pub order: Vec<u32>,
-    /// Valid sessions (excluded ones are left out).
-    pub sessions: Vec<SessionSpan>,
-    /// Global row number of each batch's first row, plus the total at the end.
-    pub offsets: Vec<usize>,
+pub struct Pieces<S> {
+    pieces: Vec<Vec<Vec<Entry<S>>>>,
+    len: usize,
+    allocated: usize,
 }
 
-impl Assignment {
-    /// Total rows in the partition.
-    pub fn num_rows(&self) -> usize {
-        self.offsets.last().copied().unwrap_or(0)
+impl<S: SessionId> Default for Pieces<S> {
+    fn default() -> Self {
+        Self {
+            pieces: (0..PIECES).map(|_| Vec::new()).collect(),
+            len: 0,
+            allocated: 0,
+        }
+    }
+}
+
+impl<S: SessionId> Pieces<S> {
+    pub fn push(&mut self, entry: Entry<S>) {
+        let chunks = &mut self.pieces[piece_of(entry.user)];
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(entry),
+            _ => {
+                let held: usize = chunks.iter().map(Vec::len).sum();
+                let mut chunk = Vec::with_capacity(held.clamp(MIN_CHUNK, MAX_CHUNK));
+                self.allocated += chunk.capacity() * size_of::<Entry<S>>();
+                chunk.push(entry);
+                chunks.push(chunk);
+            }
+        }
+        self.len += 1;
     }
 
-    /// The batch and the row in it of a global row number.
-    pub fn locate(&self, row: u32) -> (usize, usize) {
-        let row = row as usize;
-        let batch = self.offsets.partition_point(|&o| o <= row) - 1;
-        (batch, row - self.offsets[batch])
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Bytes held, for memory accounting.
     pub fn size(&self) -> usize {
-        self.order.capacity() * size_of::<u32>()
-            + self.sessions.capacity() * size_of::<SessionSpan>()
-            + self.offsets.capacity() * size_of::<usize>()
+        self.allocated + self.pieces.capacity() * size_of::<Vec<Vec<Entry<S>>>>()
+    }
+
+    /// Takes the entries of `piece` out, in the order they were pushed.
+    pub fn take(&mut self, piece: usize) -> Vec<Vec<Entry<S>>> {
+        let chunks = std::mem::take(&mut self.pieces[piece]);
+        for chunk in &chunks {
+            self.len -= chunk.len();
+            self.allocated -= chunk.capacity() * size_of::<Entry<S>>();
+        }
+        chunks
     }
 }
 
-/// Bytes of working memory [`assign_sessions`] needs beyond its input, per input row: the
-/// dense user id, the entry, the row order and the five output columns.
-pub const WORKING_BYTES_PER_ROW: usize =
-    size_of::<u32>() + size_of::<Entry>() + size_of::<u32>() + 5 * size_of::<i64>();
-
-/// Finds the sessions of `batches`, which hold every event of each of their users.
-pub fn assign_sessions(
-    batches: &[RecordBatch],
-    columns: &BoundColumns,
-    rules: &SessionRules,
-) -> Result<Assignment> {
-    let mut offsets = Vec::with_capacity(batches.len() + 1);
-    offsets.push(0);
-    for batch in batches {
-        let end = offsets[offsets.len() - 1] + batch.num_rows();
-        offsets.push(end);
-    }
-    let total_rows = offsets[batches.len()];
-    if total_rows > u32::MAX as usize {
-        return datafusion::common::exec_err!(
-            "sessionize: a partition holds {total_rows} rows, over the {} a partition can \
-             sessionize; raise datafusion.execution.target_partitions",
-            u32::MAX
-        );
-    }
-
-    let (mut entries, user_ranges) = bucket_active(batches, columns, rules)?;
-
-    for range in &user_ranges {
-        entries[range.clone()].sort_unstable_by_key(Entry::sort_key);
-    }
-    let assignment_offsets = offsets.clone();
-    break_ties(
-        batches,
-        columns,
-        rules,
-        &offsets,
-        &user_ranges,
-        &mut entries,
-    )?;
-
-    let sessions = split_sessions(&entries, &user_ranges, rules);
-    Ok(Assignment {
-        order: entries.iter().map(|e| e.row).collect(),
-        sessions,
-        offsets: assignment_offsets,
-    })
+/// Dense ids for the users of a partition, in order of first appearance.
+pub struct UserIds {
+    values: Option<Box<dyn GroupValues>>,
+    ids: Vec<usize>,
 }
 
-/// The entries of every active event, bucketed by a dense user id (a counting sort, stable, so
-/// each user's entries are in row order), and each user's range in them.
-///
-/// Two passes over the batches: the first finds the active rows and their users' dense ids,
-/// the second writes each entry straight into its user's bucket, so no unsorted copy of the
-/// entries is ever held.
-fn bucket_active(
-    batches: &[RecordBatch],
-    columns: &BoundColumns,
-    rules: &SessionRules,
-) -> Result<(Vec<Entry>, Vec<Range<usize>>)> {
-    let mut group_values: Option<Box<dyn GroupValues>> = None;
-    let mut groups = Vec::new();
-    let mut users: Vec<u32> = Vec::new();
-    let mut masks = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let mask = active_mask(batch, columns, rules)?;
-        let user = user_key_array(batch.column(columns.user))?;
-        let group_values = match &mut group_values {
-            Some(g) => g,
-            None => group_values.insert(new_group_values(
+impl std::fmt::Debug for UserIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserIds")
+            .field("users", &self.len())
+            .finish()
+    }
+}
+
+impl UserIds {
+    pub fn new() -> Self {
+        Self {
+            values: None,
+            ids: Vec::new(),
+        }
+    }
+
+    /// The id of each row's user (a NULL user gets an id too).
+    pub fn intern(&mut self, users: &ArrayRef) -> Result<&[usize]> {
+        let users = match users.data_type() {
+            DataType::Dictionary(_, value) => cast(users, value)?,
+            _ => Arc::clone(users),
+        };
+        let values = match &mut self.values {
+            Some(values) => values,
+            None => self.values.insert(new_group_values(
                 Arc::new(Schema::new(vec![Field::new(
                     "user",
-                    user.data_type().clone(),
+                    users.data_type().clone(),
                     true,
                 )])),
                 &GroupOrdering::None,
             )?),
         };
-        groups.clear();
-        group_values.intern(std::slice::from_ref(&user), &mut groups)?;
-        users.extend(mask.set_indices().map(|row| groups[row] as u32));
-        masks.push(mask);
-    }
-    // every user interned, with or without active events; the latter get no range
-    let group_count = group_values.as_ref().map_or(0, |g| g.len());
-    drop(group_values);
-
-    let mut counts = vec![0_usize; group_count];
-    for &user in &users {
-        counts[user as usize] += 1;
-    }
-    let mut ranges = Vec::with_capacity(group_count);
-    let mut next_slot = Vec::with_capacity(group_count);
-    let mut start = 0;
-    for count in counts {
-        next_slot.push(start);
-        if count > 0 {
-            ranges.push(start..start + count);
+        self.ids.clear();
+        values.intern(std::slice::from_ref(&users), &mut self.ids)?;
+        if values.len() > u32::MAX as usize {
+            return exec_err!(
+                "sessionize: a partition holds more than {} users; raise \
+                 datafusion.execution.target_partitions",
+                u32::MAX
+            );
         }
-        start += count;
+        Ok(&self.ids)
     }
 
-    let mut entries = vec![
-        Entry {
-            session_id: 0,
-            time: 0,
-            row: 0
-        };
-        users.len()
-    ];
-    let mut users = users.into_iter();
-    let mut row_base = 0_u32;
-    for (batch, mask) in batches.iter().zip(&masks) {
-        let times = timestamp_ticks("sessionize: time column", batch.column(columns.time))?;
-        let session_ids = match columns.session_id {
-            Some(i) if rules.mode.is_instrumented() => Some(session_id_array(batch.column(i))?),
-            _ => None,
-        };
-        for (row, user) in mask.set_indices().zip(&mut users) {
-            let slot = &mut next_slot[user as usize];
-            entries[*slot] = Entry {
-                session_id: session_ids.as_ref().map_or(0, |ids| ids.value(row)),
-                time: times[row],
-                row: row_base + row as u32,
-            };
-            *slot += 1;
-        }
-        row_base += batch.num_rows() as u32;
+    /// Users interned so far.
+    pub fn len(&self) -> usize {
+        self.values.as_ref().map_or(0, |v| v.len())
     }
-    Ok((entries, ranges))
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.values.as_ref().map_or(0, |v| v.size()) + self.ids.capacity() * size_of::<usize>()
+    }
+
+    /// Every user by id (the value type of a dictionary column), or `None` before any row.
+    pub fn into_values(self) -> Result<Option<ArrayRef>> {
+        match self.values {
+            Some(mut values) => Ok(values.emit(EmitTo::All)?.pop()),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Default for UserIds {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Which rows take part in a session (see `docs/semantics.md`): user and time not NULL, the
 /// activity flag not false, the event type not listed as inactive, and in the instrumented
 /// modes a session id that is neither NULL nor -1.
-fn active_mask(
+pub fn active_mask(
     batch: &RecordBatch,
     columns: &BoundColumns,
     rules: &SessionRules,
@@ -277,7 +287,7 @@ fn active_mask(
         }
     }
     if let (Some(session_id), true) = (columns.session_id, rules.mode.is_instrumented()) {
-        let ids = session_id_array(batch.column(session_id))?;
+        let ids = session_id_values(batch.column(session_id))?;
         let valid = cmp::neq(&ids, &Scalar::new(Int64Array::from(vec![-1_i64])))?;
         mask = &mask & &true_and_valid(&valid);
     }
@@ -291,33 +301,220 @@ fn true_and_valid(array: &BooleanArray) -> BooleanBuffer {
     }
 }
 
-/// The user column as the group-values table takes it: dictionaries unpacked.
-fn user_key_array(array: &ArrayRef) -> Result<ArrayRef> {
-    match array.data_type() {
-        DataType::Dictionary(_, value) => Ok(cast(array, value)?),
-        _ => Ok(Arc::clone(array)),
-    }
-}
-
-fn session_id_array(array: &ArrayRef) -> Result<PrimitiveArray<Int64Type>> {
+/// A session id column as 64-bit integers.
+pub fn session_id_values(array: &ArrayRef) -> Result<Int64Array> {
     Ok(cast(array, &DataType::Int64)?
         .as_primitive::<Int64Type>()
         .clone())
 }
 
-/// Orders events of one user at the same instant by the rest of the row (the event type
-/// first, then the other columns in schema order, ascending, NULLs first), so that neither
-/// file order nor partitioning changes `event_index`.
-fn break_ties(
-    batches: &[RecordBatch],
-    columns: &BoundColumns,
+/// A row of a [`RowStore`] as (batch, row in the batch); `None` stands for a NULL value.
+pub type Position = Option<(usize, usize)>;
+
+/// Buffered rows addressed by one row number across their batches.
+#[derive(Debug, Default)]
+pub struct RowStore {
+    batches: Vec<RecordBatch>,
+    /// The row number of each batch's first row, plus the total at the end.
+    offsets: Vec<usize>,
+    size: usize,
+}
+
+impl RowStore {
+    pub fn new() -> Self {
+        Self {
+            batches: Vec::new(),
+            offsets: vec![0],
+            size: 0,
+        }
+    }
+
+    /// Appends `batch`; its rows are numbered from [`Self::num_rows`] on.
+    pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        let end = self.num_rows() + batch.num_rows();
+        if end > u32::MAX as usize {
+            return exec_err!(
+                "sessionize: a partition holds {end} rows, over the {} a partition can \
+                 sessionize; raise datafusion.execution.target_partitions",
+                u32::MAX
+            );
+        }
+        self.size += get_record_batch_memory_size(&batch);
+        self.offsets.push(end);
+        self.batches.push(batch);
+        Ok(())
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.offsets.last().copied().unwrap_or(0)
+    }
+
+    pub fn batches(&self) -> &[RecordBatch] {
+        &self.batches
+    }
+
+    /// The rows of batch `i`.
+    pub fn batch_rows(&self, i: usize) -> Range<usize> {
+        self.offsets[i]..self.offsets[i + 1]
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The batch and the row in it of a row number.
+    pub fn locate(&self, row: u32) -> (usize, usize) {
+        let row = row as usize;
+        let batch = self.offsets.partition_point(|&o| o <= row) - 1;
+        (batch, row - self.offsets[batch])
+    }
+
+    /// One value of `column` per position, `None` giving NULL.
+    pub fn gather(&self, column: usize, positions: &[Position]) -> Result<ArrayRef> {
+        let Some(first) = self.batches.first() else {
+            return internal_err!("sessionize: nothing to gather from");
+        };
+        let null_row =
+            datafusion::arrow::array::new_null_array(first.column(column).data_type(), 1);
+        let mut arrays: Vec<&dyn Array> = self
+            .batches
+            .iter()
+            .map(|b| b.column(column).as_ref())
+            .collect();
+        arrays.push(null_row.as_ref());
+        let none = (self.batches.len(), 0);
+        let indices: Vec<(usize, usize)> = positions.iter().map(|p| p.unwrap_or(none)).collect();
+        let gathered = interleave(&arrays, &indices)?;
+        // a view array would keep (and count) every block its strings came from
+        Ok(match gathered.data_type() {
+            DataType::Utf8View => Arc::new(gathered.as_string_view().gc()),
+            DataType::BinaryView => Arc::new(gathered.as_binary_view().gc()),
+            _ => gathered,
+        })
+    }
+}
+
+/// One valid session of a piece: its events are `entries[events]` of the sorted piece.
+#[derive(Debug, Clone)]
+pub struct SessionSpan {
+    pub events: Range<usize>,
+    pub user: u32,
+    pub key: i64,
+    /// First and last active event time, in ticks.
+    pub start: i64,
+    pub end: i64,
+    /// 1 for the user's first valid session.
+    pub index: i64,
+}
+
+/// Working memory reused from piece to piece.
+#[derive(Debug, Default)]
+pub struct Scratch<S> {
+    /// The piece's entries in session order.
+    pub entries: Vec<Entry<S>>,
+    /// The valid sessions found in them.
+    pub sessions: Vec<SessionSpan>,
+    counts: Vec<usize>,
+    users: Vec<Range<usize>>,
+    times: Vec<i64>,
+}
+
+impl<S: SessionId> Scratch<S> {
+    /// Bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.entries.capacity() * size_of::<Entry<S>>()
+            + self.sessions.capacity() * size_of::<SessionSpan>()
+            + self.counts.capacity() * size_of::<usize>()
+            + self.users.capacity() * size_of::<Range<usize>>()
+            + self.times.capacity() * size_of::<i64>()
+    }
+}
+
+/// How events tied on one instant are ordered: by these columns of the buffered rows, in
+/// order (ascending, NULLs first), then by row number.
+#[derive(Debug, Clone)]
+pub struct TieBreak<'a> {
+    pub rows: &'a RowStore,
+    pub columns: &'a [usize],
+}
+
+/// Finds the valid sessions of one piece's entries (`chunks`, which hold every event of their
+/// users): `scratch.entries` is left in session order and `scratch.sessions` lists them.
+pub fn find_sessions<S: SessionId>(
+    chunks: &[Vec<Entry<S>>],
     rules: &SessionRules,
-    offsets: &[usize],
-    user_ranges: &[Range<usize>],
-    entries: &mut [Entry],
+    ties: &TieBreak<'_>,
+    scratch: &mut Scratch<S>,
 ) -> Result<()> {
+    sort_by_user(chunks, scratch);
+    let Scratch {
+        entries,
+        sessions,
+        users,
+        times,
+        ..
+    } = scratch;
+    for range in users.iter() {
+        let run = &mut entries[range.clone()];
+        if run.len() > 1 {
+            run.sort_unstable_by_key(Entry::order);
+        }
+    }
+    break_ties(entries, users, ties)?;
+    sessions.clear();
+    split_sessions(entries, users, rules, sessions, times);
+    Ok(())
+}
+
+/// A stable counting sort of the chunks' entries by user into `scratch.entries`, with each
+/// user's range in `scratch.users`. A piece's users are `piece + k * PIECES`, so `k` indexes
+/// the counts.
+fn sort_by_user<S: SessionId>(chunks: &[Vec<Entry<S>>], scratch: &mut Scratch<S>) {
+    let local = |entry: &Entry<S>| entry.user as usize / PIECES;
+    let counts = &mut scratch.counts;
+    counts.clear();
+    let mut total = 0;
+    for entry in chunks.iter().flatten() {
+        let user = local(entry);
+        if user >= counts.len() {
+            counts.resize(user + 1, 0);
+        }
+        counts[user] += 1;
+        total += 1;
+    }
+    scratch.users.clear();
+    let mut start = 0;
+    for count in counts.iter_mut() {
+        let n = *count;
+        if n > 0 {
+            scratch.users.push(start..start + n);
+        }
+        *count = start;
+        start += n;
+    }
+    let entries = &mut scratch.entries;
+    entries.clear();
+    entries.resize(total, Entry::default());
+    for entry in chunks.iter().flatten() {
+        let slot = &mut counts[local(entry)];
+        entries[*slot] = *entry;
+        *slot += 1;
+    }
+}
+
+/// Orders events of one user at the same instant by the tie columns, so that neither file
+/// order nor partitioning changes `event_index`.
+fn break_ties<S: SessionId>(
+    entries: &mut [Entry<S>],
+    users: &[Range<usize>],
+    ties: &TieBreak<'_>,
+) -> Result<()> {
+    if ties.columns.is_empty() {
+        return Ok(());
+    }
     let mut runs = Vec::new();
-    for range in user_ranges {
+    for range in users {
         let mut start = range.start;
         for i in range.start + 1..=range.end {
             if i == range.end || !entries[i].same_instant(&entries[start]) {
@@ -328,45 +525,27 @@ fn break_ties(
             }
         }
     }
-    let Some(first_batch) = batches.first() else {
-        return Ok(());
-    };
     if runs.is_empty() {
         return Ok(());
     }
-    let session_id_is_key = rules.mode.is_instrumented();
-    let mut tie_columns: Vec<usize> = columns.event_type.into_iter().collect();
-    tie_columns.extend((0..first_batch.num_columns()).filter(|&c| {
-        c != columns.user
-            && c != columns.time
-            && Some(c) != columns.event_type
-            && !(session_id_is_key && Some(c) == columns.session_id)
-    }));
-    if tie_columns.is_empty() {
-        return Ok(());
-    }
-
-    let locate = |row: u32| {
-        let row = row as usize;
-        let batch = offsets.partition_point(|&o| o <= row) - 1;
-        (batch, row - offsets[batch])
-    };
-    let positions: Vec<(usize, usize)> = runs
+    let positions: Vec<Position> = runs
         .iter()
-        .flat_map(|run| entries[run.clone()].iter().map(|e| locate(e.row)))
+        .flat_map(|run| {
+            entries[run.clone()]
+                .iter()
+                .map(|e| Some(ties.rows.locate(e.row)))
+        })
         .collect();
-    let mut gathered = Vec::with_capacity(tie_columns.len());
-    let mut fields = Vec::with_capacity(tie_columns.len());
-    for &column in &tie_columns {
-        let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
-        let array = interleave(&arrays, &positions)?;
+    let mut gathered = Vec::with_capacity(ties.columns.len());
+    let mut fields = Vec::with_capacity(ties.columns.len());
+    for &column in ties.columns {
+        let array = ties.rows.gather(column, &positions)?;
         fields.push(SortField::new(array.data_type().clone()));
         gathered.push(array);
     }
-    let converter = RowConverter::new(fields)?;
-    let rows = converter.convert_columns(&gathered)?;
+    let rows = RowConverter::new(fields)?.convert_columns(&gathered)?;
 
-    let mut scratch: Vec<(usize, Entry)> = Vec::new();
+    let mut scratch: Vec<(usize, Entry<S>)> = Vec::new();
     let mut next = 0;
     for run in runs {
         scratch.clear();
@@ -387,21 +566,23 @@ fn break_ties(
 }
 
 /// Splits each user's sorted entries into sessions and keeps the valid ones.
-fn split_sessions(
-    entries: &[Entry],
-    user_ranges: &[Range<usize>],
+fn split_sessions<S: SessionId>(
+    entries: &[Entry<S>],
+    users: &[Range<usize>],
     rules: &SessionRules,
-) -> Vec<SessionSpan> {
-    let mut sessions = Vec::new();
-    let mut times = Vec::new();
-    for range in user_ranges {
+    sessions: &mut Vec<SessionSpan>,
+    times: &mut Vec<i64>,
+) {
+    for range in users {
         let first_session = sessions.len();
+        let user = entries[range.start].user;
         let mut push = |events: Range<usize>, key: Option<i64>| {
             let start = entries[events.start].time;
             let end = entries[events.end - 1].time;
             if within_max_length(session_length(start, end), rules.max_length) {
                 sessions.push(SessionSpan {
                     events,
+                    user,
                     key: key.unwrap_or_else(|| ticks_to_epoch_ms(start, rules.unit)),
                     start,
                     end,
@@ -413,22 +594,22 @@ fn split_sessions(
             SessionMode::Gap => {
                 times.clear();
                 times.extend(entries[range.clone()].iter().map(|e| e.time));
-                split_by_gap(&times, rules.gap, |r| {
+                split_by_gap(times, rules.gap, |r| {
                     push(range.start + r.start..range.start + r.end, None)
                 });
             }
             SessionMode::Instrumented | SessionMode::InstrumentedGap => {
                 let mut start = range.start;
                 for i in range.start + 1..=range.end {
-                    if i < range.end && entries[i].session_id == entries[start].session_id {
+                    if i < range.end && entries[i].session == entries[start].session {
                         continue;
                     }
                     if rules.mode == SessionMode::Instrumented {
-                        push(start..i, Some(entries[start].session_id));
+                        push(start..i, Some(entries[start].session.value()));
                     } else {
                         times.clear();
                         times.extend(entries[start..i].iter().map(|e| e.time));
-                        split_by_gap(&times, rules.gap, |r| {
+                        split_by_gap(times, rules.gap, |r| {
                             push(start + r.start..start + r.end, None)
                         });
                     }
@@ -440,78 +621,11 @@ fn split_sessions(
         if rules.mode.is_instrumented() {
             // parts of two instrumented sessions can share start and key: the session id
             // makes the order total, so session_index never depends on the input order
-            user_sessions.sort_unstable_by_key(|s| {
-                (s.start, s.key, s.end, entries[s.events.start].session_id)
-            });
+            user_sessions
+                .sort_unstable_by_key(|s| (s.start, s.key, s.end, entries[s.events.start].session));
         }
         for (i, session) in user_sessions.iter_mut().enumerate() {
             session.index = i as i64 + 1;
         }
     }
-    sessions
-}
-
-/// The five session columns for every row of the partition, in global row order:
-/// `session_key`, `session_start`, `session_end`, `session_index`, `event_index`.
-pub fn session_columns(assignment: &Assignment, unit: TimeUnit) -> Result<[ArrayRef; 5]> {
-    let rows = assignment.num_rows();
-    let mut key = vec![0_i64; rows];
-    let mut start = vec![0_i64; rows];
-    let mut end = vec![0_i64; rows];
-    let mut session_index = vec![0_i64; rows];
-    let mut event_index = vec![0_i64; rows];
-    let mut valid = vec![false; rows];
-    for session in &assignment.sessions {
-        for (i, &row) in assignment.order[session.events.clone()].iter().enumerate() {
-            let row = row as usize;
-            key[row] = session.key;
-            start[row] = session.start;
-            end[row] = session.end;
-            session_index[row] = session.index;
-            event_index[row] = i as i64 + 1;
-            valid[row] = true;
-        }
-    }
-    let nulls = NullBuffer::from(valid);
-    let int64 = |values: Vec<i64>| -> ArrayRef {
-        Arc::new(Int64Array::new(values.into(), Some(nulls.clone())))
-    };
-    let timestamp = |values: Vec<i64>| -> Result<ArrayRef> {
-        timestamp_array(Int64Array::new(values.into(), Some(nulls.clone())), unit)
-    };
-    Ok([
-        int64(key),
-        timestamp(start)?,
-        timestamp(end)?,
-        int64(session_index),
-        int64(event_index),
-    ])
-}
-
-/// The data type of `session_start` / `session_end` for a time column of `unit`.
-pub fn session_time_type(unit: TimeUnit) -> DataType {
-    DataType::Timestamp(unit, Some("UTC".into()))
-}
-
-/// Reinterprets an `Int64Array` of ticks as a UTC timestamp array of `unit`.
-pub fn timestamp_array(ticks: Int64Array, unit: TimeUnit) -> Result<ArrayRef> {
-    let data = ticks
-        .into_data()
-        .into_builder()
-        .data_type(session_time_type(unit))
-        .build()?;
-    Ok(make_array(data))
-}
-
-/// Takes one value per index from a column spread over `batches`.
-pub fn gather(
-    batches: &[RecordBatch],
-    column: usize,
-    positions: &[(usize, usize)],
-) -> Result<ArrayRef> {
-    if batches.is_empty() {
-        return internal_err!("sessionize: nothing to gather from");
-    }
-    let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
-    Ok(interleave(&arrays, positions)?)
 }

@@ -1,30 +1,39 @@
 //! `SessionizeExec`: the physical operator behind `sessionize('<table>')` and
-//! `sessions('<table>')`.
+//! `sessions('<table>')`, and the first of its three steps: buffering (here), finding sessions
+//! ([`crate::assign`]) and building output columns ([`crate::output`]).
 //!
 //! It asks the planner for its input hash-partitioned by user, so each partition holds every
 //! event of its users and sessions can be found partition by partition, in parallel, with the
-//! same result whatever the number of partitions. Each partition buffers its input under a
-//! memory reservation, finds its sessions ([`crate::assign`]) and then emits either the input
-//! batches with five session columns appended (`events`) or one row per session (`sessions`).
+//! same result whatever the number of partitions.
 //!
-//! When the memory pool refuses to hold a partition, the partition spills: its rows are split
-//! by a hash of the user into [`SPILL_BUCKETS`] files on disk (a grace hash partitioning, so
-//! each bucket still holds every event of its users) and the buckets are sessionized one at a
-//! time. Only a bucket, not the partition, then has to fit in memory.
+//! A partition buffers its input in compact form under a memory reservation: each active event
+//! becomes an [`Entry`] (dense user id, time, row number; 16 bytes, 24 with a session id) kept
+//! in one of [`PIECES`] pieces by user, and of each row only the columns an output returns
+//! (`sessions` keeps the active rows' event type, properties and tie-breaking columns, not the
+//! user or time; `sessionize` keeps every row, since it returns them). Then the pieces are
+//! sessionized one at a time, yielding between pieces so that cancellation and progress stay
+//! live, and `sessions` emits its rows as pieces finish.
+//!
+//! When the memory pool refuses to hold a partition, the partition spills: its compact rows
+//! are written by user into [`SPILL_BUCKETS`] files (a grace hash partitioning on the dense
+//! user id, so each bucket still holds every event of its users), in runs of at least
+//! [`SPILL_RUN_ROWS`] rows, and the buckets are read back and sessionized one at a time. Only a
+//! bucket, not the partition, then has to fit in memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
+    UInt32Array,
 };
-use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::compute::{concat_batches, interleave, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::hash_utils::{RandomState, create_hashes};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::utils::memory::get_record_batch_memory_size;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::SpillFile;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -42,22 +51,18 @@ use datafusion::physical_plan::{
     PlanProperties,
 };
 use futures::{Stream, StreamExt, TryStreamExt};
-use sessionlake_functions::time_unit::ticks_to_ms;
+use sessionlake_functions::time_unit::timestamp_ticks;
 
 use crate::assign::{
-    Assignment, SessionRules, WORKING_BYTES_PER_ROW, assign_sessions, gather, session_columns,
-    session_time_type, timestamp_array,
+    Entry, PIECES, Pieces, Position, RowStore, Scratch, SessionId, SessionRules, TieBreak, UserIds,
+    active_mask, find_sessions, session_id_values,
 };
 use crate::columns::BoundColumns;
+use crate::output::{
+    EventSessions, SessionRows, SessionsLayout, events_schema, sessions_schema, without_sessions,
+};
 
-/// The names of the columns `sessionize` appends, in order.
-pub const SESSION_COLUMNS: [&str; 5] = [
-    "session_key",
-    "session_start",
-    "session_end",
-    "session_index",
-    "event_index",
-];
+pub use crate::output::SESSION_COLUMNS;
 
 /// What a [`SessionizeExec`] emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +81,7 @@ pub struct SessionizeExec {
     rules: SessionRules,
     output: SessionOutput,
     schema: SchemaRef,
+    layout: Arc<Layout>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -93,6 +99,13 @@ impl SessionizeExec {
             SessionOutput::Events => events_schema(&input_schema, &columns),
             SessionOutput::Sessions => sessions_schema(&input_schema, &columns),
         };
+        let layout = Arc::new(Layout::new(
+            &input_schema,
+            &columns,
+            &rules,
+            output,
+            Arc::clone(&schema),
+        )?);
         let partitioning = match output {
             // rows stay in their partition, so the input's hash partitioning still holds
             SessionOutput::Events => input.output_partitioning().clone(),
@@ -112,6 +125,7 @@ impl SessionizeExec {
             rules,
             output,
             schema,
+            layout,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -127,8 +141,13 @@ impl SessionizeExec {
             EmissionType::Final,
             Boundedness::Bounded,
         );
+        let mut layout = self.layout.as_ref().clone();
+        if let Some(sessions) = &mut layout.sessions {
+            sessions.schema = Arc::clone(&schema);
+        }
         Self {
             schema,
+            layout: Arc::new(layout),
             properties: Arc::new(properties),
             ..self
         }
@@ -153,49 +172,6 @@ impl SessionizeExec {
             self.columns.user,
         ))
     }
-}
-
-/// The input's columns followed by the five session columns.
-pub fn events_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
-    let time_type = session_time_type(columns.unit);
-    let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
-    fields.push(Field::new(SESSION_COLUMNS[0], DataType::Int64, true));
-    fields.push(Field::new(SESSION_COLUMNS[1], time_type.clone(), true));
-    fields.push(Field::new(SESSION_COLUMNS[2], time_type, true));
-    fields.push(Field::new(SESSION_COLUMNS[3], DataType::Int64, true));
-    fields.push(Field::new(SESSION_COLUMNS[4], DataType::Int64, true));
-    Arc::new(Schema::new(fields))
-}
-
-/// One row per session: user, key, start, end, duration, event count, when the input has an
-/// event type the first and last one, and the first and last non-NULL value of each property.
-pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
-    let time_type = session_time_type(columns.unit);
-    let user = input.field(columns.user);
-    let mut fields = vec![
-        Field::new(user.name(), user.data_type().clone(), false),
-        Field::new("session_key", DataType::Int64, false),
-        Field::new("session_start", time_type.clone(), false),
-        Field::new("session_end", time_type, false),
-        Field::new("duration_ms", DataType::Int64, false),
-        Field::new("event_count", DataType::Int64, false),
-    ];
-    if let Some(event_type) = columns.event_type {
-        let data_type = input.field(event_type).data_type().clone();
-        fields.push(Field::new("first_event_type", data_type.clone(), true));
-        fields.push(Field::new("last_event_type", data_type, true));
-    }
-    for &property in &columns.properties {
-        let field = input.field(property);
-        for edge in ["first", "last"] {
-            fields.push(Field::new(
-                format!("{edge}_{}", field.name()),
-                field.data_type().clone(),
-                true,
-            ));
-        }
-    }
-    Arc::new(Schema::new(fields))
 }
 
 impl DisplayAs for SessionizeExec {
@@ -280,27 +256,28 @@ impl ExecutionPlan for SessionizeExec {
         let reservation = MemoryConsumer::new(format!("SessionizeExec[{partition}]"))
             .with_can_spill(true)
             .register(context.memory_pool());
-        let baseline = BaselineMetrics::new(&self.metrics, partition);
-        let spill_manager = SpillManager::new(
-            context.runtime_env(),
-            SpillMetrics::new(&self.metrics, partition),
-            input.schema(),
-        );
+        let spill_metrics = SpillMetrics::new(&self.metrics, partition);
         let task = Arc::new(PartitionTask {
             columns: self.columns.clone(),
             rules: self.rules.clone(),
             output: self.output,
             schema: Arc::clone(&self.schema),
+            layout: Arc::clone(&self.layout),
             batch_size: context.session_config().batch_size().max(1),
             reservation,
-            spill_manager,
-            baseline,
+            buckets: SpillManager::new(
+                context.runtime_env(),
+                spill_metrics.clone(),
+                Arc::clone(&self.layout.spill_schema),
+            ),
+            passthrough: SpillManager::new(context.runtime_env(), spill_metrics, input.schema()),
+            baseline: BaselineMetrics::new(&self.metrics, partition),
         });
-        let batches = futures::stream::once(async move {
-            let buffered = task.buffer(input).await?;
-            Ok::<_, DataFusionError>(task.emit(buffered))
-        })
-        .try_flatten();
+        let batches = if self.rules.mode.is_instrumented() {
+            run::<i64>(task, input)
+        } else {
+            run::<()>(task, input)
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             Arc::clone(&self.schema),
             batches,
@@ -315,261 +292,860 @@ impl ExecutionPlan for SessionizeExec {
 /// How many files a partition that does not fit in memory is split into, by user.
 pub const SPILL_BUCKETS: usize = 64;
 
-/// The seed of the bucket hash: not the repartitioning's own, whose hashes of the users of one
-/// partition all agree modulo the partition count.
-const SPILL_HASH_SEED: u64 = 0x5e55_10a4_e5b1_c7e7;
+/// The fewest rows a spill file is appended at once (except its last run): few large
+/// sequential writes, not one small write per input batch and bucket.
+pub const SPILL_RUN_ROWS: usize = 16 * 1024;
 
-/// A partition's input, once read.
-enum Buffered {
-    /// Every batch, held under the reservation.
-    InMemory(Vec<RecordBatch>),
-    /// The files of each non-empty bucket; a bucket holds every event of its users.
-    Spilled(Vec<Arc<dyn SpillFile>>),
+/// The smallest staging budget of a spilling partition.
+const MIN_STAGE_LIMIT: usize = 256 * 1024;
+
+/// Rows of the blocks `sessions` keeps its buffered rows in.
+const BLOCK_ROWS: usize = 64 * 1024;
+
+/// Where the operator finds what it needs in the rows it keeps.
+#[derive(Debug, Clone)]
+struct Layout {
+    /// The input columns kept of each buffered row, ascending.
+    kept: Vec<usize>,
+    /// Whether only active rows are kept (`sessions`) or every row (`sessionize`).
+    active_only: bool,
+    /// The columns ordering tied events, as indices into the kept columns: the event type,
+    /// then the others in schema order but the user, the time and an instrumented session id.
+    ties: Vec<usize>,
+    /// For `sessions`: where its columns come from.
+    sessions: Option<SessionsLayout>,
+    /// Spilled rows: dense user id, time, the session id in the instrumented modes, then the
+    /// kept columns.
+    spill_schema: SchemaRef,
+}
+
+impl Layout {
+    fn new(
+        input: &Schema,
+        columns: &BoundColumns,
+        rules: &SessionRules,
+        output: SessionOutput,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let instrumented = rules.mode.is_instrumented();
+        let session_key = |c: usize| instrumented && Some(c) == columns.session_id;
+        let active_only = output == SessionOutput::Sessions;
+        let kept: Vec<usize> = (0..input.fields().len())
+            .filter(|&c| {
+                !active_only || (c != columns.user && c != columns.time && !session_key(c))
+            })
+            .collect();
+        let kept_index = |c: usize| -> Result<usize> {
+            match kept.binary_search(&c) {
+                Ok(i) => Ok(i),
+                Err(_) => internal_err!("sessionize: column {c} is not kept"),
+            }
+        };
+        let mut ties = Vec::new();
+        if let Some(event_type) = columns.event_type {
+            ties.push(kept_index(event_type)?);
+        }
+        for c in 0..input.fields().len() {
+            if c != columns.user
+                && c != columns.time
+                && Some(c) != columns.event_type
+                && !session_key(c)
+            {
+                ties.push(kept_index(c)?);
+            }
+        }
+        let sessions = match output {
+            SessionOutput::Events => None,
+            SessionOutput::Sessions => Some(SessionsLayout {
+                schema,
+                unit: columns.unit,
+                event_type: columns.event_type.map(kept_index).transpose()?,
+                properties: columns
+                    .properties
+                    .iter()
+                    .map(|&p| kept_index(p))
+                    .collect::<Result<_>>()?,
+            }),
+        };
+        let mut fields = vec![
+            Field::new("__sessionlake_user", DataType::UInt32, false),
+            Field::new("__sessionlake_time", DataType::Int64, false),
+        ];
+        if instrumented {
+            fields.push(Field::new("__sessionlake_session", DataType::Int64, false));
+        }
+        fields.extend(kept.iter().map(|&c| input.field(c).clone()));
+        Ok(Self {
+            kept,
+            active_only,
+            ties,
+            sessions,
+            spill_schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The columns of a spilled row before the kept ones.
+    fn spill_keys(&self) -> usize {
+        self.spill_schema.fields().len() - self.kept.len()
+    }
 }
 
 type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch>> + Send>>;
+
+/// Buffers a partition, then emits its output.
+fn run<S: SessionId>(task: Arc<PartitionTask>, input: SendableRecordBatchStream) -> BatchStream {
+    Box::pin(
+        futures::stream::once(async move {
+            let buffered = task.buffer::<S>(input).await?;
+            let emitter = Emitter::new(task, buffered)?;
+            Ok::<_, DataFusionError>(futures::stream::try_unfold(
+                emitter,
+                |mut emitter| async move {
+                    Ok(emitter.next_batch().await?.map(|batch| (batch, emitter)))
+                },
+            ))
+        })
+        .try_flatten(),
+    )
+}
 
 /// The work of one partition.
 struct PartitionTask {
     columns: BoundColumns,
     rules: SessionRules,
     output: SessionOutput,
+    /// The operator's output schema.
     schema: SchemaRef,
+    layout: Arc<Layout>,
     batch_size: usize,
     reservation: MemoryReservation,
-    spill_manager: SpillManager,
+    /// Spill files of user buckets ([`Layout::spill_schema`]).
+    buckets: SpillManager,
+    /// The spill file of `sessionize`'s rows in no session (the input's schema).
+    passthrough: SpillManager,
     baseline: BaselineMetrics,
+}
+
+/// What one input batch contributes: which rows are active, and their keys.
+struct Keys<'a> {
+    mask: BooleanBuffer,
+    users: &'a [usize],
+    times: &'a [i64],
+    sessions: Option<Int64Array>,
+}
+
+/// A partition's input, once read.
+struct Buffered<S> {
+    units: VecDeque<Unit<S>>,
+    users: UserIds,
+}
+
+/// A part of the partition sessionized on its own: every event of its users.
+enum Unit<S> {
+    Memory(Buffer<S>),
+    Bucket(Arc<dyn SpillFile>),
+    /// `sessionize`'s spilled rows in no session.
+    Passthrough(Arc<dyn SpillFile>),
 }
 
 impl PartitionTask {
     /// Reads the whole input: in memory while the pool allows it, else into spill buckets.
-    async fn buffer(&self, mut input: SendableRecordBatchStream) -> Result<Buffered> {
-        let mut batches = Vec::new();
-        let mut buckets = Vec::new();
-        buckets.resize_with(SPILL_BUCKETS, || None);
-        let mut hashes = Vec::new();
-        let state = RandomState::with_seed(SPILL_HASH_SEED);
-        // appends each row of a batch to the spill file of its user's bucket
-        let mut spill = |batch: &RecordBatch| -> Result<()> {
-            hashes.clear();
-            hashes.resize(batch.num_rows(), 0);
-            create_hashes([batch.column(self.columns.user)], &state, &mut hashes)?;
-            let mut rows: Vec<Vec<u32>> = vec![Vec::new(); SPILL_BUCKETS];
-            for (row, hash) in hashes.iter().enumerate() {
-                rows[(*hash % SPILL_BUCKETS as u64) as usize].push(row as u32);
-            }
-            for (bucket, rows) in buckets.iter_mut().zip(rows) {
-                if rows.is_empty() {
-                    continue;
-                }
-                let part = take_record_batch(batch, &UInt32Array::from(rows))?;
-                let file = match bucket {
-                    Some(file) => file,
-                    None => bucket.insert(
-                        self.spill_manager
-                            .create_in_progress_file("SessionizeExec spill")?,
-                    ),
-                };
-                file.append_batch(&part)?;
-            }
-            Ok(())
-        };
-        let mut spilling = false;
+    async fn buffer<S: SessionId>(
+        &self,
+        mut input: SendableRecordBatchStream,
+    ) -> Result<Buffered<S>> {
+        let mut users = UserIds::new();
+        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout));
+        let mut spill: Option<SpillWriter> = None;
         while let Some(batch) = input.next().await {
             let batch = batch?;
-            if !spilling {
-                let needed =
-                    batch.get_array_memory_size() + batch.num_rows() * WORKING_BYTES_PER_ROW;
-                match self.reservation.try_grow(needed) {
-                    Ok(()) => {
-                        batches.push(batch);
-                        continue;
-                    }
-                    Err(e) if is_resources_exhausted(&e) => {
-                        spilling = true;
-                        for held in std::mem::take(&mut batches) {
-                            spill(&held)?;
-                        }
-                        self.reservation.free();
-                    }
-                    Err(e) => return Err(e),
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            let keys = self.keys(&batch, &mut users)?;
+            if let Some(writer) = &mut spill {
+                writer.spill_input(self, &batch, &keys)?;
+                self.hold_while_spilling(&users, writer)?;
+                continue;
+            }
+            buffer.add_input(&batch, &keys)?;
+            let needed = buffer.size() + users.size() + self.working_size(&buffer);
+            match self.reservation.try_resize(needed) {
+                Ok(()) => {}
+                Err(e) if is_resources_exhausted(&e) => {
+                    let mut writer = SpillWriter::new(self.output, self.reservation.size());
+                    writer.spill_buffer(
+                        self,
+                        std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))),
+                    )?;
+                    self.hold_while_spilling(&users, &mut writer)?;
+                    spill = Some(writer);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut units = VecDeque::new();
+        match spill {
+            Some(writer) => {
+                let files = writer.finish(self)?;
+                units.extend(files.passthrough.map(Unit::Passthrough));
+                units.extend(files.buckets.into_iter().map(Unit::Bucket));
+            }
+            None => {
+                buffer.finish()?;
+                if buffer.rows.num_rows() > 0 {
+                    units.push_back(Unit::Memory(buffer));
                 }
             }
-            spill(&batch)?;
         }
-        if !spilling {
-            return Ok(Buffered::InMemory(batches));
+        Ok(Buffered { units, users })
+    }
+
+    /// The active rows of `batch` and their keys (interning the users).
+    fn keys<'a>(&self, batch: &'a RecordBatch, users: &'a mut UserIds) -> Result<Keys<'a>> {
+        let mask = active_mask(batch, &self.columns, &self.rules)?;
+        let times = timestamp_ticks("sessionize: time column", batch.column(self.columns.time))?;
+        let sessions = match self.columns.session_id {
+            Some(i) if self.rules.mode.is_instrumented() => {
+                Some(session_id_values(batch.column(i))?)
+            }
+            _ => None,
+        };
+        let users = users.intern(batch.column(self.columns.user))?;
+        Ok(Keys {
+            mask,
+            users,
+            times,
+            sessions,
+        })
+    }
+
+    /// Working memory sessionizing `buffer` will need beyond it.
+    fn working_size<S: SessionId>(&self, buffer: &Buffer<S>) -> usize {
+        // one piece sorted at a time (pieces are even: users are dealt to them in turn)
+        let piece = 2 * buffer.pieces.len() / PIECES * (size_of::<Entry<S>>() + 8);
+        match self.output {
+            // rows' sessions; sessions are far fewer than events, one per two at most is
+            // assumed here and checked when they are recorded
+            SessionOutput::Events => {
+                piece + EventSessions::size_for(buffer.next_row(), buffer.pieces.len() / 2)
+            }
+            SessionOutput::Sessions => piece,
         }
-        let mut files = Vec::with_capacity(SPILL_BUCKETS);
-        for bucket in buckets.iter_mut().flatten() {
-            if let Some(file) = bucket.finish()? {
-                files.push(file);
+    }
+
+    /// Holds the memory the partition keeps while it spills: its user ids and staged runs.
+    fn hold_while_spilling(&self, users: &UserIds, writer: &mut SpillWriter) -> Result<()> {
+        if self
+            .reservation
+            .try_resize(users.size() + writer.staged_size)
+            .is_ok()
+        {
+            return Ok(());
+        }
+        writer.write_all(self)?;
+        let needed = users.size() + writer.staged_size;
+        self.reservation.try_resize(needed).map_err(|e| {
+            DataFusionError::ResourcesExhausted(format!(
+                "sessionize: the user ids of a partition ({} users, {needed} bytes) do not fit \
+                 in memory even when its events spill; raise the memory limit or \
+                 datafusion.execution.target_partitions ({})",
+                users.len(),
+                e.strip_backtrace()
+            ))
+        })
+    }
+
+    /// Reads one spilled bucket back into memory.
+    async fn load<S: SessionId>(&self, file: Arc<dyn SpillFile>, held: usize) -> Result<Buffer<S>> {
+        let mut stream = self.buckets.read_spill_as_stream(file, None)?;
+        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout));
+        while let Some(batch) = stream.next().await {
+            buffer.add_spilled(&batch?)?;
+            let needed = held + buffer.size() + self.working_size(&buffer);
+            if let Err(e) = self.reservation.try_resize(needed) {
+                return Err(DataFusionError::ResourcesExhausted(format!(
+                    "sessionize: 1/{SPILL_BUCKETS} of a partition's users ({} rows so far, \
+                     {needed} bytes to sessionize) does not fit in memory; raise the memory \
+                     limit or datafusion.execution.target_partitions ({})",
+                    buffer.next_row(),
+                    e.strip_backtrace()
+                )));
             }
         }
-        Ok(Buffered::Spilled(files))
-    }
-
-    /// The output stream: the whole partition at once, or one spilled bucket at a time.
-    fn emit(self: Arc<Self>, buffered: Buffered) -> BatchStream {
-        match buffered {
-            Buffered::InMemory(batches) => Box::pin(
-                futures::stream::once(async move { self.process(&batches) })
-                    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-                    .try_flatten(),
-            ),
-            Buffered::Spilled(buckets) => Box::pin(
-                futures::stream::iter(buckets)
-                    .then(move |file| Arc::clone(&self).process_bucket(file))
-                    .map_ok(|batches| futures::stream::iter(batches.into_iter().map(Ok)))
-                    .try_flatten(),
-            ),
-        }
-    }
-
-    /// Reads one spilled bucket back and sessionizes it.
-    async fn process_bucket(self: Arc<Self>, file: Arc<dyn SpillFile>) -> Result<Vec<RecordBatch>> {
-        let mut parts = Vec::new();
-        let mut stream = self.spill_manager.read_spill_as_stream(file, None)?;
-        while let Some(batch) = stream.next().await {
-            parts.push(batch?);
-        }
-        let bucket = compact_views(&concat_batches(self.spill_manager.schema(), &parts)?)?;
-        drop(parts);
-        let needed = bucket.get_array_memory_size() + bucket.num_rows() * WORKING_BYTES_PER_ROW;
-        if let Err(e) = self.reservation.try_grow(needed) {
-            return Err(DataFusionError::ResourcesExhausted(format!(
-                "sessionize: 1/{SPILL_BUCKETS} of a partition's users ({} rows, {needed} bytes \
-                 to sessionize) does not fit in memory; raise the memory limit or \
-                 datafusion.execution.target_partitions ({})",
-                bucket.num_rows(),
-                e.strip_backtrace()
-            )));
-        }
-        let chunks: Vec<RecordBatch> = (0..bucket.num_rows())
-            .step_by(self.batch_size)
-            .map(|offset| bucket.slice(offset, self.batch_size.min(bucket.num_rows() - offset)))
-            .collect();
-        let output = self.process(&chunks);
-        self.reservation.free();
-        output
-    }
-
-    /// Finds the sessions of `batches`, which hold every event of their users.
-    fn process(&self, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
-        let timer = self.baseline.elapsed_compute().timer();
-        let assignment = assign_sessions(batches, &self.columns, &self.rules)?;
-        self.reservation.try_grow(assignment.size())?;
-        let output = match self.output {
-            SessionOutput::Events => self.events(batches, &assignment)?,
-            SessionOutput::Sessions => self.sessions(batches, &assignment)?,
-        };
-        timer.done();
-        let output_rows: usize = output.iter().map(RecordBatch::num_rows).sum();
-        self.baseline.record_output(output_rows);
-        Ok(output)
-    }
-
-    fn events(&self, batches: &[RecordBatch], assignment: &Assignment) -> Result<Vec<RecordBatch>> {
-        let session_columns = session_columns(assignment, self.columns.unit)?;
-        let mut output = Vec::with_capacity(batches.len());
-        for (i, batch) in batches.iter().enumerate() {
-            let offset = assignment.offsets[i];
-            let mut columns = batch.columns().to_vec();
-            columns.extend(
-                session_columns
-                    .iter()
-                    .map(|c| c.slice(offset, batch.num_rows())),
-            );
-            output.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
-        }
-        Ok(output)
-    }
-
-    fn sessions(
-        &self,
-        batches: &[RecordBatch],
-        assignment: &Assignment,
-    ) -> Result<Vec<RecordBatch>> {
-        let sessions = &assignment.sessions;
-        if sessions.is_empty() {
-            return Ok(vec![]);
-        }
-        // Gather the first and last rows of every session in one pass per column, then slice:
-        // a gather per output chunk would scan every buffered batch once per chunk (for
-        // dictionaries, arrow rebuilds its key mapping on each call), quadratic in the
-        // partition's size.
-        let first: Vec<(usize, usize)> = sessions
-            .iter()
-            .map(|s| assignment.locate(assignment.order[s.events.start]))
-            .collect();
-        let last: Vec<(usize, usize)> = sessions
-            .iter()
-            .map(|s| assignment.locate(assignment.order[s.events.end - 1]))
-            .collect();
-        let unit = self.columns.unit;
-        let int64 = |f: &dyn Fn(&crate::assign::SessionSpan) -> i64| -> Int64Array {
-            sessions.iter().map(f).map(Some).collect()
-        };
-        let mut columns: Vec<ArrayRef> = vec![
-            gather(batches, self.columns.user, &first)?,
-            Arc::new(int64(&|s| s.key)),
-            timestamp_array(int64(&|s| s.start), unit)?,
-            timestamp_array(int64(&|s| s.end), unit)?,
-            Arc::new(int64(&|s| ticks_to_ms(s.end.wrapping_sub(s.start), unit))),
-            Arc::new(int64(&|s| s.events.len() as i64)),
-        ];
-        if let Some(event_type) = self.columns.event_type {
-            columns.push(gather(batches, event_type, &first)?);
-            columns.push(gather(batches, event_type, &last)?);
-        }
-        for &property in &self.columns.properties {
-            let [first, last] = first_last_valid(batches, property, assignment)?;
-            columns.push(first);
-            columns.push(last);
-        }
-        let all = RecordBatch::try_new(Arc::clone(&self.schema), columns)?;
-        Ok((0..all.num_rows())
-            .step_by(self.batch_size)
-            .map(|offset| all.slice(offset, self.batch_size.min(all.num_rows() - offset)))
-            .collect())
+        buffer.finish()?;
+        Ok(buffer)
     }
 }
 
-/// The first and the last non-NULL value of `column` in each session's event order (NULL when
-/// every event of the session has NULL there).
-fn first_last_valid(
-    batches: &[RecordBatch],
-    column: usize,
-    assignment: &Assignment,
-) -> Result<[ArrayRef; 2]> {
-    let nulls: Vec<Option<NullBuffer>> = batches
-        .iter()
-        .map(|b| b.column(column).logical_nulls())
-        .collect();
-    let Some(first_batch) = batches.first() else {
-        return internal_err!("sessionize: sessions without input rows");
-    };
-    // an index past the batches points at a one-row NULL array
-    let none = (batches.len(), 0);
-    let null_row = new_null_array(first_batch.column(column).data_type(), 1);
-    let mut arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
-    arrays.push(null_row.as_ref());
-    let valid_at = |row: &u32| {
-        let (batch, index) = assignment.locate(*row);
-        match &nulls[batch] {
-            Some(nulls) if nulls.is_null(index) => None,
-            _ => Some((batch, index)),
+/// Rows and entries of a partition or a spilled bucket, in compact form.
+struct Buffer<S> {
+    layout: Arc<Layout>,
+    rows: RowStore,
+    /// `sessionize`: the active rows of each buffered batch.
+    masks: Vec<BooleanBuffer>,
+    pieces: Pieces<S>,
+    /// `sessions`: rows not yet gathered into a block of [`BLOCK_ROWS`].
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    pending_size: usize,
+}
+
+impl<S: SessionId> Buffer<S> {
+    fn new(layout: Arc<Layout>) -> Self {
+        Self {
+            layout,
+            rows: RowStore::new(),
+            masks: Vec::new(),
+            pieces: Pieces::default(),
+            pending: Vec::new(),
+            pending_rows: 0,
+            pending_size: 0,
         }
-    };
-    let sessions = &assignment.sessions;
-    let mut first = Vec::with_capacity(sessions.len());
-    let mut last = Vec::with_capacity(sessions.len());
-    for session in sessions {
-        let rows = &assignment.order[session.events.clone()];
-        first.push(rows.iter().find_map(valid_at).unwrap_or(none));
-        last.push(rows.iter().rev().find_map(valid_at).unwrap_or(none));
     }
-    Ok([interleave(&arrays, &first)?, interleave(&arrays, &last)?])
+
+    /// The number the next buffered row gets.
+    fn next_row(&self) -> usize {
+        self.rows.num_rows() + self.pending_rows
+    }
+
+    /// Bytes held, for memory accounting.
+    fn size(&self) -> usize {
+        self.rows.size()
+            + self.pending_size
+            + self.pieces.size()
+            + self.masks.iter().map(|m| m.len() / 8).sum::<usize>()
+    }
+
+    /// The first row number of `rows` more rows, if rows can still be numbered.
+    fn first_row_of(&self, rows: usize) -> Result<u32> {
+        let first = self.next_row();
+        if first + rows > u32::MAX as usize {
+            return datafusion::common::exec_err!(
+                "sessionize: a partition holds more than {} rows, the most a partition can \
+                 sessionize; raise datafusion.execution.target_partitions",
+                u32::MAX
+            );
+        }
+        Ok(first as u32)
+    }
+
+    /// Buffers an input batch.
+    fn add_input(&mut self, batch: &RecordBatch, keys: &Keys<'_>) -> Result<()> {
+        let first = self.first_row_of(batch.num_rows())?;
+        let sessions = keys.sessions.as_ref().map(|s| s.values().as_ref());
+        let entry = |row: usize, number: u32| Entry {
+            time: keys.times[row],
+            user: keys.users[row] as u32,
+            row: number,
+            session: S::read(sessions, row),
+        };
+        if self.layout.active_only {
+            let mut active = 0;
+            for row in keys.mask.set_indices() {
+                self.pieces.push(entry(row, first + active));
+                active += 1;
+            }
+            if active > 0 {
+                let kept = batch.project(&self.layout.kept)?;
+                let kept = if active as usize == batch.num_rows() {
+                    kept
+                } else {
+                    filter_record_batch(&kept, &BooleanArray::new(keys.mask.clone(), None))?
+                };
+                self.add_block_rows(kept)?;
+            }
+        } else {
+            for row in keys.mask.set_indices() {
+                self.pieces.push(entry(row, first + row as u32));
+            }
+            self.rows.push(batch.clone())?;
+            self.masks.push(keys.mask.clone());
+        }
+        Ok(())
+    }
+
+    /// Buffers a batch of spilled rows (all active).
+    fn add_spilled(&mut self, batch: &RecordBatch) -> Result<()> {
+        let first = self.first_row_of(batch.num_rows())?;
+        let users = batch.column(0).as_primitive::<UInt32Type>().values();
+        let times = batch.column(1).as_primitive::<Int64Type>().values();
+        let sessions = match self.layout.spill_keys() {
+            3 => Some(
+                batch
+                    .column(2)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .as_ref(),
+            ),
+            _ => None,
+        };
+        for row in 0..batch.num_rows() {
+            self.pieces.push(Entry {
+                time: times[row],
+                user: users[row],
+                row: first + row as u32,
+                session: S::read(sessions, row),
+            });
+        }
+        let keys = self.layout.spill_keys();
+        let kept = batch.project(&(keys..batch.num_columns()).collect::<Vec<_>>())?;
+        if self.layout.active_only {
+            self.add_block_rows(kept)
+        } else {
+            self.masks.push(BooleanBuffer::new_set(kept.num_rows()));
+            self.rows.push(kept)
+        }
+    }
+
+    /// `sessions`: gathers kept rows into blocks, whose strings are copied out of the
+    /// scanned pages they point into.
+    fn add_block_rows(&mut self, kept: RecordBatch) -> Result<()> {
+        self.pending_rows += kept.num_rows();
+        self.pending_size += get_record_batch_memory_size(&kept);
+        self.pending.push(kept);
+        if self.pending_rows >= BLOCK_ROWS {
+            self.flush_pending()?;
+        }
+        Ok(())
+    }
+
+    fn flush_pending(&mut self) -> Result<()> {
+        let Some(first) = self.pending.first() else {
+            return Ok(());
+        };
+        let block = compact_views(&concat_batches(&first.schema(), &self.pending)?)?;
+        self.pending.clear();
+        self.pending_rows = 0;
+        self.pending_size = 0;
+        self.rows.push(block)
+    }
+
+    /// Ends buffering: every row numbered is in [`Self::rows`].
+    fn finish(&mut self) -> Result<()> {
+        self.flush_pending()
+    }
+}
+
+/// A spill file being written: DataFusion's in-progress file (whose type is not public)
+/// behind one closure that appends a run, or finishes the file when given none.
+struct SpillRun(Box<AppendOrFinish>);
+
+type AppendOrFinish = dyn FnMut(Option<&RecordBatch>) -> Result<Option<Arc<dyn SpillFile>>> + Send;
+
+impl SpillRun {
+    fn new(manager: &SpillManager) -> Result<Self> {
+        let mut file = manager.create_in_progress_file("SessionizeExec spill")?;
+        Ok(Self(Box::new(move |run| match run {
+            Some(batch) => file.append_batch(batch).map(|_| None),
+            None => file.finish(),
+        })))
+    }
+
+    fn append(&mut self, run: &RecordBatch) -> Result<()> {
+        (self.0)(Some(run)).map(|_| ())
+    }
+
+    fn finish(mut self) -> Result<Option<Arc<dyn SpillFile>>> {
+        (self.0)(None)
+    }
+}
+
+/// Writes a spilling partition's rows into user buckets, staging each bucket's rows until a
+/// run of [`SPILL_RUN_ROWS`] can be appended at once.
+struct SpillWriter {
+    files: Vec<Option<SpillRun>>,
+    staged: Vec<Vec<RecordBatch>>,
+    staged_rows: Vec<usize>,
+    staged_size: usize,
+    /// `sessionize`: its rows in no session, written as they are.
+    passthrough: Option<SpillRun>,
+    /// Staged bytes past which every bucket's staged rows are written, whatever their count:
+    /// a quarter of what the partition held when it began to spill.
+    stage_limit: usize,
+    /// Reused per input batch: each bucket's rows.
+    bucket_rows: Vec<Vec<u32>>,
+    output: SessionOutput,
+}
+
+impl SpillWriter {
+    fn new(output: SessionOutput, held: usize) -> Self {
+        Self {
+            stage_limit: (held / 4).max(MIN_STAGE_LIMIT),
+            files: (0..SPILL_BUCKETS).map(|_| None).collect(),
+            staged: vec![Vec::new(); SPILL_BUCKETS],
+            staged_rows: vec![0; SPILL_BUCKETS],
+            staged_size: 0,
+            passthrough: None,
+            bucket_rows: vec![Vec::new(); SPILL_BUCKETS],
+            output,
+        }
+    }
+
+    fn bucket_of(user: u32) -> usize {
+        user as usize % SPILL_BUCKETS
+    }
+
+    /// Spills everything `buffer` holds.
+    fn spill_buffer<S: SessionId>(
+        &mut self,
+        task: &PartitionTask,
+        mut buffer: Buffer<S>,
+    ) -> Result<()> {
+        buffer.finish()?;
+        let layout = &task.layout;
+        for piece in 0..PIECES {
+            for chunk in buffer.pieces.take(piece) {
+                for part in chunk.chunks(task.batch_size) {
+                    let users = UInt32Array::from_iter_values(part.iter().map(|e| e.user));
+                    let times = Int64Array::from_iter_values(part.iter().map(|e| e.time));
+                    let positions: Vec<Position> = part
+                        .iter()
+                        .map(|e| Some(buffer.rows.locate(e.row)))
+                        .collect();
+                    let mut columns: Vec<ArrayRef> = vec![Arc::new(users), Arc::new(times)];
+                    if layout.spill_keys() == 3 {
+                        columns.push(Arc::new(Int64Array::from_iter_values(
+                            part.iter().map(|e| e.session.value()),
+                        )));
+                    }
+                    for column in 0..layout.kept.len() {
+                        columns.push(buffer.rows.gather(column, &positions)?);
+                    }
+                    let run = RecordBatch::try_new(Arc::clone(&layout.spill_schema), columns)?;
+                    // a piece's users are all in one bucket
+                    self.stage(task, piece % SPILL_BUCKETS, run)?;
+                }
+            }
+        }
+        for (batch, mask) in buffer.rows.batches().iter().zip(&buffer.masks) {
+            self.pass_through(task, batch, mask)?;
+        }
+        Ok(())
+    }
+
+    /// Spills one input batch.
+    fn spill_input(
+        &mut self,
+        task: &PartitionTask,
+        batch: &RecordBatch,
+        keys: &Keys<'_>,
+    ) -> Result<()> {
+        for rows in &mut self.bucket_rows {
+            rows.clear();
+        }
+        for row in keys.mask.set_indices() {
+            let bucket = Self::bucket_of(keys.users[row] as u32);
+            self.bucket_rows[bucket].push(row as u32);
+        }
+        let kept = batch.project(&task.layout.kept)?;
+        let users = UInt32Array::from_iter_values(keys.users.iter().map(|&u| u as u32));
+        let times = Int64Array::from_iter_values(keys.times.iter().copied());
+        for bucket in 0..SPILL_BUCKETS {
+            if self.bucket_rows[bucket].is_empty() {
+                continue;
+            }
+            let rows = UInt32Array::from_iter_values(self.bucket_rows[bucket].iter().copied());
+            let mut columns = vec![take(&users, &rows, None)?, take(&times, &rows, None)?];
+            if let Some(sessions) = &keys.sessions {
+                columns.push(take(sessions, &rows, None)?);
+            }
+            columns.extend(take_record_batch(&kept, &rows)?.columns().iter().cloned());
+            let run = RecordBatch::try_new(Arc::clone(&task.layout.spill_schema), columns)?;
+            self.stage(task, bucket, run)?;
+        }
+        self.pass_through(task, batch, &keys.mask)
+    }
+
+    /// `sessionize`: writes the rows of `batch` that are in no session as they are.
+    fn pass_through(
+        &mut self,
+        task: &PartitionTask,
+        batch: &RecordBatch,
+        mask: &BooleanBuffer,
+    ) -> Result<()> {
+        if self.output != SessionOutput::Events || mask.count_set_bits() == batch.num_rows() {
+            return Ok(());
+        }
+        let inactive = filter_record_batch(batch, &BooleanArray::new(!mask, None))?;
+        let file = match &mut self.passthrough {
+            Some(file) => file,
+            None => self.passthrough.insert(SpillRun::new(&task.passthrough)?),
+        };
+        file.append(&inactive)
+    }
+
+    fn stage(&mut self, task: &PartitionTask, bucket: usize, run: RecordBatch) -> Result<()> {
+        self.staged_rows[bucket] += run.num_rows();
+        self.staged_size += get_record_batch_memory_size(&run);
+        self.staged[bucket].push(run);
+        if self.staged_rows[bucket] >= SPILL_RUN_ROWS {
+            self.write(task, bucket)?;
+        }
+        if self.staged_size > self.stage_limit {
+            self.write_all(task)?;
+        }
+        Ok(())
+    }
+
+    /// Appends every bucket's staged rows to its file.
+    fn write_all(&mut self, task: &PartitionTask) -> Result<()> {
+        for bucket in 0..SPILL_BUCKETS {
+            self.write(task, bucket)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the rows staged for `bucket` to its file as one run.
+    fn write(&mut self, task: &PartitionTask, bucket: usize) -> Result<()> {
+        let staged = std::mem::take(&mut self.staged[bucket]);
+        if staged.is_empty() {
+            return Ok(());
+        }
+        self.staged_size -= staged
+            .iter()
+            .map(get_record_batch_memory_size)
+            .sum::<usize>();
+        self.staged_rows[bucket] = 0;
+        let run = concat_batches(&task.layout.spill_schema, &staged)?;
+        drop(staged);
+        let file = match &mut self.files[bucket] {
+            Some(file) => file,
+            None => self.files[bucket].insert(SpillRun::new(&task.buckets)?),
+        };
+        file.append(&run)
+    }
+
+    /// Writes what is staged and closes the files.
+    fn finish(mut self, task: &PartitionTask) -> Result<SpilledFiles> {
+        self.write_all(task)?;
+        let mut buckets = Vec::with_capacity(SPILL_BUCKETS);
+        for bucket in 0..SPILL_BUCKETS {
+            if let Some(file) = self.files[bucket].take() {
+                buckets.extend(file.finish()?);
+            }
+        }
+        let passthrough = match self.passthrough.take() {
+            Some(file) => file.finish()?,
+            None => None,
+        };
+        Ok(SpilledFiles {
+            buckets,
+            passthrough,
+        })
+    }
+}
+
+/// What a spilled partition left on disk.
+struct SpilledFiles {
+    /// A file per non-empty user bucket.
+    buckets: Vec<Arc<dyn SpillFile>>,
+    /// `sessionize`: its rows in no session.
+    passthrough: Option<Arc<dyn SpillFile>>,
+}
+
+/// The unit being emitted.
+enum Current<S> {
+    Sessionizing(Box<Sessionizing<S>>),
+    Passthrough(SendableRecordBatchStream),
+}
+
+/// A unit being sessionized piece by piece, then (`sessionize`) emitted batch by batch.
+struct Sessionizing<S> {
+    buffer: Buffer<S>,
+    next_piece: usize,
+    /// `sessionize`: each row's session.
+    events: Option<EventSessions>,
+    next_batch: usize,
+}
+
+/// Emits a buffered partition's output, one unit and one piece at a time.
+struct Emitter<S> {
+    task: Arc<PartitionTask>,
+    units: VecDeque<Unit<S>>,
+    /// `sessions`: every user by dense id.
+    users: Option<ArrayRef>,
+    current: Option<Current<S>>,
+    scratch: Scratch<S>,
+    session_rows: SessionRows,
+    ready: VecDeque<RecordBatch>,
+    /// Memory held while emitting beyond the current unit (the users).
+    held: usize,
+}
+
+impl<S: SessionId> Emitter<S> {
+    fn new(task: Arc<PartitionTask>, buffered: Buffered<S>) -> Result<Self> {
+        let Buffered { units, users } = buffered;
+        let users = match task.output {
+            SessionOutput::Sessions => users.into_values()?,
+            SessionOutput::Events => None,
+        };
+        let held = users.as_ref().map_or(0, |u| u.get_array_memory_size());
+        Ok(Self {
+            task,
+            units,
+            users,
+            current: None,
+            scratch: Scratch::default(),
+            session_rows: SessionRows::default(),
+            ready: VecDeque::new(),
+            held,
+        })
+    }
+
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(batch) = self.ready.pop_front() {
+                self.task.baseline.record_output(batch.num_rows());
+                return Ok(Some(batch));
+            }
+            let task = Arc::clone(&self.task);
+            if self.current.is_none() {
+                let Some(unit) = self.units.pop_front() else {
+                    task.reservation.free();
+                    return Ok(None);
+                };
+                self.current = Some(match unit {
+                    Unit::Memory(buffer) => self.start(buffer),
+                    Unit::Bucket(file) => {
+                        let buffer = task.load::<S>(file, self.held).await?;
+                        self.start(buffer)
+                    }
+                    Unit::Passthrough(file) => {
+                        Current::Passthrough(task.passthrough.read_spill_as_stream(file, None)?)
+                    }
+                });
+            }
+            match &mut self.current {
+                None => {}
+                Some(Current::Passthrough(stream)) => match stream.next().await {
+                    Some(batch) => {
+                        self.ready
+                            .push_back(without_sessions(&batch?, &task.schema)?);
+                    }
+                    None => self.current = None,
+                },
+                Some(Current::Sessionizing(unit)) => {
+                    let Sessionizing {
+                        buffer,
+                        next_piece,
+                        events,
+                        next_batch,
+                    } = unit.as_mut();
+                    if *next_piece < PIECES {
+                        // a piece is a few milliseconds of work: let the runtime cancel the
+                        // query or report progress between pieces
+                        tokio::task::yield_now().await;
+                        let piece = *next_piece;
+                        *next_piece += 1;
+                        let chunks = buffer.pieces.take(piece);
+                        if chunks.is_empty() {
+                            continue;
+                        }
+                        let timer = task.baseline.elapsed_compute().timer();
+                        let ties = TieBreak {
+                            rows: &buffer.rows,
+                            columns: &task.layout.ties,
+                        };
+                        find_sessions(&chunks, &task.rules, &ties, &mut self.scratch)?;
+                        drop(chunks);
+                        match (events.as_mut(), &task.layout.sessions) {
+                            (Some(events), _) => {
+                                events.record(&self.scratch.entries, &self.scratch.sessions)
+                            }
+                            (None, Some(layout)) => {
+                                self.session_rows.push(
+                                    &self.scratch.entries,
+                                    &self.scratch.sessions,
+                                    &buffer.rows,
+                                    layout,
+                                );
+                                if self.session_rows.len() >= task.batch_size {
+                                    let users = self.users.as_ref();
+                                    let batch = finish_rows(
+                                        &mut self.session_rows,
+                                        &buffer.rows,
+                                        users,
+                                        layout,
+                                    )?;
+                                    self.ready.extend(split(&batch, task.batch_size));
+                                }
+                            }
+                            (None, None) => {
+                                return internal_err!("sessionize: no output layout");
+                            }
+                        }
+                        timer.done();
+                        let needed = self.held
+                            + buffer.size()
+                            + self.scratch.size()
+                            + events.as_ref().map_or(0, EventSessions::size);
+                        task.reservation.try_resize(needed)?;
+                    } else if let Some(events) = events
+                        && *next_batch < buffer.rows.batches().len()
+                    {
+                        let timer = task.baseline.elapsed_compute().timer();
+                        let i = *next_batch;
+                        *next_batch += 1;
+                        let batch = &buffer.rows.batches()[i];
+                        let mut columns = batch.columns().to_vec();
+                        columns
+                            .extend(events.columns(buffer.rows.batch_rows(i), task.columns.unit)?);
+                        self.ready
+                            .push_back(RecordBatch::try_new(Arc::clone(&task.schema), columns)?);
+                        timer.done();
+                    } else {
+                        if let (false, Some(layout)) =
+                            (self.session_rows.is_empty(), &task.layout.sessions)
+                        {
+                            let batch = finish_rows(
+                                &mut self.session_rows,
+                                &buffer.rows,
+                                self.users.as_ref(),
+                                layout,
+                            )?;
+                            self.ready.extend(split(&batch, task.batch_size));
+                        }
+                        self.current = None;
+                        task.reservation.resize(self.held);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start(&self, buffer: Buffer<S>) -> Current<S> {
+        let events = match self.task.output {
+            SessionOutput::Events => Some(EventSessions::new(buffer.rows.num_rows())),
+            SessionOutput::Sessions => None,
+        };
+        Current::Sessionizing(Box::new(Sessionizing {
+            buffer,
+            next_piece: 0,
+            events,
+            next_batch: 0,
+        }))
+    }
+}
+
+/// The collected sessions as one batch.
+fn finish_rows(
+    rows: &mut SessionRows,
+    store: &RowStore,
+    users: Option<&ArrayRef>,
+    layout: &SessionsLayout,
+) -> Result<RecordBatch> {
+    let Some(users) = users else {
+        return internal_err!("sessionize: sessions without users");
+    };
+    rows.finish(store, users, layout)
+}
+
+/// `batch` in slices of at most `size` rows.
+fn split(batch: &RecordBatch, size: usize) -> impl Iterator<Item = RecordBatch> + '_ {
+    (0..batch.num_rows())
+        .step_by(size)
+        .map(move |offset| batch.slice(offset, size.min(batch.num_rows() - offset)))
 }
 
 /// Whether `error` says the memory pool is full (possibly wrapped in context).
@@ -577,9 +1153,8 @@ fn is_resources_exhausted(error: &DataFusionError) -> bool {
     matches!(error.find_root(), DataFusionError::ResourcesExhausted(_))
 }
 
-/// Copies the strings of view columns into buffers of their own: batches read back from a spill
-/// file share one buffer per file block, which would otherwise stay alive (and be counted) for
-/// every column that points into it.
+/// Copies the strings of view columns into buffers of their own, so that a block does not keep
+/// alive (and count) the pages or spill runs its strings were read from.
 fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
     let columns = batch
         .columns()
@@ -590,5 +1165,10 @@ fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
             _ => Arc::clone(column),
         })
         .collect();
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        batch.schema(),
+        columns,
+        &options,
+    )?)
 }

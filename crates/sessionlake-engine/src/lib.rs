@@ -33,6 +33,7 @@ pub mod exec;
 pub mod lake;
 pub mod memory;
 pub mod options;
+pub mod output;
 pub mod table_function;
 
 pub use exec::{SessionOutput, SessionizeExec};

@@ -21,9 +21,10 @@ use datafusion::physical_plan::projection::ProjectionExec;
 
 use crate::assign::SessionRules;
 use crate::columns::BoundColumns;
-use crate::exec::{SESSION_COLUMNS, SessionOutput, SessionizeExec, events_schema, sessions_schema};
+use crate::exec::{SessionOutput, SessionizeExec};
 use crate::lake;
 use crate::options::SessionOptions;
+use crate::output::{SESSION_COLUMNS, events_schema, sessions_schema};
 
 /// `sessionize('<table>', ...)` or `sessions('<table>', ...)`, depending on `output`.
 #[derive(Debug)]
