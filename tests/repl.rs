@@ -1,12 +1,16 @@
 //! The REPL driven in a real terminal: `sessionlake` runs in a detached tmux session and the
 //! test types into it and reads the screen: the start banner, a statement over two lines, `\d`,
 //! a SQL error, Ctrl-C during a long query (the query stops, the REPL stays), another query,
-//! `\q`, a second shell left with Ctrl-D; then the history file holds what was typed. Needs
-//! tmux (`.ci/run` installs it).
+//! `\q`, a second shell left with Ctrl-D; then the history file holds what was typed. And
+//! Ctrl-C while sessions are being found returns the prompt at once. Needs tmux (`.ci/run`
+//! installs it).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use sessionlake_testkit::lake::{LakeSpec, write_lake};
 
 /// A tmux server of its own (`-L`), killed when the test ends however it ends.
 struct Tmux {
@@ -14,6 +18,33 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// A detached session `repl` running `program`, whose pane stays after it exits.
+    fn start(program: &str) -> Self {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let tmux = Tmux {
+            socket: format!(
+                "sessionlake-test-{}-{}",
+                std::process::id(),
+                STARTED.fetch_add(1, Ordering::Relaxed)
+            ),
+        };
+        let started = tmux.command(&[
+            "new-session",
+            "-d",
+            "-s",
+            "repl",
+            "-x",
+            "160",
+            "-y",
+            "50",
+            program,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        // keep the pane after the program exits, to read its last screen
+        tmux.command(&["set-option", "-t", "repl", "remain-on-exit", "on"]);
+        tmux
+    }
+
     fn command(&self, args: &[&str]) -> Output {
         Command::new("tmux")
             .arg("-L")
@@ -103,9 +134,6 @@ fn repl_in_a_terminal() {
     let sessions = expected_sessions();
     let home = tempfile::tempdir().expect("temp dir");
     let data_home = home.path().join("data");
-    let tmux = Tmux {
-        socket: format!("sessionlake-test-{}", std::process::id()),
-    };
     // the shell prints the REPL's exit status when it ends (tmux's #{pane_dead_status} is not
     // always filled in)
     // (twice: the first session ends with \q, the second with Ctrl-D)
@@ -116,23 +144,9 @@ fn repl_in_a_terminal() {
         env!("CARGO_BIN_EXE_sessionlake"),
         repo_path("data/sample_lake").display(),
     );
-    let program = format!(
+    let tmux = Tmux::start(&format!(
         "{repl}; echo \"sessionlake exited with $?\"; {repl}; echo \"again: exited with $?\""
-    );
-    let started = tmux.command(&[
-        "new-session",
-        "-d",
-        "-s",
-        "repl",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        &program,
-    ]);
-    assert!(started.status.success(), "{started:?}");
-    // keep the pane after the program exits, to read its last screen
-    tmux.command(&["set-option", "-t", "repl", "remain-on-exit", "on"]);
+    ));
 
     tmux.wait_for("the prompt", STEP, |s| {
         s.contains("\\? for help") && s.contains("sessionlake>")
@@ -185,4 +199,52 @@ fn repl_in_a_terminal() {
         .expect("the history file was written");
     assert!(history.contains("FROM sessions('events');"), "{history}");
     assert!(history.contains("SELECT 40 + 2 AS answer;"), "{history}");
+}
+
+/// Ctrl-C while `SessionizeExec` finds sessions (every event scanned, no session out yet)
+/// returns the prompt at once: the operator yields between its pieces, so the cancelled query
+/// stops at the next one instead of finishing the partition.
+#[test]
+fn ctrl_c_while_sessions_are_found() {
+    let tmux_found = Command::new("tmux").arg("-V").output().is_ok();
+    assert!(tmux_found, "this test needs tmux: apt-get install tmux");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = dir.path().join("lake");
+    let spec = LakeSpec {
+        events: 3_000_000,
+        days: 3,
+        users: 30_000,
+        ..LakeSpec::default()
+    };
+    write_lake(&spec, &lake).expect("lake");
+    let tmux = Tmux::start(&format!(
+        "env HOME='{}' '{}' --lake events='{}'",
+        dir.path().display(),
+        env!("CARGO_BIN_EXE_sessionlake"),
+        lake.display(),
+    ));
+    tmux.wait_for("the prompt", STEP, |s| s.contains("sessionlake>"));
+
+    tmux.type_line("SELECT count(*) AS sessions FROM sessions('events');");
+    let scanned = tmux.wait_for("every event scanned", STEP, |s| {
+        s.contains("3,000,000 rows scanned") || s.contains("1 row in")
+    });
+    assert!(
+        !scanned.contains("1 row in"),
+        "the query ended before it could be cancelled (make the lake larger):\n{scanned}"
+    );
+    let sent = Instant::now();
+    tmux.send(&["C-c"]);
+    let screen = tmux.wait_for("the cancellation", STEP, |s| s.contains("query cancelled"));
+    let latency = sent.elapsed();
+    assert!(!screen.contains("1 row in"), "{screen}");
+    // generous for a loaded machine: a debug build finishing the partition takes far longer
+    assert!(
+        latency < Duration::from_secs(2),
+        "the prompt came back {latency:?} after Ctrl-C:\n{screen}"
+    );
+
+    tmux.type_line("SELECT 40 + 2 AS answer;");
+    tmux.wait_for("the next answer", STEP, |s| s.contains("| 42     |"));
+    tmux.type_line("\\q");
 }
