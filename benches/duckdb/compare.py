@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""sessionlake against DuckDB window SQL, side by side (issue 7).
+"""sessionlake against DuckDB window SQL, side by side (issues 7 and 14).
 
 Run it through `bash benches/duckdb/run.sh` (which makes the virtual environment with DuckDB);
 run.sh passes its arguments here. For every lake size it:
 
 1. generates the lake with the project's seeded generator into the cache directory (reused when
-   a marker file records the same generator arguments);
+   a marker file records the same generator arguments), after checking that it fits on the
+   disk, and records the generation's wall time;
 2. runs every query of `queries/` once in sessionlake and in DuckDB and compares the results
    (rows sorted, numbers within 1e-9 relative); any difference exits with status 1 before
    anything else runs;
-3. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
-   alternating sessionlake, DuckDB (and, for `totals`, DataFusion window SQL through the
-   sessionlake CLI), `--runs` times each, the check's run (also under /usr/bin/time) counting
-   as the first;
-4. optionally runs the sessionlake suite again with `--memory-limit`.
+3. in suite mode (`--mode suite` or `both`), runs `queries/suite.<engine>.sql` once per engine:
+   the six queries in one process over one materialized table of sessionized events, as an
+   analyst's script would; each of its six results must equal the per-query answer (a
+   difference exits with status 1; a failed run, such as a suite that does not fit in memory,
+   is reported);
+4. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
+   alternating sessionlake, DuckDB (and, for `totals` at the `--anchor-sizes`, DataFusion
+   window SQL through the sessionlake CLI), `--runs` times each, the check's run (also under
+   /usr/bin/time) counting as the first; in suite mode, times the suite scripts the same way;
+5. optionally runs the sessionlake queries again with `--memory-limit`.
 
 It prints Markdown tables and writes them, with the raw runs as JSON, to
 `<cache>/results/<size>.md` and `.json`.
@@ -40,26 +46,49 @@ REPO = Path(__file__).resolve().parents[2]
 QUERIES = Path(__file__).resolve().parent / "queries"
 SUITE = ["totals", "length_bins", "bounce_per_day", "by_country", "instrumented", "top_pages"]
 ANCHOR = "totals"  # the query also timed as DataFusion window SQL
+ENGINES = ("sessionlake", "duckdb")
+# queries/suite.<engine>.sql: the six queries in one process; each result follows a one-row
+# result whose column is SUITE_MARKER and whose value names the query
+SUITE_SCRIPT = "suite"
+SUITE_MARKER = "suite_query"
 
-# the lakes of issue 7: generator arguments per size
+# generator arguments per size: 10M and 50M are issue 7's lakes, 500M issue 14's, 1M a quick
+# check of the whole script. 500M keeps the 50M lake's events per file (about 417k: three
+# 128k-row row groups, some 7 MB), so that the sizes differ in the number of files, not in
+# their shape; 40 files a day also let the generator, which encodes a day's files in parallel,
+# use every core. (Files of 100 MB and more would mean one file a day, encoded by one thread.)
 LAKES = {
+    "1M": ["--events", "1000000", "--days", "30", "--users", "20000",
+           "--files-per-day", "2", "--seed", "42"],
     "10M": ["--events", "10000000", "--days", "30", "--users", "200000",
             "--files-per-day", "2", "--seed", "42"],
     "50M": ["--events", "50000000", "--days", "30", "--users", "1000000",
             "--files-per-day", "4", "--seed", "42"],
+    "500M": ["--events", "500000000", "--days", "30", "--users", "10000000",
+             "--files-per-day", "40", "--seed", "42"],
 }
+SAMPLE_EVENTS = 100_000  # data/sample_lake
+# disk space a new lake needs: bytes per event measured on the largest cached lake (or this
+# when there is none), plus a margin, as the bytes per event vary with the lake's size (user ids
+# get longer, files bigger)
+ASSUMED_BYTES_PER_EVENT = 30
+DISK_MARGIN = 1.2
 
-# DuckDB runs the query text of a file and prints CSV, like `sessionlake --format csv -q`
+# DuckDB runs the statements of a file and prints each query's result as CSV, like
+# `sessionlake --format csv -q` (statements such as CREATE print nothing); it spills into the
+# directory given, in the cache, rather than into `.tmp` of the working directory
 DUCKDB_RUNNER = r"""
 import csv, sys, duckdb
 sql = open(sys.argv[1]).read().replace('@LAKE@', sys.argv[2])
-con = duckdb.connect()
+con = duckdb.connect(config={'temp_directory': sys.argv[3]})
 con.execute('SET enable_progress_bar = false')
-cur = con.execute(sql)
 out = csv.writer(sys.stdout, lineterminator='\n')
-out.writerow([d[0] for d in cur.description])
-for row in cur.fetchall():
-    out.writerow(['' if v is None else v for v in row])
+for statement in con.extract_statements(sql):
+    cur = con.execute(statement)
+    if statement.type == duckdb.StatementType.SELECT:
+        out.writerow([d[0] for d in cur.description])
+        for row in cur.fetchall():
+            out.writerow(['' if v is None else v for v in row])
 """
 
 
@@ -87,25 +116,75 @@ def build(skip: bool) -> tuple[Path, Path]:
     return release / "sessionlake", release / "sessionlake-gen"
 
 
-def ensure_lake(gen: Path, size: str) -> Path:
+def lake_events(size: str) -> int:
+    if size == "sample":
+        return SAMPLE_EVENTS
+    return int(LAKES[size][LAKES[size].index("--events") + 1])
+
+
+def lake_bytes(lake: Path) -> int:
+    return sum(f.stat().st_size for f in lake.rglob("*.parquet"))
+
+
+def cached_marker(lakes: Path, size: str) -> list[str] | None:
+    """The lines of the marker of the cached lake of `size` if it was generated with today's
+    arguments: the arguments, then `generation_s=<seconds>` (missing in older markers)."""
+    lake, marker = lakes / size, lakes / f"{size}.spec"
+    if not (lake.is_dir() and marker.is_file()):
+        return None
+    lines = marker.read_text().splitlines()
+    return lines if lines[:1] == [" ".join(LAKES[size])] else None
+
+
+def check_disk_space(lakes: Path, size: str) -> None:
+    """Exits with a message if the lake of `size` would not fit on the disk of `lakes`."""
+    cached = [s for s in LAKES if cached_marker(lakes, s) is not None]
+    if cached:
+        measured = max(cached, key=lake_events)
+        per_event = lake_bytes(lakes / measured) / lake_events(measured)
+        basis = f"{per_event:.1f} bytes/event as in the cached {measured} lake"
+    else:
+        per_event = ASSUMED_BYTES_PER_EVENT
+        basis = f"{per_event} bytes/event assumed, no cached lake to measure"
+    needed = lake_events(size) * per_event * DISK_MARGIN
+    free = shutil.disk_usage(lakes).free
+    log(f"   lake {size}: about {needed / 1e9:.1f} GB needed ({basis}, "
+        f"+{DISK_MARGIN - 1:.0%}), {free / 1e9:.1f} GB free")
+    if needed > free:
+        sys.exit(f"not enough disk space for the {size} lake in {lakes}: about "
+                 f"{needed / 1e9:.1f} GB needed ({lake_events(size):,} events at {basis}, "
+                 f"+{DISK_MARGIN - 1:.0%}), {free / 1e9:.1f} GB free")
+
+
+def ensure_lake(gen: Path, size: str) -> tuple[Path, dict]:
+    """The lake of `size` and how it came: generation wall time in seconds (None if not
+    recorded), whether it was reused from the cache, bytes on disk."""
     if size == "sample":  # the committed 100k-event lake: a quick check of the query pairs
-        return REPO / "data" / "sample_lake"
+        lake = REPO / "data" / "sample_lake"
+        return lake, {"seconds": None, "reused": True, "bytes": lake_bytes(lake)}
     lakes = cache_dir() / "lakes"
     lakes.mkdir(parents=True, exist_ok=True)
     lake, marker = lakes / size, lakes / f"{size}.spec"
     spec = " ".join(LAKES[size])
-    if lake.is_dir() and marker.is_file() and marker.read_text().strip() == spec:
+    lines = cached_marker(lakes, size)
+    if lines is not None:
         log(f"== lake {size}: reusing {lake}")
-        return lake
-    log(f"== lake {size}: generating ({spec})")
+        seconds = float(lines[1].partition("=")[2]) if len(lines) > 1 else None
+        return lake, {"seconds": seconds, "reused": True, "bytes": lake_bytes(lake)}
     marker.unlink(missing_ok=True)
     tmp = lakes / f"{size}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(lake, ignore_errors=True)  # outdated: its space counts as free
+    check_disk_space(lakes, size)
+    log(f"== lake {size}: generating ({spec})")
+    started = time.perf_counter()
     subprocess.run([str(gen), "--out", str(tmp), *LAKES[size]], check=True)
-    shutil.rmtree(lake, ignore_errors=True)
+    seconds = time.perf_counter() - started
     tmp.rename(lake)
-    marker.write_text(spec + "\n")
-    return lake
+    marker.write_text(f"{spec}\ngeneration_s={seconds:.1f}\n")
+    size_bytes = lake_bytes(lake)
+    log(f"   lake {size}: generated in {seconds:.1f} s, {size_bytes / 1e9:.2f} GB")
+    return lake, {"seconds": seconds, "reused": False, "bytes": size_bytes}
 
 
 class Engines:
@@ -114,9 +193,10 @@ class Engines:
         self.memory_limit = memory_limit
 
     def command(self, engine: str, query: str, limited: bool = False) -> list[str]:
+        """The process running `query` (a name of SUITE, or SUITE_SCRIPT) in `engine`."""
         if engine == "duckdb":
             return [self.python, "-c", DUCKDB_RUNNER, str(QUERIES / f"{query}.duckdb.sql"),
-                    str(self.lake)]
+                    str(self.lake), str(cache_dir() / "duckdb-tmp")]
         suffix = "datafusion" if engine == "datafusion" else "sessionlake"
         cmd = [str(self.sessionlake), "--lake", f"events={self.lake}", "-q", "--format", "csv"]
         if limited:
@@ -137,6 +217,18 @@ def run_timed(cmd: list[str]) -> dict:
                 rss_kib = int(line.split(":")[-1])
     return {"wall_s": wall, "rss_kib": rss_kib, "status": proc.returncode,
             "stdout": proc.stdout, "stderr": proc.stderr[-2000:]}
+
+
+def last_error(run: dict) -> str:
+    """The last line a failed run wrote on stderr, or its status if it wrote nothing (a
+    process killed for lack of memory)."""
+    lines = run["stderr"].strip().splitlines()
+    return lines[-1][:300] if lines else f"exit status {run['status']}, no message"
+
+
+def describe(run: dict) -> str:
+    return (f"{run['wall_s']:7.2f} s {(run['rss_kib'] or 0) / 1024:7.0f} MiB"
+            + ("" if run["status"] == 0 else f"  FAILED ({run['status']}): {last_error(run)}"))
 
 
 # ---------------------------------------------------------------- result comparison
@@ -186,12 +278,26 @@ def differences(left: str, right: str) -> list[str]:
     return problems
 
 
-def check(engines: Engines, queries: list[str], first_runs: dict) -> bool:
-    """Runs every query once per engine and compares; the runs are kept in `first_runs` as the
-    first timed run of each engine (they alternate like the others)."""
-    ok = True
+def split_suite(output: str) -> dict[str, str]:
+    """The CSV result of each query in the output of a suite script, by query name."""
+    results: dict[str, list[str]] = {}
+    current = None
+    lines = iter(output.splitlines(keepends=True))
+    for line in lines:
+        if line.rstrip("\r\n") == SUITE_MARKER:
+            current = results.setdefault(next(lines, "").strip(), [])
+        elif current is not None:
+            current.append(line)
+    return {query: "".join(text) for query, text in results.items()}
+
+
+def check(engines: Engines, queries: list[str], anchor: bool) -> tuple[bool, dict, dict]:
+    """Runs every query once per engine (and the anchor when `anchor`) and compares. Returns
+    whether all ran and agree, the runs (the first timed run of each engine: they alternate like
+    the others) and sessionlake's output per query, the answers the suite mode must give."""
+    ok, first_runs, answers = True, {}, {}
     pairs = [(q, "sessionlake", "duckdb") for q in queries]
-    if ANCHOR in queries:
+    if anchor and ANCHOR in queries:
         pairs.append((ANCHOR, "sessionlake", "datafusion"))
     for query, a, b in pairs:
         ra, rb = run_timed(engines.command(a, query)), run_timed(engines.command(b, query))
@@ -213,7 +319,33 @@ def check(engines: Engines, queries: list[str], first_runs: dict) -> bool:
                 log(f"   {query}: {a} and {b} DIFFER:\n      " + "\n      ".join(problems))
             else:
                 log(f"   {query}: {a} = {b} ({rows} rows)")
-    return ok
+                answers[query] = ra["stdout"]
+    return ok, first_runs, answers
+
+
+def check_suite(engines: Engines, answers: dict[str, str]) -> tuple[bool, dict[str, list[dict]]]:
+    """Runs the suite script once per engine and compares each of its results with the
+    per-query answer. Returns whether no result differs (a failed run is reported, not a
+    difference) and the runs, the first timed run of each engine."""
+    same, first_runs = True, {}
+    for engine in ENGINES:
+        r = run_timed(engines.command(engine, SUITE_SCRIPT))
+        log(f"   {SUITE_SCRIPT:15} {engine:12} check : {describe(r)}")
+        first_runs[engine] = [{k: v for k, v in r.items() if k != "stdout"}]
+        if r["status"] != 0:
+            continue
+        results = split_suite(r["stdout"])
+        for query in SUITE:
+            problems = (differences(results[query], answers[query]) if query in results
+                        else ["no result in the output"])
+            if problems:
+                same = False
+                log(f"   suite {query}: {engine} DIFFERS from the per-query answer:\n      "
+                    + "\n      ".join(problems))
+            else:
+                log(f"   suite {query}: {engine} = per-query "
+                    f"({len(rows_of(results[query])[1])} rows)")
+    return same, first_runs
 
 
 # ---------------------------------------------------------------- timing and report
@@ -234,13 +366,21 @@ def fmt(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def time_suite(engines: Engines, queries: list[str], runs: int, anchor: bool,
-               first_runs: dict) -> dict:
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def ns_per_event(seconds: float | None, events: int) -> float | None:
+    return None if seconds is None else seconds / events * 1e9
+
+
+def time_per_query(engines: Engines, queries: list[str], runs: int, anchor: bool,
+                   first_runs: dict) -> dict:
     """`runs` runs per engine and query, the first one being the correctness check's."""
     timings: dict[str, dict[str, list[dict]]] = {
         q: {e: list(r) for e, r in first_runs.get(q, {}).items()} for q in queries}
     for query in queries:
-        engines_here = ["sessionlake", "duckdb"]
+        engines_here = [*ENGINES]
         if anchor and query == ANCHOR:
             engines_here.append("datafusion")
         for i in range(1, runs):
@@ -248,9 +388,21 @@ def time_suite(engines: Engines, queries: list[str], runs: int, anchor: bool,
                 r = run_timed(engines.command(engine, query))
                 r.pop("stdout")
                 timings[query].setdefault(engine, []).append(r)
-                log(f"   {query:15} {engine:12} run {i + 1}: {r['wall_s']:7.2f} s "
-                    f"{(r['rss_kib'] or 0) / 1024:7.0f} MiB"
-                    + ("" if r["status"] == 0 else f"  FAILED ({r['status']})"))
+                log(f"   {query:15} {engine:12} run {i + 1}: {describe(r)}")
+    return timings
+
+
+def time_suite(engines: Engines, runs: int, first_runs: dict[str, list[dict]]) -> dict:
+    """`runs` runs of the suite script per engine, alternating, the first one being the suite
+    check's; an engine whose check run failed is not run again."""
+    timings = {e: list(r) for e, r in first_runs.items()}
+    working = [e for e in ENGINES if timings[e][0]["status"] == 0]
+    for i in range(1, runs):
+        for engine in working:
+            r = run_timed(engines.command(engine, SUITE_SCRIPT))
+            r.pop("stdout")
+            timings[engine].append(r)
+            log(f"   {SUITE_SCRIPT:15} {engine:12} run {i + 1}: {describe(r)}")
     return timings
 
 
@@ -262,40 +414,49 @@ def time_limited(engines: Engines, queries: list[str], runs: int) -> dict:
             r.pop("stdout")
             timings.setdefault(query, []).append(r)
             log(f"   {query:15} sessionlake -m {engines.memory_limit} run {i + 1}: "
-                f"{r['wall_s']:7.2f} s {(r['rss_kib'] or 0) / 1024:7.0f} MiB"
-                + ("" if r["status"] == 0 else
-                   f"  FAILED ({r['status']}): {r['stderr'].strip().splitlines()[-1][:300]}"))
+                f"{describe(r)}")
     return timings
 
 
-def report(size: str, events: int, timings: dict, limited: dict | None, memory_limit: str,
-           startup: dict) -> str:
-    out = [f"### {size} events\n",
-           "| query | sessionlake median (min-max) s | DuckDB median (min-max) s | "
-           "DuckDB / sessionlake | sessionlake peak RSS MiB | DuckDB peak RSS MiB |",
-           "| --- | --- | --- | --- | --- | --- |"]
-    suite = {"sessionlake": 0.0, "duckdb": 0.0}
+def generation_line(size: str, events: int, generation: dict) -> str:
+    if size == "sample":
+        return f"Lake: the committed data/sample_lake ({generation['bytes'] / 1e6:.1f} MB)."
+    seconds = ("not recorded" if generation["seconds"] is None
+               else f"{generation['seconds']:.1f} s")
+    when = "an earlier run, lake reused" if generation["reused"] else "this run"
+    return (f"lake generation: {seconds} ({when}; `sessionlake-gen {' '.join(LAKES[size])}`: "
+            f"{generation['bytes'] / 1e9:.2f} GB, {generation['bytes'] / events:.1f} "
+            f"bytes/event).")
+
+
+def per_query_report(events: int, timings: dict) -> list[str]:
+    out = ["| query | sessionlake median (min-max) s | DuckDB median (min-max) s | "
+           "DuckDB / sessionlake | sessionlake ns/event | DuckDB ns/event | "
+           "sessionlake peak RSS MiB | DuckDB peak RSS MiB |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    sums = {"sessionlake": 0.0, "duckdb": 0.0}
     rss = {"sessionlake": 0.0, "duckdb": 0.0}
     complete = True
     for query, per_engine in timings.items():
         s, d = summary(per_engine["sessionlake"]), summary(per_engine["duckdb"])
         complete &= s["ok"] and d["ok"]
         for name, sm in (("sessionlake", s), ("duckdb", d)):
-            suite[name] += sm["median_s"] or 0.0
+            sums[name] += sm["median_s"] or 0.0
             rss[name] = max(rss[name], sm["peak_rss_mib"] or 0.0)
-        ratio = d["median_s"] / s["median_s"] if s["median_s"] and d["median_s"] else None
         out.append(f"| {query} | {fmt(s['median_s'])} ({fmt(s['min_s'])}-{fmt(s['max_s'])}) | "
                    f"{fmt(d['median_s'])} ({fmt(d['min_s'])}-{fmt(d['max_s'])}) | "
-                   f"{fmt(ratio)}x | {fmt(s['peak_rss_mib'], 0)} | {fmt(d['peak_rss_mib'], 0)} |")
-    out.append(f"| **suite** (sum of medians) | {fmt(suite['sessionlake'])} | "
-               f"{fmt(suite['duckdb'])} | {fmt(suite['duckdb'] / suite['sessionlake'])}x | "
+                   f"{fmt(ratio(d['median_s'], s['median_s']))}x | "
+                   f"{fmt(ns_per_event(s['median_s'], events), 0)} | "
+                   f"{fmt(ns_per_event(d['median_s'], events), 0)} | "
+                   f"{fmt(s['peak_rss_mib'], 0)} | {fmt(d['peak_rss_mib'], 0)} |")
+    out.append(f"| **suite** (sum of medians) | {fmt(sums['sessionlake'])} | "
+               f"{fmt(sums['duckdb'])} | {fmt(ratio(sums['duckdb'], sums['sessionlake']))}x | "
+               f"{fmt(ns_per_event(sums['sessionlake'], events), 0)} | "
+               f"{fmt(ns_per_event(sums['duckdb'], events), 0)} | "
                f"{fmt(rss['sessionlake'], 0)} (max) | {fmt(rss['duckdb'], 0)} (max) |")
     if not complete:
         out.append("\nSome runs FAILED: the medians above are over the successful runs only.")
-    out.append(f"\nsessionlake cost per event: "
-               f"{suite['sessionlake'] / events * 1e9:.1f} ns (suite time / events). "
-               f"Python + `import duckdb` alone: {startup['median_s']:.2f} s median "
-               f"({startup['peak_rss_mib']:.0f} MiB), included in every DuckDB time above.")
+    out.append("\nns/event: the median time (the sum of medians in the last row) / events.")
     anchor = timings.get(ANCHOR, {}).get("datafusion")
     if anchor:
         a, s = summary(anchor), summary(timings[ANCHOR]["sessionlake"])
@@ -303,29 +464,83 @@ def report(size: str, events: int, timings: dict, limited: dict | None, memory_l
                    f"through the sessionlake CLI: {fmt(a['median_s'])} s median "
                    f"({fmt(a['min_s'])}-{fmt(a['max_s'])}), peak RSS "
                    f"{fmt(a['peak_rss_mib'], 0)} MiB; window SQL / sessionlake = "
-                   f"{fmt(a['median_s'] / s['median_s'] if a['median_s'] else None)}x.")
+                   f"{fmt(ratio(a['median_s'], s['median_s']))}x.")
+    elif ANCHOR in timings:
+        out.append(f"\nInternal anchor (`{ANCHOR}` as DataFusion window SQL) not run at this "
+                   f"size (`--anchor-sizes`).")
+    return out
+
+
+def suite_report(events: int, suite: dict, per_query: dict | None) -> list[str]:
+    out = ["Suite mode: each engine runs the six queries in one process over one materialized "
+           f"table of sessionized events (`queries/{SUITE_SCRIPT}.<engine>.sql`); the six "
+           "results of each engine's first run equal the per-query answers.", "",
+           "| engine | median (min-max) s | ns/event | peak RSS MiB |",
+           "| --- | --- | --- | --- |"]
+    medians = {}
+    for engine, label in (("sessionlake", "sessionlake"), ("duckdb", "DuckDB")):
+        sm = summary(suite[engine])
+        medians[engine] = sm["median_s"]
+        failed = [r for r in suite[engine] if r["status"] != 0]
+        times = [] if sm["median_s"] is None else [
+            f"{fmt(sm['median_s'])} ({fmt(sm['min_s'])}-{fmt(sm['max_s'])})"]
+        if failed:
+            times.append(f"{len(failed)}/{len(suite[engine])} FAILED: "
+                         + last_error(failed[0])[:160].replace("|", "/"))
+        out.append(f"| {label} | {'; '.join(times)} | "
+                   f"{fmt(ns_per_event(sm['median_s'], events), 0)} | "
+                   f"{fmt(sm['peak_rss_mib'], 0)} |")
+    out.append(f"\nSuite mode, DuckDB / sessionlake: "
+               f"{fmt(ratio(medians['duckdb'], medians['sessionlake']))}x.")
+    if per_query:
+        sums = {e: sum(summary(t[e])["median_s"] or 0.0 for t in per_query.values())
+                for e in ENGINES}
+        out[-1] += (" One process against the sum of the per-query medians: sessionlake "
+                    f"{fmt(ratio(medians['sessionlake'], sums['sessionlake']))}x, "
+                    f"DuckDB {fmt(ratio(medians['duckdb'], sums['duckdb']))}x.")
+    return out
+
+
+def limited_report(limited: dict, timings: dict, memory_limit: str) -> list[str]:
+    out = [f"sessionlake with `--memory-limit {memory_limit}`:", "",
+           "| query | status | median (min-max) s | unlimited median s | "
+           "limited / unlimited | peak RSS MiB |", "| --- | --- | --- | --- | --- | --- |"]
+    total_l, total_u, all_ok = 0.0, 0.0, True
+    for query, runs in limited.items():
+        lm, um = summary(runs), summary(timings[query]["sessionlake"])
+        failed = [r for r in runs if r["status"] != 0]
+        all_ok &= not failed
+        status = "ok" if not failed else (
+            f"{len(failed)}/{len(runs)} failed: "
+            + last_error(failed[0])[:160].replace("|", "/"))
+        if lm["median_s"]:
+            total_l += lm["median_s"]
+            total_u += um["median_s"]
+        out.append(f"| {query} | {status} | {fmt(lm['median_s'])} ({fmt(lm['min_s'])}-"
+                   f"{fmt(lm['max_s'])}) | {fmt(um['median_s'])} | "
+                   f"{fmt(ratio(lm['median_s'], um['median_s']))}x | "
+                   f"{fmt(lm['peak_rss_mib'], 0)} |")
+    out.append(f"| **suite** | {'ok' if all_ok else 'INCOMPLETE'} | {fmt(total_l)} | "
+               f"{fmt(total_u)} | {fmt(ratio(total_l, total_u))}x | |")
+    return out
+
+
+def report(size: str, events: int, generation: dict, per_query: dict | None,
+           suite: dict | None, limited: dict | None, memory_limit: str, startup: dict) -> str:
+    out = [f"### {size} events\n", generation_line(size, events, generation)]
+    if per_query:
+        out += ["", *per_query_report(events, per_query)]
+    if suite:
+        out += ["", *suite_report(events, suite, per_query)]
+    out.append(f"\nPython + `import duckdb` alone: {startup['median_s']:.2f} s median "
+               f"({startup['peak_rss_mib']:.0f} MiB), included in every DuckDB time above.")
     if limited:
-        out += ["", f"sessionlake with `--memory-limit {memory_limit}`:", "",
-                "| query | status | median (min-max) s | unlimited median s | "
-                "limited / unlimited | peak RSS MiB |", "| --- | --- | --- | --- | --- | --- |"]
-        total_l, total_u, all_ok = 0.0, 0.0, True
-        for query, runs in limited.items():
-            lm, um = summary(runs), summary(timings[query]["sessionlake"])
-            failed = [r for r in runs if r["status"] != 0]
-            all_ok &= not failed
-            status = "ok" if not failed else (
-                f"{len(failed)}/{len(runs)} failed: "
-                + failed[0]["stderr"].strip().splitlines()[-1][:160].replace("|", "/"))
-            if lm["median_s"]:
-                total_l += lm["median_s"]
-                total_u += um["median_s"]
-            ratio = lm["median_s"] / um["median_s"] if lm["median_s"] else None
-            out.append(f"| {query} | {status} | {fmt(lm['median_s'])} ({fmt(lm['min_s'])}-"
-                       f"{fmt(lm['max_s'])}) | {fmt(um['median_s'])} | {fmt(ratio)}x | "
-                       f"{fmt(lm['peak_rss_mib'], 0)} |")
-        out.append(f"| **suite** | {'ok' if all_ok else 'INCOMPLETE'} | {fmt(total_l)} | "
-                   f"{fmt(total_u)} | {fmt(total_l / total_u if total_u else None)}x | |")
+        out += ["", *limited_report(limited, per_query, memory_limit)]
     return "\n".join(out) + "\n"
+
+
+def split_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 def main() -> int:
@@ -334,12 +549,24 @@ def main() -> int:
                         help="lake sizes, comma-separated, of: " + ", ".join(LAKES)
                         + " and sample (data/sample_lake, for a quick --check-only)")
     parser.add_argument("--runs", type=int, default=3,
-                        help="timed runs per engine and query, the correctness check's included")
-    parser.add_argument("--queries", default=",".join(SUITE), help="comma-separated subset")
+                        help="timed runs per engine and query (and suite script), the "
+                        "correctness check's included")
+    parser.add_argument("--queries", default=",".join(SUITE), help="comma-separated subset "
+                        "(per-query mode only)")
+    parser.add_argument("--mode", choices=["per-query", "suite", "both"],
+                        help="what to time: each query as its own process, the six queries in "
+                        "one process per engine, or both (default: both; per-query with "
+                        "--queries); every query is checked once per engine in any mode")
+    parser.add_argument("--anchor-sizes",
+                        default=",".join(s for s in ["sample", *LAKES] if s != "500M"),
+                        help="sizes at which `totals` is also checked and timed as DataFusion "
+                        "window SQL, the internal anchor ('' for none; default: every size but "
+                        "500M, to keep that run's time reasonable)")
     parser.add_argument("--memory-limit", default="2g",
-                        help="also run the sessionlake suite with this --memory-limit")
+                        help="also run the sessionlake queries with this --memory-limit "
+                        "(per-query mode)")
     parser.add_argument("--limited-sizes", default="50M",
-                        help="sizes at which to run the memory-limited suite ('' for none)")
+                        help="sizes at which to run the memory-limited queries ('' for none)")
     parser.add_argument("--python", default=sys.executable, help="a Python with duckdb")
     parser.add_argument("--skip-build", action="store_true", help="use the binaries as built")
     parser.add_argument("--sessionlake", type=Path, help="this sessionlake binary (implies "
@@ -347,14 +574,18 @@ def main() -> int:
     parser.add_argument("--check-only", action="store_true", help="compare results, time nothing")
     args = parser.parse_args()
 
-    sizes = [s.strip() for s in args.events.split(",") if s.strip()]
-    queries = [q.strip() for q in args.queries.split(",") if q.strip()]
+    sizes = split_list(args.events)
+    queries = split_list(args.queries)
     for s in sizes:
         if s not in LAKES and s != "sample":
-            parser.error(f"unknown size {s}; known: {', '.join(LAKES)}")
+            parser.error(f"unknown size {s}; known: {', '.join(LAKES)}, sample")
     for q in queries:
         if q not in SUITE:
             parser.error(f"unknown query {q}; known: {', '.join(SUITE)}")
+    whole_suite = set(queries) == set(SUITE)
+    mode = args.mode or ("both" if whole_suite else "per-query")
+    if mode != "per-query" and not whole_suite:
+        parser.error(f"--mode {mode} runs all six queries in one process: drop --queries")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if not Path("/usr/bin/time").exists():
@@ -370,33 +601,47 @@ def main() -> int:
     results_dir = cache_dir() / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     log(f"sessionlake {commit}, DuckDB {duckdb_version}, {os.cpu_count()} CPUs, "
-        f"{platform.platform()}")
+        f"{platform.platform()}; mode {mode}")
 
     for size in sizes:
-        lake = ensure_lake(gen, size)
+        lake, generation = ensure_lake(gen, size)
+        events = lake_events(size)
         engines = Engines(sessionlake, args.python, lake, args.memory_limit)
+        anchor = size in split_list(args.anchor_sizes)
         log(f"== {size}: correctness check (every query once per engine)")
-        first_runs: dict = {}
-        if not check(engines, queries, first_runs):
+        ok, first_runs, answers = check(engines, queries, anchor)
+        if not ok:
             log("RESULTS DIFFER: not timing anything")
             return 1
+        suite_first = None
+        if mode != "per-query":
+            log(f"== {size}: suite mode, each engine's six results against the answers above")
+            same, suite_first = check_suite(engines, answers)
+            if not same:
+                log("SUITE RESULTS DIFFER: not timing anything")
+                return 1
         if args.check_only:
             continue
         startup = summary([run_timed([args.python, "-c", "import duckdb"]) for _ in range(3)])
-        log(f"== {size}: timing, {args.runs} runs per engine, alternating")
-        timings = time_suite(engines, queries, args.runs, anchor=True, first_runs=first_runs)
-        limited = None
-        if args.memory_limit and size in args.limited_sizes.split(","):
-            log(f"== {size}: sessionlake suite with --memory-limit {args.memory_limit}")
+        per_query = suite = limited = None
+        if mode != "suite":
+            log(f"== {size}: timing per query, {args.runs} runs per engine, alternating")
+            per_query = time_per_query(engines, queries, args.runs, anchor, first_runs)
+        if suite_first:
+            log(f"== {size}: timing suite mode, {args.runs} runs per engine, alternating")
+            suite = time_suite(engines, args.runs, suite_first)
+        if per_query and args.memory_limit and size in split_list(args.limited_sizes):
+            log(f"== {size}: sessionlake queries with --memory-limit {args.memory_limit}")
             limited = time_limited(engines, queries, args.runs)
-        events = int(LAKES[size][1]) if size in LAKES else 100_000
         text = (f"sessionlake {commit}, DuckDB {duckdb_version}, {os.cpu_count()} CPUs, "
                 f"{args.runs} runs each\n\n"
-                + report(size, events, timings, limited, args.memory_limit, startup))
+                + report(size, events, generation, per_query, suite, limited, args.memory_limit,
+                         startup))
         print(text, flush=True)
         (results_dir / f"{size}.md").write_text(text)
         (results_dir / f"{size}.json").write_text(json.dumps(
-            {"size": size, "commit": commit, "duckdb": duckdb_version, "timings": timings,
+            {"size": size, "commit": commit, "duckdb": duckdb_version, "mode": mode,
+             "generation": generation, "timings": per_query, "suite": suite,
              "limited": limited, "duckdb_startup": startup}, indent=1))
         log(f"   written to {results_dir}/{size}.md and .json")
     return 0

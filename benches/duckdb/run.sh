@@ -1,6 +1,15 @@
 #!/usr/bin/env bash
-# The side-by-side benchmark of issue 7 in one command, from a fresh clone:
-#   bash benches/duckdb/run.sh [--events 10M,50M] [--runs 3] [--memory-limit 2g] [--check-only]
+# The side-by-side benchmark of issues 7 and 14 in one command, from a fresh clone:
+#   bash benches/duckdb/run.sh [--events 10M,50M] [--runs 3] [--mode per-query|suite|both]
+#       [--anchor-sizes SIZES] [--memory-limit 2g] [--check-only] [--skip-build]
+# Sizes: 1M (a quick check), 10M, 50M, 500M and sample. --mode: per-query (each query as its
+# own process), suite (the six queries in one process per engine over one materialized table,
+# queries/suite.*.sql, its results checked against the per-query ones) or both (the default).
+# --anchor-sizes: where `totals` also runs as DataFusion window SQL (default: every size but
+# 500M). --skip-build uses the binaries already in $CARGO_TARGET_DIR/release.
+# The 500M run (a lake of some 8 GB, whose generation is timed; free disk space is checked
+# first):
+#   bash benches/duckdb/run.sh --events 500M --runs 1
 # Makes a virtual environment with DuckDB (from PyPI) and the lakes in a cache directory outside
 # the clone, installs /usr/bin/time if it is missing, builds the release binaries and runs
 # compare.py with these arguments (see `--help`). Results: stdout and <cache>/results/.
