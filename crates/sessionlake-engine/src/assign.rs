@@ -20,7 +20,7 @@ use datafusion::arrow::compute::kernels::cmp;
 use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::utils::memory::get_record_batch_memory_size;
+use datafusion::common::utils::memory::RecordBatchMemoryCounter;
 use datafusion::common::{Result, exec_err, internal_err};
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
@@ -317,7 +317,8 @@ pub struct RowStore {
     batches: Vec<RecordBatch>,
     /// The row number of each batch's first row, plus the total at the end.
     offsets: Vec<usize>,
-    size: usize,
+    /// Counts each buffer once: scanned batches share the pages their strings point into.
+    memory: RecordBatchMemoryCounter,
 }
 
 impl RowStore {
@@ -325,7 +326,7 @@ impl RowStore {
         Self {
             batches: Vec::new(),
             offsets: vec![0],
-            size: 0,
+            memory: RecordBatchMemoryCounter::new(),
         }
     }
 
@@ -339,7 +340,7 @@ impl RowStore {
                 u32::MAX
             );
         }
-        self.size += get_record_batch_memory_size(&batch);
+        self.memory.count_batch(&batch);
         self.offsets.push(end);
         self.batches.push(batch);
         Ok(())
@@ -353,6 +354,12 @@ impl RowStore {
         &self.batches
     }
 
+    /// Takes batch `i` out (leaving it empty), once nothing will read its rows again.
+    pub fn take_batch(&mut self, i: usize) -> RecordBatch {
+        let empty = RecordBatch::new_empty(self.batches[i].schema());
+        std::mem::replace(&mut self.batches[i], empty)
+    }
+
     /// The rows of batch `i`.
     pub fn batch_rows(&self, i: usize) -> Range<usize> {
         self.offsets[i]..self.offsets[i + 1]
@@ -360,7 +367,9 @@ impl RowStore {
 
     /// Bytes held, for memory accounting.
     pub fn size(&self) -> usize {
-        self.size
+        self.memory.memory_usage()
+            + self.batches.capacity() * size_of::<RecordBatch>()
+            + self.offsets.capacity() * size_of::<usize>()
     }
 
     /// The batch and the row in it of a row number.

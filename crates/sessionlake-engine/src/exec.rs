@@ -659,7 +659,9 @@ impl<S: SessionId> Buffer<S> {
             for row in keys.mask.set_indices() {
                 self.pieces.push(entry(row, first + row as u32));
             }
-            self.rows.push(batch.clone())?;
+            // copied out of the scanned pages, which several batches share and which would be
+            // held (and counted) whole for the few strings each batch points at
+            self.rows.push(compact_views(batch)?)?;
             self.masks.push(keys.mask.clone());
         }
         Ok(())
@@ -1087,7 +1089,8 @@ impl<S: SessionId> Emitter<S> {
                         let timer = task.baseline.elapsed_compute().timer();
                         let i = *next_batch;
                         *next_batch += 1;
-                        let batch = &buffer.rows.batches()[i];
+                        // emitted rows are not held any longer
+                        let batch = buffer.rows.take_batch(i);
                         let mut columns = batch.columns().to_vec();
                         columns
                             .extend(events.columns(buffer.rows.batch_rows(i), task.columns.unit)?);
