@@ -299,6 +299,9 @@ pub const SPILL_RUN_ROWS: usize = 16 * 1024;
 /// The smallest staging budget of a spilling partition.
 const MIN_STAGE_LIMIT: usize = 256 * 1024;
 
+/// About how many times `sessions` builds output from a unit (see [`Emitter::start`]).
+const FLUSHES_PER_UNIT: usize = 128;
+
 /// Rows of the blocks `sessions` keeps its buffered rows in.
 const BLOCK_ROWS: usize = 64 * 1024;
 
@@ -956,6 +959,8 @@ enum Current<S> {
 struct Sessionizing<S> {
     buffer: Buffer<S>,
     next_piece: usize,
+    /// `sessions`: how many sessions are collected before a batch is built from them.
+    flush_at: usize,
     /// `sessionize`: each row's session.
     events: Option<EventSessions>,
     next_batch: usize,
@@ -1031,6 +1036,7 @@ impl<S: SessionId> Emitter<S> {
                     let Sessionizing {
                         buffer,
                         next_piece,
+                        flush_at,
                         events,
                         next_batch,
                     } = unit.as_mut();
@@ -1062,7 +1068,7 @@ impl<S: SessionId> Emitter<S> {
                                     &buffer.rows,
                                     layout,
                                 );
-                                if self.session_rows.len() >= task.batch_size {
+                                if self.session_rows.len() >= *flush_at {
                                     let users = self.users.as_ref();
                                     let batch = finish_rows(
                                         &mut self.session_rows,
@@ -1122,9 +1128,14 @@ impl<S: SessionId> Emitter<S> {
             SessionOutput::Events => Some(EventSessions::new(buffer.rows.num_rows())),
             SessionOutput::Sessions => None,
         };
+        // Building a batch gathers from every block of the unit (and merges the blocks'
+        // dictionaries), so batches are built a bounded number of times per unit, not once per
+        // `batch_size` sessions; the batch is then sliced.
+        let flush_at = (buffer.pieces.len() / FLUSHES_PER_UNIT).max(self.task.batch_size);
         Current::Sessionizing(Box::new(Sessionizing {
             buffer,
             next_piece: 0,
+            flush_at,
             events,
             next_batch: 0,
         }))
