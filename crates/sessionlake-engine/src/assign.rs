@@ -638,3 +638,91 @@ fn split_sessions<S: SessionId>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(user: u32, time: i64, row: u32) -> Entry<()> {
+        Entry {
+            time,
+            user,
+            row,
+            session: (),
+        }
+    }
+
+    #[test]
+    fn pieces_keep_users_together_in_push_order_and_account_for_chunks() {
+        let mut pieces = Pieces::<()>::default();
+        let empty = pieces.size();
+        // 3000 users, 10 events each, interleaved as a scan would deliver them
+        for round in 0..10_u32 {
+            for user in 0..3000_u32 {
+                pieces.push(entry(user, i64::from(round), round * 3000 + user));
+            }
+        }
+        assert_eq!(pieces.len(), 30_000);
+        assert!(pieces.size() >= empty + 30_000 * size_of::<Entry<()>>());
+        let mut seen = 0;
+        for piece in 0..PIECES {
+            let entries: Vec<Entry<()>> = pieces.take(piece).into_iter().flatten().collect();
+            assert!(entries.iter().all(|e| piece_of(e.user) == piece));
+            // push order is row order
+            assert!(entries.windows(2).all(|w| w[0].row < w[1].row));
+            seen += entries.len();
+        }
+        assert_eq!(seen, 30_000);
+        assert!(pieces.is_empty());
+        assert_eq!(pieces.size(), empty);
+    }
+
+    #[test]
+    fn a_piece_is_sorted_by_user_then_time_and_split_at_gaps() {
+        let rules = SessionRules {
+            mode: SessionMode::Gap,
+            gap: 10,
+            max_length: Some(25),
+            unit: TimeUnit::Millisecond,
+            inactive_event_types: vec![],
+        };
+        // users 0 and 256 share piece 0; times out of order; user 0's gap of exactly 10 stays
+        // in one session, 11 starts another; user 256's 0..30 span is over the maximum length
+        let chunks = vec![vec![
+            entry(256, 30, 0),
+            entry(0, 21, 1),
+            entry(0, 0, 2),
+            entry(256, 0, 3),
+            entry(0, 10, 4),
+            entry(256, 10, 5),
+            entry(256, 20, 6),
+        ]];
+        let rows = RowStore::new();
+        let ties = TieBreak {
+            rows: &rows,
+            columns: &[],
+        };
+        let mut scratch = Scratch::default();
+        find_sessions(&chunks, &rules, &ties, &mut scratch).expect("sessions");
+        let order: Vec<(u32, i64)> = scratch.entries.iter().map(|e| (e.user, e.time)).collect();
+        assert_eq!(
+            order,
+            [
+                (0, 0),
+                (0, 10),
+                (0, 21),
+                (256, 0),
+                (256, 10),
+                (256, 20),
+                (256, 30)
+            ]
+        );
+        let sessions: Vec<(u32, i64, i64, i64, usize)> = scratch
+            .sessions
+            .iter()
+            .map(|s| (s.user, s.start, s.end, s.index, s.events.len()))
+            .collect();
+        // user 256's one session (0..30) is longer than 25 and left out
+        assert_eq!(sessions, [(0, 0, 10, 1, 2), (0, 21, 21, 2, 1)]);
+    }
+}
