@@ -330,20 +330,13 @@ impl RowStore {
         }
     }
 
-    /// Appends `batch`; its rows are numbered from [`Self::num_rows`] on.
-    pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Appends `batch`; its rows are numbered from [`Self::num_rows`] on. The caller keeps row
+    /// numbers within `u32` (the buffer checks them as it numbers entries).
+    pub fn push(&mut self, batch: RecordBatch) {
         let end = self.num_rows() + batch.num_rows();
-        if end > u32::MAX as usize {
-            return exec_err!(
-                "sessionize: a partition holds {end} rows, over the {} a partition can \
-                 sessionize; raise datafusion.execution.target_partitions",
-                u32::MAX
-            );
-        }
         self.memory.count_batch(&batch);
         self.offsets.push(end);
         self.batches.push(batch);
-        Ok(())
     }
 
     pub fn num_rows(&self) -> usize {
@@ -394,13 +387,18 @@ impl RowStore {
         arrays.push(null_row.as_ref());
         let none = (self.batches.len(), 0);
         let indices: Vec<(usize, usize)> = positions.iter().map(|p| p.unwrap_or(none)).collect();
-        let gathered = interleave(&arrays, &indices)?;
         // a view array would keep (and count) every block its strings came from
-        Ok(match gathered.data_type() {
-            DataType::Utf8View => Arc::new(gathered.as_string_view().gc()),
-            DataType::BinaryView => Arc::new(gathered.as_binary_view().gc()),
-            _ => gathered,
-        })
+        Ok(compact_view(interleave(&arrays, &indices)?))
+    }
+}
+
+/// `array` with the strings of a view array copied into buffers of its own, so that it does
+/// not keep alive (and count) the larger buffers it points into; other arrays as they are.
+pub fn compact_view(array: ArrayRef) -> ArrayRef {
+    match array.data_type() {
+        DataType::Utf8View => Arc::new(array.as_string_view().gc()),
+        DataType::BinaryView => Arc::new(array.as_binary_view().gc()),
+        _ => array,
     }
 }
 

@@ -55,7 +55,7 @@ use sessionlake_functions::time_unit::timestamp_ticks;
 
 use crate::assign::{
     Entry, PIECES, Pieces, Position, RowStore, Scratch, SessionId, SessionRules, TieBreak, UserIds,
-    active_mask, find_sessions, session_id_values,
+    active_mask, compact_view, find_sessions, session_id_values,
 };
 use crate::columns::BoundColumns;
 use crate::output::{
@@ -387,9 +387,32 @@ impl Layout {
         })
     }
 
+    /// Whether spilled rows carry a session id (the instrumented modes).
+    fn spills_session_id(&self) -> bool {
+        self.spill_schema.fields().len() - self.kept.len() == 3
+    }
+
     /// The columns of a spilled row before the kept ones.
     fn spill_keys(&self) -> usize {
-        self.spill_schema.fields().len() - self.kept.len()
+        if self.spills_session_id() { 3 } else { 2 }
+    }
+
+    /// A run of spilled rows: their user ids, times, session ids (only in the instrumented
+    /// modes) and kept columns, in [`Self::spill_schema`]'s order.
+    fn spill_run(
+        &self,
+        users: ArrayRef,
+        times: ArrayRef,
+        sessions: Option<ArrayRef>,
+        kept: impl IntoIterator<Item = ArrayRef>,
+    ) -> Result<RecordBatch> {
+        let mut columns = vec![users, times];
+        columns.extend(sessions);
+        columns.extend(kept);
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.spill_schema),
+            columns,
+        )?)
     }
 }
 
@@ -664,7 +687,7 @@ impl<S: SessionId> Buffer<S> {
             }
             // copied out of the scanned pages, which several batches share and which would be
             // held (and counted) whole for the few strings each batch points at
-            self.rows.push(compact_views(batch)?)?;
+            self.rows.push(compact_views(batch)?);
             self.masks.push(keys.mask.clone());
         }
         Ok(())
@@ -675,16 +698,13 @@ impl<S: SessionId> Buffer<S> {
         let first = self.first_row_of(batch.num_rows())?;
         let users = batch.column(0).as_primitive::<UInt32Type>().values();
         let times = batch.column(1).as_primitive::<Int64Type>().values();
-        let sessions = match self.layout.spill_keys() {
-            3 => Some(
-                batch
-                    .column(2)
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .as_ref(),
-            ),
-            _ => None,
-        };
+        let sessions = self.layout.spills_session_id().then(|| {
+            batch
+                .column(2)
+                .as_primitive::<Int64Type>()
+                .values()
+                .as_ref()
+        });
         for row in 0..batch.num_rows() {
             self.pieces.push(Entry {
                 time: times[row],
@@ -699,7 +719,8 @@ impl<S: SessionId> Buffer<S> {
             self.add_block_rows(kept)
         } else {
             self.masks.push(BooleanBuffer::new_set(kept.num_rows()));
-            self.rows.push(kept)
+            self.rows.push(kept);
+            Ok(())
         }
     }
 
@@ -723,7 +744,8 @@ impl<S: SessionId> Buffer<S> {
         self.pending.clear();
         self.pending_rows = 0;
         self.pending_size = 0;
-        self.rows.push(block)
+        self.rows.push(block);
+        Ok(())
     }
 
     /// Ends buffering: every row numbered is in [`Self::rows`].
@@ -804,20 +826,19 @@ impl SpillWriter {
                 for part in chunk.chunks(task.batch_size) {
                     let users = UInt32Array::from_iter_values(part.iter().map(|e| e.user));
                     let times = Int64Array::from_iter_values(part.iter().map(|e| e.time));
+                    let sessions = layout.spills_session_id().then(|| {
+                        Arc::new(Int64Array::from_iter_values(
+                            part.iter().map(|e| e.session.value()),
+                        )) as ArrayRef
+                    });
                     let positions: Vec<Position> = part
                         .iter()
                         .map(|e| Some(buffer.rows.locate(e.row)))
                         .collect();
-                    let mut columns: Vec<ArrayRef> = vec![Arc::new(users), Arc::new(times)];
-                    if layout.spill_keys() == 3 {
-                        columns.push(Arc::new(Int64Array::from_iter_values(
-                            part.iter().map(|e| e.session.value()),
-                        )));
-                    }
-                    for column in 0..layout.kept.len() {
-                        columns.push(buffer.rows.gather(column, &positions)?);
-                    }
-                    let run = RecordBatch::try_new(Arc::clone(&layout.spill_schema), columns)?;
+                    let kept = (0..layout.kept.len())
+                        .map(|column| buffer.rows.gather(column, &positions))
+                        .collect::<Result<Vec<_>>>()?;
+                    let run = layout.spill_run(Arc::new(users), Arc::new(times), sessions, kept)?;
                     // a piece's users are all in one bucket
                     self.stage(task, piece % SPILL_BUCKETS, run)?;
                 }
@@ -851,12 +872,16 @@ impl SpillWriter {
                 continue;
             }
             let rows = UInt32Array::from_iter_values(self.bucket_rows[bucket].iter().copied());
-            let mut columns = vec![take(&users, &rows, None)?, take(&times, &rows, None)?];
-            if let Some(sessions) = &keys.sessions {
-                columns.push(take(sessions, &rows, None)?);
-            }
-            columns.extend(take_record_batch(&kept, &rows)?.columns().iter().cloned());
-            let run = RecordBatch::try_new(Arc::clone(&task.layout.spill_schema), columns)?;
+            let sessions = match &keys.sessions {
+                Some(sessions) => Some(take(sessions, &rows, None)?),
+                None => None,
+            };
+            let run = task.layout.spill_run(
+                take(&users, &rows, None)?,
+                take(&times, &rows, None)?,
+                sessions,
+                take_record_batch(&kept, &rows)?.columns().iter().cloned(),
+            )?;
             self.stage(task, bucket, run)?;
         }
         self.pass_through(task, batch, &keys.mask)
@@ -1170,15 +1195,7 @@ fn is_resources_exhausted(error: &DataFusionError) -> bool {
 /// Copies the strings of view columns into buffers of their own, so that a block does not keep
 /// alive (and count) the pages or spill runs its strings were read from.
 fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .map(|column| match column.data_type() {
-            DataType::Utf8View => Arc::new(column.as_string_view().gc()) as ArrayRef,
-            DataType::BinaryView => Arc::new(column.as_binary_view().gc()) as ArrayRef,
-            _ => Arc::clone(column),
-        })
-        .collect();
+    let columns = batch.columns().iter().cloned().map(compact_view).collect();
     let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
     Ok(RecordBatch::try_new_with_options(
         batch.schema(),
