@@ -4,6 +4,7 @@
 
 use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::{Result, plan_err};
+use sessionlake_functions::types::is_string_type;
 
 use crate::options::SessionOptions;
 
@@ -172,14 +173,6 @@ impl BoundColumns {
                 .map(|&i| map(i))
                 .collect::<Result<_>>()?,
         })
-    }
-}
-
-fn is_string_type(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, value) => is_string_type(value),
-        _ => false,
     }
 }
 

@@ -13,7 +13,8 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, ListAr
 use datafusion::arrow::buffer::{BooleanBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{HashSet, Result, exec_err};
+use datafusion::common::hash_map::Entry;
+use datafusion::common::{HashMap, Result, exec_err};
 use datafusion::logical_expr::EmitTo;
 
 /// Bytes held by a `hashbrown` table (std's `HashSet` and `datafusion::common::HashSet` are
@@ -33,110 +34,137 @@ pub(crate) fn hash_table_bytes<T>(capacity: usize) -> usize {
     buckets * (size_of::<T>() + 1) + CONTROL_GROUP_WIDTH
 }
 
-/// The distinct keys of every group, and how many each group has.
+/// A value per distinct `(group, key)` pair of many groups, and how many keys each group has:
+/// a set for the distinct counts (`V = ()`), a count per user for `FREQPERCENTILE`.
 #[derive(Debug)]
-pub(crate) struct GroupedDistinct<K> {
-    seen: HashSet<(usize, K)>,
-    counts: Vec<i64>,
+pub(crate) struct GroupedMap<K, V> {
+    entries: HashMap<(usize, K), V>,
+    /// The number of keys of each group.
+    lens: Vec<i64>,
 }
 
-impl<K: Copy + Eq + Hash + Default> GroupedDistinct<K> {
+/// The distinct keys of every group, and how many each group has.
+pub(crate) type GroupedDistinct<K> = GroupedMap<K, ()>;
+
+/// The keys and values of the emitted groups: list offsets (one list per group) and the flat
+/// keys and values, in no particular order within a group.
+pub(crate) struct GroupedState<K, V> {
+    pub(crate) offsets: OffsetBuffer<i32>,
+    pub(crate) keys: Vec<K>,
+    pub(crate) values: Vec<V>,
+}
+
+impl<K: Copy + Eq + Hash + Default, V: Copy + Default> GroupedMap<K, V> {
     pub(crate) fn new() -> Self {
         Self {
-            seen: HashSet::default(),
-            counts: Vec::new(),
+            entries: HashMap::default(),
+            lens: Vec::new(),
         }
     }
 
     /// Makes room for groups `0..total_num_groups`.
     pub(crate) fn resize(&mut self, total_num_groups: usize) {
-        if self.counts.len() < total_num_groups {
-            self.counts.resize(total_num_groups, 0);
+        if self.lens.len() < total_num_groups {
+            self.lens.resize(total_num_groups, 0);
         }
     }
 
-    /// Adds `key` to `group`'s set (a no-op if it is already there).
+    /// The value of `key` in `group`, inserted as `V::default()` if the pair is new.
     #[inline]
-    pub(crate) fn insert(&mut self, group: usize, key: K) {
-        if self.seen.insert((group, key)) {
-            self.counts[group] += 1;
+    pub(crate) fn entry(&mut self, group: usize, key: K) -> &mut V {
+        match self.entries.entry((group, key)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.lens[group] += 1;
+                entry.insert(V::default())
+            }
         }
     }
 
     /// True when no group holds a key, so no key id is referred to any more.
     pub(crate) fn is_empty(&self) -> bool {
-        self.seen.is_empty()
+        self.entries.is_empty()
     }
 
-    /// The distinct count of each emitted group; the emitted groups are forgotten.
+    /// The number of keys of each emitted group; the emitted groups are forgotten.
     pub(crate) fn evaluate(&mut self, emit_to: EmitTo) -> ArrayRef {
         let emitted = self.emitted_groups(emit_to);
-        let counts = emit_to.take_needed(&mut self.counts);
-        self.drop_groups(emitted, |_, _| {});
-        Arc::new(Int64Array::from(counts))
+        let lens = emit_to.take_needed(&mut self.lens);
+        self.drop_groups(emitted, |_, _, _| {});
+        Arc::new(Int64Array::from(lens))
     }
 
-    /// The keys of each emitted group, as list offsets (one list per group) and the flat keys;
-    /// the emitted groups are forgotten. Keys within a list come in no particular order.
-    pub(crate) fn take_state(&mut self, emit_to: EmitTo) -> Result<(OffsetBuffer<i32>, Vec<K>)> {
+    /// The keys and values of each emitted group; the emitted groups are forgotten.
+    pub(crate) fn take_state(&mut self, emit_to: EmitTo) -> Result<GroupedState<K, V>> {
         let emitted = self.emitted_groups(emit_to);
-        let counts = emit_to.take_needed(&mut self.counts);
+        let lens = emit_to.take_needed(&mut self.lens);
         let mut starts = Vec::with_capacity(emitted + 1);
         let mut total: usize = 0;
-        for &count in &counts {
+        for &len in &lens {
             starts.push(total);
-            total += usize::try_from(count).unwrap_or(0);
+            total += usize::try_from(len).unwrap_or(0);
         }
         if i32::try_from(total).is_err() {
             return exec_err!(
-                "distinct-count state of {emitted} groups holds {total} values, more than a List \
-                 can carry; lower datafusion.execution.batch_size"
+                "the state of {emitted} groups holds {total} values, more than a List can \
+                 carry; lower datafusion.execution.batch_size"
             );
         }
-        let offsets = OffsetBuffer::from_lengths(
-            counts
-                .iter()
-                .map(|&count| usize::try_from(count).unwrap_or(0)),
-        );
-        // each group's keys go to its own slice of `keys`, filled from `starts[group]` upwards
+        let offsets =
+            OffsetBuffer::from_lengths(lens.iter().map(|&len| usize::try_from(len).unwrap_or(0)));
+        // each group's pairs go to its own slice, filled from `starts[group]` upwards
         let mut keys = vec![K::default(); total];
-        self.drop_groups(emitted, |group, key| {
+        let mut values = vec![V::default(); total];
+        self.drop_groups(emitted, |group, key, value| {
             keys[starts[group]] = key;
+            values[starts[group]] = value;
             starts[group] += 1;
         });
-        Ok((offsets, keys))
+        Ok(GroupedState {
+            offsets,
+            keys,
+            values,
+        })
     }
 
     fn emitted_groups(&self, emit_to: EmitTo) -> usize {
         match emit_to {
-            EmitTo::All => self.counts.len(),
-            EmitTo::First(n) => n.min(self.counts.len()),
+            EmitTo::All => self.lens.len(),
+            EmitTo::First(n) => n.min(self.lens.len()),
         }
     }
 
-    /// Removes groups `0..emitted`, handing each of their keys to `emit`, and renumbers the
+    /// Removes groups `0..emitted`, handing each of their pairs to `emit`, and renumbers the
     /// groups that remain from 0, as `EmitTo::First` requires.
-    fn drop_groups(&mut self, emitted: usize, mut emit: impl FnMut(usize, K)) {
-        let all = std::mem::take(&mut self.seen);
-        if self.counts.is_empty() {
-            for (group, key) in all {
-                emit(group, key);
+    fn drop_groups(&mut self, emitted: usize, mut emit: impl FnMut(usize, K, V)) {
+        let all = std::mem::take(&mut self.entries);
+        if self.lens.is_empty() {
+            for ((group, key), value) in all {
+                emit(group, key, value);
             }
             return;
         }
-        for (group, key) in all {
+        for ((group, key), value) in all {
             if group < emitted {
-                emit(group, key);
+                emit(group, key, value);
             } else {
-                self.seen.insert((group - emitted, key));
+                self.entries.insert((group - emitted, key), value);
             }
         }
     }
 
-    /// Heap bytes of the set and the counts.
+    /// Heap bytes of the map and the lengths.
     pub(crate) fn size(&self) -> usize {
-        hash_table_bytes::<(usize, K)>(self.seen.capacity())
-            + self.counts.capacity() * size_of::<i64>()
+        hash_table_bytes::<((usize, K), V)>(self.entries.capacity())
+            + self.lens.capacity() * size_of::<i64>()
+    }
+}
+
+impl<K: Copy + Eq + Hash + Default> GroupedMap<K, ()> {
+    /// Adds `key` to `group`'s set (a no-op if it is already there).
+    #[inline]
+    pub(crate) fn insert(&mut self, group: usize, key: K) {
+        self.entry(group, key);
     }
 }
 
@@ -233,16 +261,42 @@ mod tests {
     #[test]
     fn state_lists_each_group_keys() {
         let mut groups = filled();
-        let (offsets, keys) = groups.take_state(EmitTo::First(2)).expect("state");
+        let GroupedState { offsets, keys, .. } =
+            groups.take_state(EmitTo::First(2)).expect("state");
         assert_eq!(offsets.as_ref(), &[0, 2, 3]);
         let mut first: Vec<u64> = keys[0..2].to_vec();
         first.sort_unstable();
         assert_eq!(first, [7, 8]);
         assert_eq!(keys[2], 7);
-        let (offsets, mut keys) = groups.take_state(EmitTo::All).expect("state");
+        let GroupedState {
+            offsets, mut keys, ..
+        } = groups.take_state(EmitTo::All).expect("state");
         assert_eq!(offsets.as_ref(), &[0, 3]);
         keys.sort_unstable();
         assert_eq!(keys, [9, 10, 11]);
+    }
+
+    #[test]
+    fn a_count_per_pair_travels_with_its_key() {
+        let mut groups = GroupedMap::<u64, i64>::new();
+        groups.resize(2);
+        for (group, key, count) in [(0, 7, 1), (1, 7, 2), (0, 7, 3), (0, 8, 1)] {
+            *groups.entry(group, key) += count;
+        }
+        let GroupedState {
+            offsets,
+            keys,
+            values,
+        } = groups.take_state(EmitTo::All).expect("state");
+        assert_eq!(offsets.as_ref(), &[0, 2, 3]);
+        let mut first: Vec<(u64, i64)> = keys[..2]
+            .iter()
+            .copied()
+            .zip(values[..2].iter().copied())
+            .collect();
+        first.sort_unstable();
+        assert_eq!(first, [(7, 4), (8, 1)]);
+        assert_eq!((keys[2], values[2]), (7, 2));
     }
 
     #[test]

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, LargeStringArray, ListArray,
-    StringArray, StringViewArray, UInt64Array, new_null_array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray,
 };
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Int64Type, UInt64Type};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
 use datafusion::common::{HashMap, Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
@@ -17,6 +16,15 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion_macros::user_doc;
+
+use crate::distinct_groups::{
+    GroupedMap, GroupedState, hash_table_bytes, list_array, list_rows, list_state_field,
+    live_list_items, one_value_lists,
+};
+use crate::selection::selected_rows;
+use crate::user_keys::{UserKeys, coerce_user_type, user_state_type};
+
+const NAME: &str = "FREQPERCENTILE";
 
 make_udaf_function!(
     FreqPercentile,
@@ -76,22 +84,21 @@ impl AggregateUDFImpl for FreqPercentile {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let [user_type, p_type] = arg_types else {
             return plan_err!(
-                "FREQPERCENTILE: expected FREQPERCENTILE(user, p), found {} arguments",
+                "{NAME}: expected {NAME}(user, p), found {} arguments",
                 arg_types.len()
             );
         };
-        let Some(user_key_type) = user_key_type(user_type) else {
-            return plan_err!(
-                "FREQPERCENTILE: argument 'user' must be a string or an integer, found {user_type}"
-            );
+        // a dictionary is read as its values: one user type for every batch of a column
+        let user_type = match coerce_user_type(NAME, user_type)? {
+            DataType::Dictionary(_, value_type) => *value_type,
+            other => other,
         };
         if !p_type.is_numeric() && !p_type.is_null() {
             return plan_err!(
-                "FREQPERCENTILE: argument 'p' must be a constant between 0 and 1, found \
-                 {p_type}"
+                "{NAME}: argument 'p' must be a constant between 0 and 1, found {p_type}"
             );
         }
-        Ok(vec![user_key_type, p_type.clone()])
+        Ok(vec![user_type, p_type.clone()])
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -100,19 +107,14 @@ impl AggregateUDFImpl for FreqPercentile {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let Some(user_field) = args.input_fields.first() else {
-            return internal_err!("FREQPERCENTILE: argument 'user' is missing");
+            return internal_err!("{NAME}: argument 'user' is missing");
         };
         Ok(vec![
-            Arc::new(Field::new(
+            list_state_field(
                 format!("{}[users]", args.name),
-                list_of(user_field.data_type()),
-                true,
-            )),
-            Arc::new(Field::new(
-                format!("{}[counts]", args.name),
-                list_of(&DataType::Int64),
-                true,
-            )),
+                user_state_type(user_field.data_type()),
+            ),
+            list_state_field(format!("{}[counts]", args.name), DataType::Int64),
         ])
     }
 
@@ -120,8 +122,8 @@ impl AggregateUDFImpl for FreqPercentile {
         let (user_type, p) = call_args(&args)?;
         Ok(Box::new(FreqPercentileAccumulator {
             p,
-            users: UserInterner::new(user_type),
-            counts: Vec::new(),
+            users: UserKeys::new(NAME, &user_type),
+            counts: HashMap::default(),
         }))
     }
 
@@ -136,9 +138,9 @@ impl AggregateUDFImpl for FreqPercentile {
         let (user_type, p) = call_args(&args)?;
         Ok(Box::new(FreqPercentileGroupsAccumulator {
             p,
-            users: UserInterner::new(user_type),
-            groups: Vec::new(),
-            map_capacity: 0,
+            user_state_type: user_state_type(&user_type),
+            users: UserKeys::new(NAME, &user_type),
+            counts: GroupedMap::new(),
         }))
     }
 
@@ -147,29 +149,11 @@ impl AggregateUDFImpl for FreqPercentile {
     }
 }
 
-/// The type users are kept as: strings in their own encoding, dictionaries as their values,
-/// integers as `Int64` (`UInt64` as it is, so no id is lost).
-fn user_key_type(data_type: &DataType) -> Option<DataType> {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::UInt64 => {
-            Some(data_type.clone())
-        }
-        DataType::Dictionary(_, values) => user_key_type(values),
-        DataType::Null => Some(DataType::Int64),
-        t if t.is_integer() => Some(DataType::Int64),
-        _ => None,
-    }
-}
-
-fn list_of(element: &DataType) -> DataType {
-    DataType::List(Arc::new(Field::new_list_field(element.clone(), true)))
-}
-
 /// The user type and the validated constant `p` of a call.
 fn call_args(args: &AccumulatorArgs) -> Result<(DataType, f64)> {
     let (Some(user_field), Some(p_expr)) = (args.expr_fields.first(), args.exprs.get(1)) else {
         return plan_err!(
-            "FREQPERCENTILE: expected FREQPERCENTILE(user, p), found {} arguments",
+            "{NAME}: expected {NAME}(user, p), found {} arguments",
             args.exprs.len()
         );
     };
@@ -178,16 +162,12 @@ fn call_args(args: &AccumulatorArgs) -> Result<(DataType, f64)> {
 
 fn percentile_literal(expr: &Arc<dyn PhysicalExpr>) -> Result<f64> {
     let Some(literal) = expr.downcast_ref::<Literal>() else {
-        return plan_err!(
-            "FREQPERCENTILE: argument 'p' must be a constant between 0 and 1, found {expr}"
-        );
+        return plan_err!("{NAME}: argument 'p' must be a constant between 0 and 1, found {expr}");
     };
     let value = literal.value();
     match value.cast_to(&DataType::Float64) {
         Ok(ScalarValue::Float64(Some(p))) if (0.0..=1.0).contains(&p) => Ok(p),
-        _ => plan_err!(
-            "FREQPERCENTILE: argument 'p' must be a constant between 0 and 1, found {value}"
-        ),
+        _ => plan_err!("{NAME}: argument 'p' must be a constant between 0 and 1, found {value}"),
     }
 }
 
@@ -209,188 +189,76 @@ pub fn percentile_of_counts(counts: &mut [i64], p: f64) -> Option<f64> {
     Some(lower as f64 + (upper - lower) as f64 * fraction)
 }
 
-/// Gives every distinct user a dense id, so groups count small integers and a repeated user
-/// costs a hash lookup, not an allocation.
-#[derive(Debug)]
-struct UserInterner {
-    user_type: DataType,
-    string_ids: HashMap<Arc<str>, usize>,
-    strings: Vec<Arc<str>>,
-    integer_ids: HashMap<i64, usize>,
-    /// `UInt64` users are kept by their bits.
-    integers: Vec<i64>,
-    string_bytes: usize,
-}
-
-impl UserInterner {
-    fn new(user_type: DataType) -> Self {
-        Self {
-            user_type,
-            string_ids: HashMap::default(),
-            strings: Vec::new(),
-            integer_ids: HashMap::default(),
-            integers: Vec::new(),
-            string_bytes: 0,
-        }
-    }
-
-    fn intern_str(&mut self, user: &str) -> usize {
-        if let Some(&id) = self.string_ids.get(user) {
-            return id;
-        }
-        let id = self.strings.len();
-        let user: Arc<str> = Arc::from(user);
-        self.string_bytes += user.len();
-        self.strings.push(Arc::clone(&user));
-        self.string_ids.insert(user, id);
-        id
-    }
-
-    fn intern_integer(&mut self, user: i64) -> usize {
-        let next = self.integers.len();
-        let id = *self.integer_ids.entry(user).or_insert(next);
-        if id == next {
-            self.integers.push(user);
-        }
-        id
-    }
-
-    /// The id of every row's user; `None` for a NULL user.
-    fn intern(&mut self, users: &dyn Array) -> Result<Vec<Option<usize>>> {
-        let ids = match users.data_type() {
-            DataType::Utf8 => self.intern_strs(users.as_string::<i32>().iter()),
-            DataType::LargeUtf8 => self.intern_strs(users.as_string::<i64>().iter()),
-            DataType::Utf8View => self.intern_strs(users.as_string_view().iter()),
-            DataType::Int64 => users
-                .as_primitive::<Int64Type>()
-                .iter()
-                .map(|user| user.map(|user| self.intern_integer(user)))
-                .collect(),
-            DataType::UInt64 => users
-                .as_primitive::<UInt64Type>()
-                .iter()
-                .map(|user| user.map(|user| self.intern_integer(user as i64)))
-                .collect(),
-            DataType::Null => vec![None; users.len()],
-            other => {
-                return internal_err!("FREQPERCENTILE: unexpected type {other} for 'user'");
-            }
-        };
-        Ok(ids)
-    }
-
-    fn intern_strs<'a>(
-        &mut self,
-        users: impl Iterator<Item = Option<&'a str>>,
-    ) -> Vec<Option<usize>> {
-        users
-            .map(|user| user.map(|user| self.intern_str(user)))
-            .collect()
-    }
-
-    /// The users of `ids` as an array of the user type.
-    fn users_array(&self, ids: &[usize]) -> Result<ArrayRef> {
-        let strings = ids.iter().map(|&id| self.strings[id].as_ref());
-        let integers = ids.iter().map(|&id| self.integers[id]);
-        let array: ArrayRef = match &self.user_type {
-            DataType::Utf8 => Arc::new(StringArray::from_iter_values(strings)),
-            DataType::LargeUtf8 => Arc::new(LargeStringArray::from_iter_values(strings)),
-            DataType::Utf8View => Arc::new(StringViewArray::from_iter_values(strings)),
-            DataType::Int64 => Arc::new(Int64Array::from_iter_values(integers)),
-            DataType::UInt64 => Arc::new(UInt64Array::from_iter_values(
-                integers.map(|bits| bits as u64),
-            )),
-            DataType::Null => new_null_array(&DataType::Null, ids.len()),
-            other => {
-                return internal_err!("FREQPERCENTILE: unexpected type {other} for 'user'");
-            }
-        };
-        Ok(array)
-    }
-
-    fn size(&self) -> usize {
-        // an `Arc<str>` is shared by the map and the list: its two counters and bytes once
-        self.string_ids.capacity() * (size_of::<(Arc<str>, usize)>() + 1)
-            + self.strings.capacity() * size_of::<Arc<str>>()
-            + self.strings.len() * 2 * size_of::<usize>()
-            + self.string_bytes
-            + self.integer_ids.capacity() * (size_of::<(i64, usize)>() + 1)
-            + self.integers.capacity() * size_of::<i64>()
+/// The user argument of a batch.
+fn user_argument(values: &[ArrayRef]) -> Result<&ArrayRef> {
+    match values.first() {
+        Some(users) => Ok(users),
+        None => internal_err!("{NAME}: argument 'user' is missing"),
     }
 }
 
-/// Calls `add(row, user_id, count)` for every user of every non-NULL row of a partial state.
+/// Calls `add(row, key, count)` for every user of every non-NULL row of a partial state: a
+/// list of users and a list of their counts, cut at the same offsets.
 fn for_each_state_user(
-    interner: &mut UserInterner,
+    users: &mut UserKeys,
     states: &[ArrayRef],
-    mut add: impl FnMut(usize, usize, i64),
+    mut add: impl FnMut(usize, u64, i64),
 ) -> Result<()> {
-    let (Some(users), Some(counts)) = (states.first(), states.get(1)) else {
-        return internal_err!("FREQPERCENTILE: the partial state is missing");
+    let (Some(user_lists), Some(count_lists)) = (
+        states.first().and_then(|s| s.as_list_opt::<i32>()),
+        states.get(1).and_then(|s| s.as_list_opt::<i32>()),
+    ) else {
+        return internal_err!("{NAME}: the partial state is not a pair of lists");
     };
-    let (Some(users), Some(counts)) = (users.as_list_opt::<i32>(), counts.as_list_opt::<i32>())
-    else {
-        return internal_err!("FREQPERCENTILE: the partial state is not a pair of lists");
+    let Some(counts) = count_lists.values().as_primitive_opt::<Int64Type>() else {
+        return internal_err!("{NAME}: the partial counts are not Int64");
     };
-    let Some(count_values) = counts.values().as_primitive_opt::<Int64Type>() else {
-        return internal_err!("FREQPERCENTILE: the partial counts are not Int64");
-    };
-    let ids = interner.intern(users.values().as_ref())?;
-    let (user_offsets, count_offsets) = (users.value_offsets(), counts.value_offsets());
-    for row in 0..users.len() {
-        if users.is_null(row) {
-            continue;
-        }
-        let user_range = user_offsets[row] as usize..user_offsets[row + 1] as usize;
-        let count_start = count_offsets[row] as usize;
-        if count_offsets[row + 1] as usize - count_start != user_range.len() {
-            return internal_err!("FREQPERCENTILE: a partial state has unmatched lists");
-        }
-        for (k, id) in ids[user_range].iter().enumerate() {
-            if let Some(id) = *id {
-                add(row, id, count_values.value(count_start + k));
-            }
+    if user_lists.value_offsets() != count_lists.value_offsets() {
+        return internal_err!("{NAME}: a partial state has unmatched lists");
+    }
+    let live = live_list_items(user_lists);
+    let keys = users.encode(user_lists.values(), &live)?;
+    for (row, items) in list_rows(user_lists) {
+        for item in items.filter(|&item| live.value(item)) {
+            add(row, keys[item], counts.value(item));
         }
     }
     Ok(())
 }
 
-fn add_user_count(counts: &mut Vec<i64>, id: usize, count: i64) {
-    if counts.len() <= id {
-        counts.resize(id + 1, 0);
-    }
-    counts[id] += count;
+/// A state of two lists, users and their counts, cut at `offsets`.
+fn state_lists(
+    offsets: OffsetBuffer<i32>,
+    users: ArrayRef,
+    counts: Vec<i64>,
+) -> (ListArray, ListArray) {
+    (
+        list_array(offsets.clone(), users),
+        list_array(offsets, Arc::new(Int64Array::from(counts))),
+    )
 }
 
-/// `FREQPERCENTILE` over one group: `counts[id]` rows for the user of id `id`.
+/// `FREQPERCENTILE` over one group: the row count of each user key.
 #[derive(Debug)]
 struct FreqPercentileAccumulator {
     p: f64,
-    users: UserInterner,
-    counts: Vec<i64>,
-}
-
-impl FreqPercentileAccumulator {
-    fn user_ids(&self) -> Vec<usize> {
-        (0..self.counts.len())
-            .filter(|&id| self.counts[id] > 0)
-            .collect()
-    }
+    users: UserKeys,
+    counts: HashMap<u64, i64>,
 }
 
 impl Accumulator for FreqPercentileAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let Some(users) = values.first() else {
-            return internal_err!("FREQPERCENTILE: argument 'user' is missing");
-        };
-        for id in self.users.intern(users.as_ref())?.into_iter().flatten() {
-            add_user_count(&mut self.counts, id, 1);
+        let users = user_argument(values)?;
+        let selected = selected_rows(users.len(), &[users.as_ref()], None);
+        let keys = self.users.encode(users, &selected)?;
+        for row in selected.set_indices() {
+            *self.counts.entry(keys[row]).or_insert(0) += 1;
         }
         Ok(())
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut counts: Vec<i64> = self.counts.iter().copied().filter(|&c| c > 0).collect();
+        let mut counts: Vec<i64> = self.counts.values().copied().collect();
         Ok(ScalarValue::Float64(percentile_of_counts(
             &mut counts,
             self.p,
@@ -398,25 +266,16 @@ impl Accumulator for FreqPercentileAccumulator {
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + self.users.size() + self.counts.capacity() * size_of::<i64>()
+        size_of_val(self)
+            + self.users.size()
+            + hash_table_bytes::<(u64, i64)>(self.counts.capacity())
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        let ids = self.user_ids();
-        let counts: Vec<i64> = ids.iter().map(|&id| self.counts[id]).collect();
-        let offsets = OffsetBuffer::from_lengths([ids.len()]);
-        let users = ListArray::try_new(
-            Arc::new(Field::new_list_field(self.users.user_type.clone(), true)),
-            offsets.clone(),
-            self.users.users_array(&ids)?,
-            None,
-        )?;
-        let counts = ListArray::try_new(
-            Arc::new(Field::new_list_field(DataType::Int64, true)),
-            offsets,
-            Arc::new(Int64Array::from(counts)),
-            None,
-        )?;
+        let users = self.users.to_array(self.counts.keys().copied())?;
+        let counts = self.counts.values().copied().collect();
+        let offsets = OffsetBuffer::from_lengths([self.counts.len()]);
+        let (users, counts) = state_lists(offsets, users, counts);
         Ok(vec![
             ScalarValue::List(Arc::new(users)),
             ScalarValue::List(Arc::new(counts)),
@@ -425,46 +284,27 @@ impl Accumulator for FreqPercentileAccumulator {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let counts = &mut self.counts;
-        for_each_state_user(&mut self.users, states, |_, id, count| {
-            add_user_count(counts, id, count);
+        for_each_state_user(&mut self.users, states, |_, key, count| {
+            *counts.entry(key).or_insert(0) += count;
         })
     }
 }
 
-/// Adds `count` rows of user `id` to `group`, keeping `map_capacity` in step.
-fn add_group_count(
-    groups: &mut [HashMap<usize, i64>],
-    map_capacity: &mut usize,
-    group: usize,
-    id: usize,
-    count: i64,
-) {
-    let users = &mut groups[group];
-    let before = users.capacity();
-    *users.entry(id).or_insert(0) += count;
-    *map_capacity += users.capacity() - before;
-}
-
-/// `FREQPERCENTILE` over many groups: per group, the row count of each user id.
+/// `FREQPERCENTILE` over many groups: one table of (group, user key) -> rows.
+#[derive(Debug)]
 struct FreqPercentileGroupsAccumulator {
     p: f64,
-    users: UserInterner,
-    groups: Vec<HashMap<usize, i64>>,
-    /// The summed capacity of the groups' maps, kept up to date so `size` is O(1).
-    map_capacity: usize,
+    user_state_type: DataType,
+    users: UserKeys,
+    counts: GroupedMap<u64, i64>,
 }
 
 impl FreqPercentileGroupsAccumulator {
-    fn grow(&mut self, total_num_groups: usize) {
-        if self.groups.len() < total_num_groups {
-            self.groups.resize_with(total_num_groups, HashMap::default);
+    /// Once every group is emitted no interned id is referred to: drop the strings too.
+    fn forget_users_if_empty(&mut self) {
+        if self.counts.is_empty() {
+            self.users.clear();
         }
-    }
-
-    fn take_groups(&mut self, emit_to: EmitTo) -> Vec<HashMap<usize, i64>> {
-        let taken = emit_to.take_needed(&mut self.groups);
-        self.map_capacity -= taken.iter().map(HashMap::capacity).sum::<usize>();
-        taken
     }
 }
 
@@ -476,60 +316,42 @@ impl GroupsAccumulator for FreqPercentileGroupsAccumulator {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        let Some(users) = values.first() else {
-            return internal_err!("FREQPERCENTILE: argument 'user' is missing");
-        };
-        self.grow(total_num_groups);
-        let ids = self.users.intern(users.as_ref())?;
-        for (row, (&group, id)) in group_indices.iter().zip(ids).enumerate() {
-            let passes = opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
-            if let Some(id) = id
-                && passes
-            {
-                add_group_count(&mut self.groups, &mut self.map_capacity, group, id, 1);
-            }
+        let users = user_argument(values)?;
+        self.counts.resize(total_num_groups);
+        let selected = selected_rows(users.len(), &[users.as_ref()], opt_filter);
+        let keys = self.users.encode(users, &selected)?;
+        for row in selected.set_indices() {
+            *self.counts.entry(group_indices[row], keys[row]) += 1;
         }
         Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = self.take_groups(emit_to);
-        let mut counts = Vec::new();
-        let percentiles: Float64Array = groups
-            .iter()
-            .map(|users| {
-                counts.clear();
-                counts.extend(users.values().copied());
-                percentile_of_counts(&mut counts, self.p)
+        let GroupedState {
+            offsets,
+            mut values,
+            ..
+        } = self.counts.take_state(emit_to)?;
+        self.forget_users_if_empty();
+        let percentiles: Float64Array = offsets
+            .windows(2)
+            .map(|range| {
+                let (start, end) = (range[0] as usize, range[1] as usize);
+                percentile_of_counts(&mut values[start..end], self.p)
             })
             .collect();
         Ok(Arc::new(percentiles))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = self.take_groups(emit_to);
-        let total: usize = groups.iter().map(HashMap::len).sum();
-        let mut ids = Vec::with_capacity(total);
-        let mut counts = Vec::with_capacity(total);
-        for users in &groups {
-            for (&id, &count) in users {
-                ids.push(id);
-                counts.push(count);
-            }
-        }
-        let offsets = OffsetBuffer::from_lengths(groups.iter().map(HashMap::len));
-        let users = ListArray::try_new(
-            Arc::new(Field::new_list_field(self.users.user_type.clone(), true)),
-            offsets.clone(),
-            self.users.users_array(&ids)?,
-            None,
-        )?;
-        let counts = ListArray::try_new(
-            Arc::new(Field::new_list_field(DataType::Int64, true)),
+        let GroupedState {
             offsets,
-            Arc::new(Int64Array::from(counts)),
-            None,
-        )?;
+            keys,
+            values,
+        } = self.counts.take_state(emit_to)?;
+        let users = self.users.to_array(keys.into_iter())?;
+        self.forget_users_if_empty();
+        let (users, counts) = state_lists(offsets, users, values);
         Ok(vec![Arc::new(users), Arc::new(counts)])
     }
 
@@ -539,50 +361,30 @@ impl GroupsAccumulator for FreqPercentileGroupsAccumulator {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.grow(total_num_groups);
-        let (groups, map_capacity) = (&mut self.groups, &mut self.map_capacity);
-        for_each_state_user(&mut self.users, values, |row, id, count| {
-            add_group_count(groups, map_capacity, group_indices[row], id, count);
+        self.counts.resize(total_num_groups);
+        let counts = &mut self.counts;
+        for_each_state_user(&mut self.users, values, |row, key, count| {
+            *counts.entry(group_indices[row], key) += count;
         })
     }
 
-    /// Each row becomes a one-user state: the input column itself under offsets `0, 1, 2, ...`,
-    /// a count of 1, and a NULL list where the user is NULL or the filter drops the row.
+    /// Each row becomes a one-user state: a list of its user and a list of the count 1, or two
+    /// empty lists where the user is NULL or the filter drops the row.
     fn convert_to_state(
         &self,
         values: &[ArrayRef],
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
-        let Some(users) = values.first() else {
-            return internal_err!("FREQPERCENTILE: argument 'user' is missing");
-        };
-        let rows = users.len();
-        let keep = (0..rows).map(|row| {
-            users.is_valid(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row))
-        });
-        let nulls = NullBuffer::from_iter(keep);
-        let nulls = (nulls.null_count() > 0).then_some(nulls);
-        let offsets = OffsetBuffer::from_repeated_length(1, rows);
-        let users = ListArray::try_new(
-            Arc::new(Field::new_list_field(users.data_type().clone(), true)),
-            offsets.clone(),
-            Arc::clone(users),
-            nulls.clone(),
-        )?;
-        let counts = ListArray::try_new(
-            Arc::new(Field::new_list_field(DataType::Int64, true)),
-            offsets,
-            Arc::new(Int64Array::from(vec![1_i64; rows])),
-            nulls,
-        )?;
+        let users = user_argument(values)?;
+        let selected = selected_rows(users.len(), &[users.as_ref()], opt_filter);
+        let users = one_value_lists(users, &selected, &self.user_state_type)?;
+        let ones = Int64Array::from(vec![1_i64; selected.count_set_bits()]);
+        let counts = list_array(users.offsets().clone(), Arc::new(ones));
         Ok(vec![Arc::new(users), Arc::new(counts)])
     }
 
     fn size(&self) -> usize {
-        size_of_val(self)
-            + self.users.size()
-            + self.groups.capacity() * size_of::<HashMap<usize, i64>>()
-            + self.map_capacity * (size_of::<(usize, i64)>() + 1)
+        size_of_val(self) + self.users.size() + self.counts.size()
     }
 }
 
@@ -592,8 +394,10 @@ impl GroupsAccumulator for FreqPercentileGroupsAccumulator {
     reason = "a test that fails to unwrap fails, which is what it should do"
 )]
 mod tests {
-    use datafusion::arrow::array::DictionaryArray;
-    use datafusion::arrow::datatypes::{Int32Type, Schema};
+    use datafusion::arrow::array::{
+        DictionaryArray, LargeStringArray, StringArray, StringViewArray,
+    };
+    use datafusion::arrow::datatypes::{Field, Int32Type, Schema};
     use datafusion::physical_expr::expressions::Column;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -8,12 +8,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{
-    DataType, DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
-    DurationSecondType, Field, FieldRef, Fields, Float64Type, IntervalDayTimeType,
-    IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
-};
-use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type};
+use datafusion::common::{Result, ScalarValue, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
     Accumulator, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator, Signature, Volatility,
@@ -21,6 +17,8 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion_macros::user_doc;
+
+use crate::time_unit::{is_span_type, span_array_to_seconds};
 
 make_udaf_function!(Hist, hist_udaf, hist, x);
 
@@ -120,10 +118,7 @@ impl AggregateUDFImpl for Hist {
             return wrong_arity(0);
         };
         let x_type = match x_type {
-            DataType::Duration(_)
-            | DataType::Interval(IntervalUnit::DayTime | IntervalUnit::MonthDayNano) => {
-                x_type.clone()
-            }
+            t if is_span_type(t) => t.clone(),
             t if t.is_numeric() || t.is_null() => DataType::Float64,
             other => {
                 return plan_err!(
@@ -425,42 +420,12 @@ fn edges_literal(expr: &Arc<dyn PhysicalExpr>) -> Result<Vec<f64>> {
 /// `x` as Float64 in the unit the bins are in: numbers as they are, durations and intervals
 /// in seconds.
 fn values_in_bin_unit(x: &ArrayRef) -> Result<Float64Array> {
-    const NANOS_PER_DAY: i128 = 86_400_000_000_000;
-    let values = match x.data_type() {
-        DataType::Float64 => x.as_primitive::<Float64Type>().clone(),
-        DataType::Null => Float64Array::new_null(x.len()),
-        DataType::Duration(TimeUnit::Second) => {
-            x.as_primitive::<DurationSecondType>().unary(|v| v as f64)
-        }
-        DataType::Duration(TimeUnit::Millisecond) => x
-            .as_primitive::<DurationMillisecondType>()
-            .unary(|v| v as f64 / 1e3),
-        DataType::Duration(TimeUnit::Microsecond) => x
-            .as_primitive::<DurationMicrosecondType>()
-            .unary(|v| v as f64 / 1e6),
-        DataType::Duration(TimeUnit::Nanosecond) => x
-            .as_primitive::<DurationNanosecondType>()
-            .unary(|v| v as f64 / 1e9),
-        DataType::Interval(IntervalUnit::DayTime) => x
-            .as_primitive::<IntervalDayTimeType>()
-            .unary(|v| (i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)) as f64 / 1e3),
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let intervals = x.as_primitive::<IntervalMonthDayNanoType>();
-            if let Some(row) = (0..intervals.len())
-                .find(|&row| intervals.is_valid(row) && intervals.value(row).months != 0)
-            {
-                return exec_err!(
-                    "HIST: argument 'x' at row {row} is an interval with months, whose length \
-                     varies"
-                );
-            }
-            intervals.unary(|v| {
-                (i128::from(v.days) * NANOS_PER_DAY + i128::from(v.nanoseconds)) as f64 / 1e9
-            })
-        }
-        other => return internal_err!("HIST: unexpected type {other} for argument 'x'"),
-    };
-    Ok(values)
+    match x.data_type() {
+        DataType::Float64 => Ok(x.as_primitive::<Float64Type>().clone()),
+        DataType::Null => Ok(Float64Array::new_null(x.len())),
+        t if is_span_type(t) => span_array_to_seconds("HIST: argument 'x'", x),
+        other => internal_err!("HIST: unexpected type {other} for argument 'x'"),
+    }
 }
 
 /// Calls `count(row, bin)` for every row whose value falls in a bin and that passes the filter.

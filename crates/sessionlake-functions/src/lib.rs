@@ -6,7 +6,8 @@
 //!   `EVENTTOTALS`, `PROPSUM`, `HIST`, ...), one per file, listed by
 //!   [`all_default_aggregate_functions`];
 //! - [`session_split`]: the session-splitting kernels shared with the engine's operator;
-//! - [`time_unit`]: interval and timestamp-unit conversions.
+//! - [`time_unit`]: interval and timestamp-unit conversions;
+//! - [`types`]: data type predicates shared with the engine.
 //!
 //! [`register_all`] installs every function on a [`FunctionRegistry`].
 
@@ -26,6 +27,7 @@ mod distinct_groups;
 pub mod event_totals;
 pub mod freq_percentile;
 pub mod hist;
+mod interner;
 pub mod prop_avg;
 pub mod prop_count;
 pub mod prop_min_max;
@@ -36,6 +38,7 @@ pub mod session_split;
 pub mod session_totals;
 pub mod sessionize;
 pub mod time_unit;
+pub mod types;
 pub mod uniques;
 mod user_keys;
 

@@ -5,7 +5,6 @@
 //! `(group, id)` pairs in one hash set shared by all groups: a group costs one counter, a
 //! repeated value costs no allocation, and many small groups cost no per-group hash table.
 
-use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::sync::Arc;
 
@@ -16,8 +15,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{cast, filter};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type, UInt64Type};
-use datafusion::common::hash_utils::RandomState;
-use datafusion::common::{HashMap, HashSet, Result, ScalarValue, exec_err, internal_err, plan_err};
+use datafusion::common::{HashSet, Result, ScalarValue, exec_err, internal_err, plan_err};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::{AggregateOrderSensitivity, format_state_name};
 use datafusion::logical_expr::{
@@ -26,9 +24,10 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::property::{
-    ARGUMENT, StrColumn, for_each_taken, is_string_type, single_argument, taken_rows,
-};
+use crate::interner::{BitsInterner, NO_ID, StringInterner};
+use crate::property::{ARGUMENT, StrColumn, single_argument};
+use crate::selection::{for_each_taken, selected_rows, taken_rows};
+use crate::types::is_string_type;
 
 const NAME: &str = "PROPCOUNT";
 
@@ -198,85 +197,6 @@ impl AggregateUDFImpl for PropCount {
     }
 }
 
-/// Marks "no id yet" in a dictionary's id cache; ids stay below it.
-const NO_ID: u32 = u32::MAX;
-
-fn next_id(len: usize) -> Result<u32> {
-    match u32::try_from(len) {
-        Ok(id) if id < NO_ID => Ok(id),
-        _ => exec_err!("{NAME}: more than {} distinct values", NO_ID - 1),
-    }
-}
-
-/// Distinct strings, stored back to back in one buffer and found again by hash.
-#[derive(Debug, Default)]
-struct StringInterner {
-    text: String,
-    /// End of each id's string in `text`; it starts where the previous one ends.
-    ends: Vec<usize>,
-    /// The latest id of each hash; earlier ids with the same hash chain through `same_hash`.
-    by_hash: HashMap<u64, u32>,
-    same_hash: Vec<u32>,
-    hasher: RandomState,
-}
-
-impl StringInterner {
-    fn get(&self, id: u32) -> &str {
-        let id = id as usize;
-        let start = if id == 0 { 0 } else { self.ends[id - 1] };
-        &self.text[start..self.ends[id]]
-    }
-
-    fn intern(&mut self, value: &str) -> Result<u32> {
-        let hash = self.hasher.hash_one(value);
-        let head = self.by_hash.get(&hash).copied().unwrap_or(NO_ID);
-        let mut candidate = head;
-        while candidate != NO_ID {
-            if self.get(candidate) == value {
-                return Ok(candidate);
-            }
-            candidate = self.same_hash[candidate as usize];
-        }
-        let id = next_id(self.ends.len())?;
-        self.text.push_str(value);
-        self.ends.push(self.text.len());
-        self.same_hash.push(head);
-        self.by_hash.insert(hash, id);
-        Ok(id)
-    }
-
-    fn size(&self) -> usize {
-        self.text.capacity()
-            + self.ends.capacity() * size_of::<usize>()
-            + self.same_hash.capacity() * size_of::<u32>()
-            + self.by_hash.capacity() * (size_of::<(u64, u32)>() + 1)
-    }
-}
-
-/// Distinct 64-bit patterns (integers, canonical floats, booleans).
-#[derive(Debug, Default)]
-struct BitsInterner {
-    ids: HashMap<u64, u32>,
-    values: Vec<u64>,
-}
-
-impl BitsInterner {
-    fn intern(&mut self, bits: u64) -> Result<u32> {
-        if let Some(&id) = self.ids.get(&bits) {
-            return Ok(id);
-        }
-        let id = next_id(self.values.len())?;
-        self.values.push(bits);
-        self.ids.insert(bits, id);
-        Ok(id)
-    }
-
-    fn size(&self) -> usize {
-        self.values.capacity() * size_of::<u64>()
-            + self.ids.capacity() * (size_of::<(u64, u32)>() + 1)
-    }
-}
-
 /// The bit pattern a float is compared by: -0.0 as 0.0, every NaN as one NaN.
 fn float_bits(value: f64) -> u64 {
     if value.is_nan() {
@@ -351,14 +271,14 @@ impl DistinctValues {
                         for_each_taken(taken, len, |row| {
                             let key = keys[row];
                             if ids[key] == NO_ID {
-                                ids[key] = strings.intern(column.dictionary_value(key))?;
+                                ids[key] = strings.intern(NAME, column.dictionary_value(key))?;
                             }
                             add(group_of(row), ids[key]);
                             Ok(())
                         })
                     }
                     None => for_each_taken(taken, len, |row| {
-                        add(group_of(row), strings.intern(column.value(row))?);
+                        add(group_of(row), strings.intern(NAME, column.value(row))?);
                         Ok(())
                     }),
                 }
@@ -367,7 +287,7 @@ impl DistinctValues {
                 let values = cast(array, &DataType::Int64)?;
                 let values = values.as_primitive::<Int64Type>().values();
                 for_each_taken(taken, len, |row| {
-                    add(group_of(row), bits.intern(values[row] as u64)?);
+                    add(group_of(row), bits.intern(NAME, values[row] as u64)?);
                     Ok(())
                 })
             }
@@ -375,7 +295,7 @@ impl DistinctValues {
                 let values = cast(array, &DataType::UInt64)?;
                 let values = values.as_primitive::<UInt64Type>().values();
                 for_each_taken(taken, len, |row| {
-                    add(group_of(row), bits.intern(values[row])?);
+                    add(group_of(row), bits.intern(NAME, values[row])?);
                     Ok(())
                 })
             }
@@ -383,7 +303,7 @@ impl DistinctValues {
                 let values = cast(array, &DataType::Float64)?;
                 let values = values.as_primitive::<Float64Type>().values();
                 for_each_taken(taken, len, |row| {
-                    add(group_of(row), bits.intern(float_bits(values[row]))?);
+                    add(group_of(row), bits.intern(NAME, float_bits(values[row]))?);
                     Ok(())
                 })
             }
@@ -392,7 +312,10 @@ impl DistinctValues {
                     return internal_err!("{NAME}: expected booleans, found {}", array.data_type());
                 };
                 for_each_taken(taken, len, |row| {
-                    add(group_of(row), bits.intern(u64::from(values.value(row)))?);
+                    add(
+                        group_of(row),
+                        bits.intern(NAME, u64::from(values.value(row)))?,
+                    );
                     Ok(())
                 })
             }
@@ -423,9 +346,9 @@ impl DistinctValues {
                 in_rows.set_bit(index, true);
             }
         }
-        let in_rows = NullBuffer::new(in_rows.finish());
-        let taken = NullBuffer::union(Some(&in_rows), values.logical_nulls().as_ref());
-        self.insert(values, taken.as_ref(), |index| value_groups[index])
+        let present = selected_rows(values.len(), &[values.as_ref()], None);
+        let taken = NullBuffer::new(&in_rows.finish() & &present);
+        self.insert(values, Some(&taken), |index| value_groups[index])
     }
 
     /// The distinct values of groups `0..n`, one list per group.
@@ -449,20 +372,17 @@ impl DistinctValues {
                 next[group] += 1;
             }
         }
-        let bits = |id: &u32| self.bits.values[*id as usize];
         let values: ArrayRef = match self.kind {
-            ValueKind::Text => Arc::new(StringArray::from_iter_values(
-                ids.iter().map(|&id| self.strings.get(id)),
-            )),
+            ValueKind::Text => Arc::new(StringArray::from_iter_values(self.strings_of(&ids)?)),
             ValueKind::Signed => Arc::new(Int64Array::from_iter_values(
-                ids.iter().map(|id| bits(id) as i64),
+                self.bits_of(&ids)?.into_iter().map(|bits| bits as i64),
             )),
-            ValueKind::Unsigned => Arc::new(UInt64Array::from_iter_values(ids.iter().map(bits))),
+            ValueKind::Unsigned => Arc::new(UInt64Array::from(self.bits_of(&ids)?)),
             ValueKind::Float => Arc::new(Float64Array::from_iter_values(
-                ids.iter().map(|id| f64::from_bits(bits(id))),
+                self.bits_of(&ids)?.into_iter().map(f64::from_bits),
             )),
             ValueKind::Boolean => Arc::new(BooleanArray::from_iter(
-                ids.iter().map(|id| Some(bits(id) != 0)),
+                self.bits_of(&ids)?.into_iter().map(|bits| Some(bits != 0)),
             )),
         };
         Ok(ListArray::try_new(
@@ -471,6 +391,24 @@ impl DistinctValues {
             values,
             None,
         )?)
+    }
+
+    fn strings_of(&self, ids: &[u32]) -> Result<Vec<&str>> {
+        ids.iter()
+            .map(|&id| match self.strings.get(id) {
+                Some(value) => Ok(value),
+                None => internal_err!("{NAME}: unknown string id {id}"),
+            })
+            .collect()
+    }
+
+    fn bits_of(&self, ids: &[u32]) -> Result<Vec<u64>> {
+        ids.iter()
+            .map(|&id| match self.bits.get(id) {
+                Some(bits) => Ok(bits),
+                None => internal_err!("{NAME}: unknown value id {id}"),
+            })
+            .collect()
     }
 
     /// Forgets the emitted groups; the remaining ones are renumbered from 0.

@@ -25,9 +25,10 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::property::{
-    ARGUMENT, NumericKind, StrColumn, for_each_taken, is_string_type, numeric_kind,
-    single_argument, taken_rows, to_seconds, validity,
+    ARGUMENT, NumericKind, StrColumn, numeric_kind, single_argument, to_seconds, validity,
 };
+use crate::selection::{for_each_taken, taken_rows};
+use crate::types::is_string_type;
 
 make_udaf_function!(PropMin, propmin_udaf, propmin, x);
 make_udaf_function!(PropMax, propmax_udaf, propmax, x);

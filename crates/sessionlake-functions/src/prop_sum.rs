@@ -18,10 +18,8 @@ use datafusion::logical_expr::{
 };
 use datafusion_macros::user_doc;
 
-use crate::property::{
-    ARGUMENT, NumericKind, coerce_numeric, for_each_taken, planned_kind, taken_rows, to_exact,
-    validity,
-};
+use crate::property::{ARGUMENT, NumericKind, coerce_numeric, planned_kind, to_exact, validity};
+use crate::selection::{for_each_taken, taken_rows};
 
 const NAME: &str = "PROPSUM";
 

@@ -10,17 +10,14 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, LargeStringArray, PrimitiveArray,
-    StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, LargeStringArray, StringArray, StringViewArray,
 };
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::{CastOptions, cast, cast_with_options};
-use datafusion::arrow::datatypes::{
-    ArrowPrimitiveType, DataType, DurationMicrosecondType, DurationMillisecondType,
-    DurationNanosecondType, DurationSecondType, Float64Type, IntervalDayTimeType,
-    IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
-};
+use datafusion::arrow::datatypes::{DataType, IntervalUnit};
 use datafusion::common::{Result, exec_err, internal_err, plan_err};
+
+use crate::time_unit::span_array_to_seconds;
 
 /// The name of the one argument, as errors and documentation call it.
 pub(crate) const ARGUMENT: &str = "x";
@@ -63,15 +60,6 @@ pub(crate) fn numeric_kind(function: &str, data_type: &DataType) -> Result<Optio
         _ => None,
     };
     Ok(kind)
-}
-
-/// Whether `data_type` is a string of any encoding (dictionaries of strings included).
-pub(crate) fn is_string_type(data_type: &DataType) -> bool {
-    match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
-        DataType::Dictionary(_, value_type) => is_string_type(value_type),
-        _ => false,
-    }
 }
 
 /// The one argument type of a property aggregate, checking the count.
@@ -159,87 +147,10 @@ pub(crate) fn to_exact(function: &str, kind: NumericKind, array: &ArrayRef) -> R
     }
 }
 
-const NANOS_PER_SECOND: f64 = 1e9;
-const SECONDS_PER_DAY: f64 = 86_400.0;
-
 /// A duration or interval column in seconds; an interval with months is an error.
 pub(crate) fn to_seconds(function: &str, array: &ArrayRef) -> Result<ArrayRef> {
-    let seconds: Float64Array = match array.data_type() {
-        DataType::Duration(TimeUnit::Second) => {
-            scale_ticks(array.as_primitive::<DurationSecondType>(), 1.0)
-        }
-        DataType::Duration(TimeUnit::Millisecond) => {
-            scale_ticks(array.as_primitive::<DurationMillisecondType>(), 1e3)
-        }
-        DataType::Duration(TimeUnit::Microsecond) => {
-            scale_ticks(array.as_primitive::<DurationMicrosecondType>(), 1e6)
-        }
-        DataType::Duration(TimeUnit::Nanosecond) => scale_ticks(
-            array.as_primitive::<DurationNanosecondType>(),
-            NANOS_PER_SECOND,
-        ),
-        DataType::Interval(IntervalUnit::DayTime) => array
-            .as_primitive::<IntervalDayTimeType>()
-            .unary(|v| f64::from(v.days) * SECONDS_PER_DAY + f64::from(v.milliseconds) / 1e3),
-        DataType::Interval(IntervalUnit::MonthDayNano) => {
-            let intervals = array.as_primitive::<IntervalMonthDayNanoType>();
-            let with_months = match intervals.nulls() {
-                Some(nulls) => nulls
-                    .valid_indices()
-                    .find(|&row| intervals.value(row).months != 0),
-                None => intervals.values().iter().position(|v| v.months != 0),
-            };
-            if let Some(row) = with_months {
-                let value = intervals.value(row);
-                return exec_err!(
-                    "{function}: argument '{ARGUMENT}' has an interval with months \
-                     ({} mons {} days {} ns) at row {row}, whose length in seconds varies",
-                    value.months,
-                    value.days,
-                    value.nanoseconds
-                );
-            }
-            intervals.unary(|v| {
-                f64::from(v.days) * SECONDS_PER_DAY + v.nanoseconds as f64 / NANOS_PER_SECOND
-            })
-        }
-        other => {
-            return internal_err!(
-                "{function}: argument '{ARGUMENT}' must be a duration or an interval, found {other}"
-            );
-        }
-    };
-    Ok(Arc::new(seconds))
-}
-
-fn scale_ticks<T: ArrowPrimitiveType<Native = i64>>(
-    ticks: &PrimitiveArray<T>,
-    ticks_per_second: f64,
-) -> Float64Array {
-    ticks.unary::<_, Float64Type>(|v| v as f64 / ticks_per_second)
-}
-
-/// The rows of a batch that take part: not NULL and not filtered out (a NULL filter value
-/// filters the row out). `None` means every row.
-pub(crate) fn taken_rows(values: &dyn Array, filter: Option<&BooleanArray>) -> Option<NullBuffer> {
-    let filter_mask = filter.map(|filter| match filter.nulls() {
-        Some(nulls) => NullBuffer::new(filter.values() & nulls.inner()),
-        None => NullBuffer::new(filter.values().clone()),
-    });
-    NullBuffer::union(values.logical_nulls().as_ref(), filter_mask.as_ref())
-}
-
-/// Calls `f` with every row index of `0..len` that `taken` marks valid.
-pub(crate) fn for_each_taken(
-    taken: Option<&NullBuffer>,
-    len: usize,
-    mut f: impl FnMut(usize) -> Result<()>,
-) -> Result<()> {
-    match taken {
-        None => (0..len).try_for_each(f),
-        Some(taken) if taken.null_count() == 0 => (0..len).try_for_each(f),
-        Some(taken) => taken.valid_indices().try_for_each(&mut f),
-    }
+    let what = format!("{function}: argument '{ARGUMENT}'");
+    Ok(Arc::new(span_array_to_seconds(&what, array)?))
 }
 
 /// The validity of `len` emitted groups from their "has a value" flags.
@@ -348,60 +259,14 @@ impl<'a> StrColumn<'a> {
 )]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{
-        DictionaryArray, DurationMillisecondArray, Int32Array, IntervalMonthDayNanoArray,
-        UInt64Array,
-    };
-    use datafusion::arrow::datatypes::{Int32Type, IntervalMonthDayNano};
-
-    #[test]
-    fn durations_and_intervals_become_seconds() {
-        let millis: ArrayRef = Arc::new(DurationMillisecondArray::from(vec![Some(1_500), None]));
-        let seconds = to_seconds("PROPSUM", &millis).unwrap();
-        assert_eq!(
-            seconds.as_primitive::<Float64Type>(),
-            &Float64Array::from(vec![Some(1.5), None])
-        );
-        let intervals: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
-            IntervalMonthDayNano::new(0, 1, 500_000_000),
-        ]));
-        let seconds = to_seconds("PROPSUM", &intervals).unwrap();
-        assert_eq!(seconds.as_primitive::<Float64Type>().value(0), 86_400.5);
-    }
-
-    #[test]
-    fn months_are_an_error_naming_the_function_and_argument() {
-        let intervals: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
-            None,
-            Some(IntervalMonthDayNano::new(1, 0, 0)),
-        ]));
-        let err = to_seconds("PROPAVG", &intervals).unwrap_err().to_string();
-        assert!(
-            err.contains("PROPAVG: argument 'x' has an interval with months"),
-            "{err}"
-        );
-        assert!(err.contains("at row 1"), "{err}");
-    }
+    use datafusion::arrow::array::{DictionaryArray, UInt64Array};
+    use datafusion::arrow::datatypes::Int32Type;
 
     #[test]
     fn large_unsigned_values_overflow_int64() {
         let values: ArrayRef = Arc::new(UInt64Array::from(vec![u64::MAX]));
         let err = to_int64("PROPSUM", &values).unwrap_err().to_string();
         assert!(err.contains("PROPSUM: integer overflow"), "{err}");
-    }
-
-    #[test]
-    fn filter_nulls_exclude_rows() {
-        let values = Int32Array::from(vec![Some(1), None, Some(3), Some(4)]);
-        let filter = BooleanArray::from(vec![Some(true), Some(true), None, Some(false)]);
-        let taken = taken_rows(&values, Some(&filter));
-        let mut rows = vec![];
-        for_each_taken(taken.as_ref(), 4, |row| {
-            rows.push(row);
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(rows, vec![0]);
     }
 
     /// Regression: a dictionary batch with no entries (all NULL) made `normalized_keys` panic.

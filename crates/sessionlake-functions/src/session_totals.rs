@@ -15,8 +15,8 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::distinct_groups::{
-    GroupedDistinct, hash_table_bytes, list_array, list_rows, list_state_field, live_list_items,
-    one_value_lists,
+    GroupedDistinct, GroupedState, hash_table_bytes, list_array, list_rows, list_state_field,
+    live_list_items, one_value_lists,
 };
 use crate::event_totals::coerce_session_key_type;
 use crate::selection::selected_rows;
@@ -355,7 +355,11 @@ impl GroupsAccumulator for SessionTotalsGroupsAccumulator {
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (offsets, sessions) = self.groups.take_state(emit_to)?;
+        let GroupedState {
+            offsets,
+            keys: sessions,
+            ..
+        } = self.groups.take_state(emit_to)?;
         let lists = sessions_state(&self.users, offsets, &sessions)?;
         self.forget_users_if_empty();
         Ok(lists.to_vec())

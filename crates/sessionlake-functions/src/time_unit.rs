@@ -5,14 +5,18 @@
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, DurationMicrosecondArray, DurationMillisecondArray,
-    DurationNanosecondArray, DurationSecondArray, IntervalDayTimeArray, IntervalMonthDayNanoArray,
+    DurationNanosecondArray, DurationSecondArray, Float64Array, IntervalDayTimeArray,
+    IntervalMonthDayNanoArray, PrimitiveArray,
 };
 use datafusion::arrow::compute::kernels::cast_utils::parse_interval_month_day_nano;
 use datafusion::arrow::datatypes::{
-    DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    ArrowPrimitiveType, DataType, DurationMicrosecondType, DurationMillisecondType,
+    DurationNanosecondType, DurationSecondType, Float64Type, IntervalDayTimeType,
+    IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
-use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result, ScalarValue, exec_err, internal_err, plan_err};
 
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
@@ -64,19 +68,23 @@ pub fn month_day_nano_to_nanos(interval: IntervalMonthDayNano) -> Option<i128> {
     Some(i128::from(interval.days) * NANOS_PER_DAY + i128::from(interval.nanoseconds))
 }
 
-/// Parses an option value such as `30 minutes` or `1 day` into nanoseconds.
+/// Parses a span such as `30 minutes` or `1 day` into nanoseconds; the error is a sentence for
+/// the caller to prefix with what it parsed.
 ///
-/// `what` names the option in errors. Months and years are rejected: their length varies.
+/// Months and years are rejected: their length varies.
+pub fn parse_span(text: &str) -> std::result::Result<i128, String> {
+    let interval = parse_interval_month_day_nano(text.trim())
+        .map_err(|e| format!("'{text}' is not an interval such as '30 minutes' ({e})"))?;
+    month_day_nano_to_nanos(interval)
+        .ok_or_else(|| format!("'{text}' has months or years, whose length varies"))
+}
+
+/// Parses an option value such as `30 minutes` or `1 day` into nanoseconds, a planning error
+/// naming `what` otherwise (see [`parse_span`]).
 pub fn parse_span_nanos(what: &str, text: &str) -> Result<i128> {
-    let interval = match parse_interval_month_day_nano(text.trim()) {
-        Ok(interval) => interval,
-        Err(e) => {
-            return plan_err!("{what}: '{text}' is not an interval such as '30 minutes' ({e})");
-        }
-    };
-    match month_day_nano_to_nanos(interval) {
-        Some(nanos) => Ok(nanos),
-        None => plan_err!("{what}: '{text}' has months or years, whose length varies"),
+    match parse_span(text) {
+        Ok(nanos) => Ok(nanos),
+        Err(message) => plan_err!("{what}: {message}"),
     }
 }
 
@@ -108,6 +116,66 @@ pub fn scalar_span_nanos(what: &str, value: &ScalarValue) -> Result<Option<i128>
         }
     };
     Ok(nanos)
+}
+
+/// Converts a column of spans (a duration of any unit, or an interval) to seconds, fractional
+/// below the second; NULL rows stay NULL.
+///
+/// Each value is rounded once: its whole length in the smallest unit it is given in, divided
+/// by that unit's ticks per second. `what` names the argument in errors, such as
+/// `PROPSUM: argument 'x'`; an interval with months is an error naming the row, since its length
+/// in seconds varies.
+pub fn span_array_to_seconds(what: &str, spans: &ArrayRef) -> Result<Float64Array> {
+    let seconds = match spans.data_type() {
+        DataType::Duration(TimeUnit::Second) => {
+            ticks_to_seconds(spans.as_primitive::<DurationSecondType>(), 1.0)
+        }
+        DataType::Duration(TimeUnit::Millisecond) => {
+            ticks_to_seconds(spans.as_primitive::<DurationMillisecondType>(), 1e3)
+        }
+        DataType::Duration(TimeUnit::Microsecond) => {
+            ticks_to_seconds(spans.as_primitive::<DurationMicrosecondType>(), 1e6)
+        }
+        DataType::Duration(TimeUnit::Nanosecond) => {
+            ticks_to_seconds(spans.as_primitive::<DurationNanosecondType>(), 1e9)
+        }
+        DataType::Interval(IntervalUnit::DayTime) => spans
+            .as_primitive::<IntervalDayTimeType>()
+            .unary(|v| (i64::from(v.days) * 86_400_000 + i64::from(v.milliseconds)) as f64 / 1e3),
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let intervals = spans.as_primitive::<IntervalMonthDayNanoType>();
+            let with_months = match intervals.nulls() {
+                Some(nulls) => nulls
+                    .valid_indices()
+                    .find(|&row| intervals.value(row).months != 0),
+                None => intervals.values().iter().position(|v| v.months != 0),
+            };
+            if let Some(row) = with_months {
+                let value = intervals.value(row);
+                return exec_err!(
+                    "{what} has an interval with months ({} mons {} days {} ns) at row {row}, \
+                     whose length in seconds varies",
+                    value.months,
+                    value.days,
+                    value.nanoseconds
+                );
+            }
+            intervals.unary(|v| {
+                (i128::from(v.days) * NANOS_PER_DAY + i128::from(v.nanoseconds)) as f64 / 1e9
+            })
+        }
+        other => {
+            return internal_err!("{what} must be a duration or an interval, found {other}");
+        }
+    };
+    Ok(seconds)
+}
+
+fn ticks_to_seconds<T: ArrowPrimitiveType<Native = i64>>(
+    ticks: &PrimitiveArray<T>,
+    ticks_per_second: f64,
+) -> Float64Array {
+    ticks.unary::<_, Float64Type>(|v| v as f64 / ticks_per_second)
 }
 
 /// Whether `data_type` can carry a span (an interval without months, or a duration).
@@ -222,6 +290,10 @@ fn downcast<T: 'static>(array: &ArrayRef) -> Result<&T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::IntervalDayTime;
+
     use super::*;
 
     #[test]
@@ -241,6 +313,51 @@ mod tests {
         );
         assert_eq!(nanos_to_ticks(thirty_minutes, TimeUnit::Second), 1_800);
         assert_eq!(nanos_to_ticks(1_500_000_000, TimeUnit::Second), 1);
+    }
+
+    #[test]
+    fn spans_become_seconds_rounded_once() {
+        let millis: ArrayRef = Arc::new(DurationMillisecondArray::from(vec![Some(1_500), None]));
+        assert_eq!(
+            span_array_to_seconds("F: argument 'x'", &millis).unwrap(),
+            Float64Array::from(vec![Some(1.5), None])
+        );
+        let day_time: ArrayRef = Arc::new(IntervalDayTimeArray::from(vec![IntervalDayTime::new(
+            1, 250,
+        )]));
+        assert_eq!(
+            span_array_to_seconds("F: argument 'x'", &day_time)
+                .unwrap()
+                .value(0),
+            86_400.25
+        );
+        // 0.1 s as nanoseconds, divided once: the nearest double to 0.1 + 1 day, exactly
+        let nanos: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            IntervalMonthDayNano::new(0, 1, 100_000_000),
+        ]));
+        assert_eq!(
+            span_array_to_seconds("F: argument 'x'", &nanos)
+                .unwrap()
+                .value(0),
+            86_400.1
+        );
+    }
+
+    #[test]
+    fn spans_with_months_name_the_row() {
+        let intervals: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            None,
+            Some(IntervalMonthDayNano::new(1, 0, 0)),
+        ]));
+        let err = span_array_to_seconds("PROPAVG: argument 'x'", &intervals)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "PROPAVG: argument 'x' has an interval with months (1 mons 0 days 0 ns) at row 1"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,8 +16,8 @@ use datafusion::logical_expr::{
 use datafusion_macros::user_doc;
 
 use crate::distinct_groups::{
-    GroupedDistinct, hash_table_bytes, list_array, list_rows, list_state_field, live_list_items,
-    one_value_lists,
+    GroupedDistinct, GroupedState, hash_table_bytes, list_array, list_rows, list_state_field,
+    live_list_items, one_value_lists,
 };
 use crate::selection::{active_rows, selected_rows};
 use crate::user_keys::{UserKeys, coerce_user_type, user_state_type};
@@ -313,7 +313,7 @@ impl GroupsAccumulator for DistinctUsersGroupsAccumulator {
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let (offsets, keys) = self.groups.take_state(emit_to)?;
+        let GroupedState { offsets, keys, .. } = self.groups.take_state(emit_to)?;
         let users = self.users.to_array(keys.into_iter())?;
         self.forget_users_if_empty();
         Ok(vec![Arc::new(list_array(offsets, users))])

@@ -2,7 +2,6 @@
 //! users (`Utf8`, `LargeUtf8`, `Utf8View`, or a dictionary of them) by a small id interned once
 //! per accumulator, so per-group sets hold plain `u64`s and no row allocates.
 
-use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::sync::Arc;
 
@@ -11,9 +10,10 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
-use datafusion::common::{HashMap, Result, internal_err, plan_err};
+use datafusion::common::{Result, internal_err, plan_err};
 
-use crate::distinct_groups::hash_table_bytes;
+use crate::interner::StringInterner;
+use crate::types::is_string_type;
 
 /// The type DataFusion should cast a user argument to, or a planning error naming `function`.
 /// Strings and dictionaries of strings are read as they come; integers are widened to `Int64`
@@ -22,7 +22,7 @@ use crate::distinct_groups::hash_table_bytes;
 pub(crate) fn coerce_user_type(function: &str, user_type: &DataType) -> Result<DataType> {
     match user_type {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(user_type.clone()),
-        DataType::Dictionary(_, value_type) if is_string(value_type) => Ok(user_type.clone()),
+        DataType::Dictionary(_, value_type) if is_string_type(value_type) => Ok(user_type.clone()),
         DataType::Dictionary(_, value_type) if value_type.is_integer() => {
             coerce_user_type(function, value_type)
         }
@@ -35,20 +35,13 @@ pub(crate) fn coerce_user_type(function: &str, user_type: &DataType) -> Result<D
     }
 }
 
-fn is_string(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
-}
-
 /// The item type of a state list of users: `LargeUtf8` for every string encoding (no offset
 /// overflow however long the ids, and one state type whatever the input encoding), the
 /// integer type otherwise.
 pub(crate) fn user_state_type(user_type: &DataType) -> DataType {
     match user_type {
         DataType::UInt64 => DataType::UInt64,
-        DataType::Dictionary(_, value_type) if !is_string(value_type) => {
+        DataType::Dictionary(_, value_type) if !is_string_type(value_type) => {
             user_state_type(value_type)
         }
         t if t.is_integer() || t.is_null() => DataType::Int64,
@@ -115,15 +108,27 @@ impl UserKeys {
                     keys[row] = values[row];
                 }
             }
-            (UserKind::Text, DataType::Utf8) => {
-                intern_rows(&mut self.interner, users.as_string::<i32>(), selected, keys)?
-            }
-            (UserKind::Text, DataType::LargeUtf8) => {
-                intern_rows(&mut self.interner, users.as_string::<i64>(), selected, keys)?
-            }
-            (UserKind::Text, DataType::Utf8View) => {
-                intern_rows(&mut self.interner, users.as_string_view(), selected, keys)?
-            }
+            (UserKind::Text, DataType::Utf8) => intern_rows(
+                self.function,
+                &mut self.interner,
+                users.as_string::<i32>(),
+                selected,
+                keys,
+            )?,
+            (UserKind::Text, DataType::LargeUtf8) => intern_rows(
+                self.function,
+                &mut self.interner,
+                users.as_string::<i64>(),
+                selected,
+                keys,
+            )?,
+            (UserKind::Text, DataType::Utf8View) => intern_rows(
+                self.function,
+                &mut self.interner,
+                users.as_string_view(),
+                selected,
+                keys,
+            )?,
             (UserKind::Text, DataType::Dictionary(_, _))
                 if users.as_any_dictionary().values().is_empty() =>
             {
@@ -136,6 +141,7 @@ impl UserKeys {
                 self.dictionary_ids.clear();
                 self.dictionary_ids.resize(values.len(), UNSET);
                 let lookup = DictionaryLookup {
+                    function: self.function,
                     value_rows: &value_rows,
                     ids: &mut self.dictionary_ids,
                 };
@@ -184,7 +190,7 @@ impl UserKeys {
             UserKind::Text => {
                 let mut builder = LargeStringBuilder::with_capacity(keys.len(), 0);
                 for key in keys {
-                    match self.interner.get(key) {
+                    match u32::try_from(key).ok().and_then(|id| self.interner.get(id)) {
                         Some(user) => builder.append_value(user),
                         None => {
                             return internal_err!("{}: unknown user id {key}", self.function);
@@ -209,19 +215,21 @@ impl UserKeys {
 }
 
 fn intern_rows<'a>(
+    function: &str,
     interner: &mut StringInterner,
     strings: impl ArrayAccessor<Item = &'a str>,
     selected: &BooleanBuffer,
     keys: &mut [u64],
 ) -> Result<()> {
     for row in selected.set_indices() {
-        keys[row] = interner.intern(strings.value(row))?;
+        keys[row] = u64::from(interner.intern(function, strings.value(row))?);
     }
     Ok(())
 }
 
 /// Interns each dictionary value at most once per batch, and only if a selected row uses it.
 struct DictionaryLookup<'b> {
+    function: &'b str,
     value_rows: &'b [usize],
     ids: &'b mut [u64],
 }
@@ -238,71 +246,12 @@ impl DictionaryLookup<'_> {
             let value_row = self.value_rows[row];
             let mut id = self.ids[value_row];
             if id == UNSET {
-                id = interner.intern(strings.value(value_row))?;
+                id = u64::from(interner.intern(self.function, strings.value(value_row))?);
                 self.ids[value_row] = id;
             }
             keys[row] = id;
         }
         Ok(())
-    }
-}
-
-/// Distinct strings stored back to back in one arena, each named by its index.
-///
-/// std's and DataFusion's hash maps cannot look up arena-backed keys, so the map goes from a
-/// string's 64-bit hash to the newest id with that hash, and ids sharing a hash are chained
-/// through `previous_same_hash` (almost always a chain of one).
-#[derive(Debug, Default)]
-struct StringInterner {
-    newest_by_hash: HashMap<u64, u32>,
-    /// Per id: the previous id with the same hash, or `NO_ID`.
-    previous_same_hash: Vec<u32>,
-    /// Per id: where its bytes end in `arena`; they start where the previous id's end.
-    ends: Vec<usize>,
-    arena: String,
-}
-
-const NO_ID: u32 = u32::MAX;
-
-impl StringInterner {
-    fn intern(&mut self, value: &str) -> Result<u64> {
-        let hash = self.newest_by_hash.hasher().hash_one(value);
-        let newest = self.newest_by_hash.get(&hash).copied().unwrap_or(NO_ID);
-        let mut candidate = newest;
-        while candidate != NO_ID {
-            if self.get(u64::from(candidate)) == Some(value) {
-                return Ok(u64::from(candidate));
-            }
-            candidate = self.previous_same_hash[candidate as usize];
-        }
-        let Ok(id) = u32::try_from(self.ends.len()) else {
-            return internal_err!("more than {NO_ID} distinct users in one accumulator");
-        };
-        if id == NO_ID {
-            return internal_err!("more than {NO_ID} distinct users in one accumulator");
-        }
-        self.arena.push_str(value);
-        self.ends.push(self.arena.len());
-        self.previous_same_hash.push(newest);
-        self.newest_by_hash.insert(hash, id);
-        Ok(u64::from(id))
-    }
-
-    fn get(&self, id: u64) -> Option<&str> {
-        let id = usize::try_from(id).ok()?;
-        let end = *self.ends.get(id)?;
-        let start = match id {
-            0 => 0,
-            _ => *self.ends.get(id - 1)?,
-        };
-        self.arena.get(start..end)
-    }
-
-    fn size(&self) -> usize {
-        hash_table_bytes::<(u64, u32)>(self.newest_by_hash.capacity())
-            + self.previous_same_hash.capacity() * size_of::<u32>()
-            + self.ends.capacity() * size_of::<usize>()
-            + self.arena.capacity()
     }
 }
 
@@ -317,20 +266,6 @@ mod tests {
 
     fn all(len: usize) -> BooleanBuffer {
         BooleanBuffer::new_set(len)
-    }
-
-    #[test]
-    fn interning_gives_one_id_per_string() {
-        let mut interner = StringInterner::default();
-        let a = interner.intern("alice").expect("intern");
-        let b = interner.intern("bob").expect("intern");
-        let empty = interner.intern("").expect("intern");
-        assert_eq!(interner.intern("alice").expect("intern"), a);
-        assert_ne!(a, b);
-        assert_ne!(b, empty);
-        assert_eq!(interner.get(a), Some("alice"));
-        assert_eq!(interner.get(empty), Some(""));
-        assert_eq!(interner.get(99), None);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::{SessionContext, col, lit};
 use object_store::ObjectMeta;
+use sessionlake_functions::time_unit::nanos_to_ticks;
 
 use crate::cluster::Cluster;
 use crate::error::{JobError, from_datafusion};
@@ -396,9 +397,7 @@ fn sessions_sql(
     } else {
         format!("CASE {} END", bot_cases.join(" "))
     };
-    let max_ticks = options
-        .max_length_nanos
-        .map(|n| sessionlake_functions_ticks(n, unit));
+    let max_ticks = options.max_length_nanos.map(|n| nanos_to_ticks(n, unit));
     let is_long = match max_ticks {
         Some(ticks) => format!(
             "(arrow_cast(s.session_end, 'Int64') - arrow_cast(s.session_start, 'Int64')) > {ticks}"
@@ -455,17 +454,6 @@ fn sessions_sql(
         FROM s {join}
         {day_filter}"
     )
-}
-
-fn sessionlake_functions_ticks(nanos: i128, unit: TimeUnit) -> i64 {
-    let per_tick: i128 = match unit {
-        TimeUnit::Second => 1_000_000_000,
-        TimeUnit::Millisecond => 1_000_000,
-        TimeUnit::Microsecond => 1_000,
-        TimeUnit::Nanosecond => 1,
-    };
-    // the engine keeps a session of exactly max_length; whole ticks, rounded down, are exact
-    i64::try_from(nanos.div_euclid(per_tick)).unwrap_or(i64::MAX)
 }
 
 /// Epoch milliseconds in ticks of `unit`, rounded down or up when `unit` is seconds.

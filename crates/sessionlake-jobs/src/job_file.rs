@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use sessionlake_engine::{SessionLakeConfig, SessionOptions};
+use sessionlake_functions::time_unit::parse_span;
 
 use crate::error::JobError;
 use crate::location::Location;
@@ -707,27 +708,11 @@ fn validate_alert(file: AlertFile) -> Result<AlertRule, (&'static str, String)> 
 
 /// Parses a span such as `5 minutes` with the engine's interval parser, in milliseconds.
 fn span_millis(key: &'static str, text: &str) -> Result<i64, (&'static str, String)> {
-    let nanos = sessionlake_functions_span(text).map_err(|m| (key, m))?;
+    let nanos = parse_span(text).map_err(|m| (key, m))?;
     if nanos < 0 {
         return Err((key, format!("must not be negative, found '{text}'")));
     }
     i64::try_from(nanos / 1_000_000).map_err(|_| (key, format!("'{text}' is too long")))
-}
-
-fn sessionlake_functions_span(text: &str) -> Result<i128, String> {
-    // the engine's own option parser, through its gap option: the same syntax as everywhere
-    let options = SessionOptions::resolve(
-        &SessionLakeConfig::default(),
-        &[format!("max_length={text}")],
-    )
-    .map_err(|e| {
-        e.strip_backtrace()
-            .replace("Error during planning: ", "")
-            .replace("sessionlake.max_length: ", "")
-    })?;
-    options
-        .max_length_nanos
-        .ok_or_else(|| format!("'{text}' is not an interval such as '5 minutes'"))
 }
 
 fn validate_export(file: ExportFile) -> Result<ExportRule, (&'static str, String)> {
