@@ -16,6 +16,11 @@
 //!   naming its largest consumers. (A `FairSpillPool` splits the budget evenly between every
 //!   operator that can spill, used or not: a 50M-event `sessions()` query with a dozen such
 //!   operators spilled under a 17.7 GiB budget while it needed 2.3 GiB.)
+//! - DataFusion's `RepartitionExec` is never refused memory (`RepartitionInMemory`): its bytes
+//!   count against the budget, so the operators after it spill sooner, but it does not take its
+//!   own spill path. At DataFusion 55 that path can deadlock when two input tasks spill at once
+//!   (apache/datafusion#24883, fixed after 55): the query would neither return nor fail. Its
+//!   buffers hold only the batches its consumers have not taken yet.
 //! - The budget bounds what operators account for (their buffers), not the process's whole
 //!   resident memory: the remaining quarter is for what no pool sees (the allocator, Parquet
 //!   reads in flight, the program itself).
@@ -28,7 +33,10 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool, TrackConsumersPool};
+use datafusion::common::Result as DataFusionResult;
+use datafusion::execution::memory_pool::{
+    GreedyMemoryPool, MemoryConsumer, MemoryPool, MemoryReservation, TrackConsumersPool,
+};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// The share of the available memory the default budget takes, in percent.
@@ -155,10 +163,10 @@ impl MemoryBudget {
     /// The pool for this budget: `None` for DataFusion's default (unbounded) pool.
     pub fn pool(&self) -> Option<Arc<dyn MemoryPool>> {
         self.bytes.map(|bytes| {
-            Arc::new(TrackConsumersPool::new(
+            Arc::new(RepartitionInMemory(TrackConsumersPool::new(
                 GreedyMemoryPool::new(bytes),
                 NAMED_CONSUMERS,
-            )) as Arc<dyn MemoryPool>
+            ))) as Arc<dyn MemoryPool>
         })
     }
 
@@ -298,6 +306,62 @@ fn parse_limit(text: &str) -> Option<u64> {
     (value < (1 << 60)).then_some(value)
 }
 
+/// A pool that grants DataFusion's `RepartitionExec` every reservation (counted, never
+/// refused) and passes every other consumer's requests to the pool it wraps; see the module
+/// documentation for why.
+#[derive(Debug)]
+struct RepartitionInMemory<P>(P);
+
+/// Whether `consumer` is a `RepartitionExec` output channel (`RepartitionExec[3]`).
+fn is_repartition(consumer: &MemoryConsumer) -> bool {
+    consumer.name().starts_with("RepartitionExec")
+}
+
+impl<P: MemoryPool> MemoryPool for RepartitionInMemory<P> {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.0.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.0.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.0.grow(reservation, additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.0.shrink(reservation, shrink);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DataFusionResult<()> {
+        if is_repartition(reservation.consumer()) {
+            self.0.grow(reservation, additional);
+            Ok(())
+        } else {
+            self.0.try_grow(reservation, additional)
+        }
+    }
+
+    fn reserved(&self) -> usize {
+        self.0.reserved()
+    }
+
+    fn memory_limit(&self) -> datafusion::execution::memory_pool::MemoryLimit {
+        self.0.memory_limit()
+    }
+}
+
+impl<P: MemoryPool> fmt::Display for RepartitionInMemory<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
 /// Returns the heap memory the allocator holds free back to the operating system (glibc's
 /// `malloc_trim`: it keeps freed memory of every thread's arena for reuse otherwise). Call it
 /// when a query has ended; it costs a few milliseconds for a large heap. Elsewhere than glibc
@@ -315,6 +379,31 @@ pub fn release_free_memory() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repartition_is_never_refused_and_still_counted() {
+        let Some(pool) = MemoryLimit::Bytes(1000).resolve().pool() else {
+            panic!("a bounded budget has a pool");
+        };
+        let repartition = MemoryConsumer::new("RepartitionExec[0]")
+            .with_can_spill(true)
+            .register(&pool);
+        repartition
+            .try_grow(1500)
+            .expect("a repartition channel is never refused");
+        assert_eq!(pool.reserved(), 1500);
+        let sort = MemoryConsumer::new("ExternalSorter[0]")
+            .with_can_spill(true)
+            .register(&pool);
+        let refused = sort.try_grow(10).expect_err("the budget is taken");
+        assert!(
+            refused.to_string().contains("ExternalSorter[0]"),
+            "{refused}"
+        );
+        drop(repartition);
+        sort.try_grow(900)
+            .expect("the repartition's bytes were returned");
+    }
 
     #[test]
     fn limits_parse() {
