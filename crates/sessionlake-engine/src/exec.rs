@@ -14,7 +14,9 @@
 //! sessionized one at a time, yielding between pieces so that cancellation and progress stay
 //! live, and `sessions` emits its rows as pieces finish.
 //!
-//! When the memory pool refuses to hold a partition, the partition spills: its compact rows
+//! When the memory pool refuses to hold a partition, or the partition outgrows its even share
+//! of a bounded pool (so that a partition that has spilled can always load a bucket back while
+//! another is still buffering), the partition spills: its compact rows
 //! are written by user into [`SPILL_BUCKETS`] files (a grace hash partitioning on the dense
 //! user id, so each bucket still holds every event of its users), in runs of at least
 //! [`SPILL_RUN_ROWS`] rows, and the buckets are read back and sessionized one at a time. Only a
@@ -36,7 +38,9 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::utils::memory::get_record_batch_memory_size;
 use datafusion::common::{DataFusionError, Result, internal_err};
 use datafusion::execution::SpillFile;
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::{
+    MemoryConsumer, MemoryLimit as PoolLimit, MemoryReservation,
+};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
@@ -257,6 +261,11 @@ impl ExecutionPlan for SessionizeExec {
             .with_can_spill(true)
             .register(context.memory_pool());
         let spill_metrics = SpillMetrics::new(&self.metrics, partition);
+        let partitions = self.properties().output_partitioning().partition_count();
+        let buffer_share = match context.memory_pool().memory_limit() {
+            PoolLimit::Finite(limit) => limit / partitions.max(1),
+            PoolLimit::Infinite | PoolLimit::Unknown => usize::MAX,
+        };
         let task = Arc::new(PartitionTask {
             columns: self.columns.clone(),
             rules: self.rules.clone(),
@@ -265,6 +274,7 @@ impl ExecutionPlan for SessionizeExec {
             layout: Arc::clone(&self.layout),
             batch_size: context.session_config().batch_size().max(1),
             reservation,
+            buffer_share,
             buckets: SpillManager::new(
                 context.runtime_env(),
                 spill_metrics.clone(),
@@ -445,6 +455,11 @@ struct PartitionTask {
     layout: Arc<Layout>,
     batch_size: usize,
     reservation: MemoryReservation,
+    /// The most the partition buffers before it spills: an even share of a bounded pool
+    /// between the operator's partitions. With a first-come pool, a partition still buffering
+    /// could otherwise take the whole budget, and one that has spilled could not load a
+    /// bucket back.
+    buffer_share: usize,
     /// Spill files of user buckets ([`Layout::spill_schema`]).
     buckets: SpillManager,
     /// The spill file of `sessionize`'s rows in no session (the input's schema).
@@ -496,19 +511,21 @@ impl PartitionTask {
             }
             buffer.add_input(&batch, &keys)?;
             let needed = buffer.size() + users.size() + self.working_size(&buffer);
-            match self.reservation.try_resize(needed) {
-                Ok(()) => {}
-                Err(e) if is_resources_exhausted(&e) => {
-                    let mut writer = SpillWriter::new(self.output, self.reservation.size());
-                    writer.spill_buffer(
-                        self,
-                        std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))),
-                    )?;
-                    self.hold_while_spilling(&users, &mut writer)?;
-                    spill = Some(writer);
+            if needed <= self.buffer_share {
+                match self.reservation.try_resize(needed) {
+                    Ok(()) => continue,
+                    Err(e) if !is_resources_exhausted(&e) => return Err(e),
+                    Err(_) => {}
                 }
-                Err(e) => return Err(e),
             }
+            // over the partition's share, or the pool is taken: spill from now on
+            let mut writer = SpillWriter::new(self.output, self.reservation.size());
+            writer.spill_buffer(
+                self,
+                std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))),
+            )?;
+            self.hold_while_spilling(&users, &mut writer)?;
+            spill = Some(writer);
         }
         let mut units = VecDeque::new();
         match spill {
