@@ -1,5 +1,6 @@
 //! Runs the `.slt` files of `tests/slt/` against a sessionlake `SessionContext`, each file once
-//! per `target_partitions` setting (1, 2 and 8), since results must not depend on it.
+//! per `target_partitions` setting (1, 2 and 8), since results must not depend on it (a record
+//! under `onlyif partitions_N` runs at one setting only, for plans that name the count).
 //!
 //! The harness is `libtest-mimic`, so every file is a test of its own and a failing file fails
 //! `cargo test`; `cargo test --test slt -- NAME` runs the files whose name contains NAME.
@@ -40,10 +41,13 @@ impl AsyncDB for SessionLakeDb {
             .iter()
             .map(|f| column_type(f.data_type()))
             .collect();
-        Ok(DBOutput::Rows {
-            types,
-            rows: format_rows(&batches)?,
-        })
+        // plans name files by absolute path: the checkout's own path reads as ROOT
+        let root = env!("CARGO_MANIFEST_DIR").trim_start_matches('/');
+        let rows = format_rows(&batches)?
+            .into_iter()
+            .map(|row| row.into_iter().map(|v| v.replace(root, "ROOT")).collect())
+            .collect();
+        Ok(DBOutput::Rows { types, rows })
     }
 
     async fn shutdown(&mut self) {}
@@ -71,7 +75,8 @@ fn column_type(data_type: &DataType) -> DefaultColumnType {
     }
 }
 
-/// Every value as text: `NULL` for a null, `(empty)` for an empty string.
+/// Every value as text: `NULL` for a null, `(empty)` for an empty string. A value of several
+/// lines (an `EXPLAIN` plan) gives one row per line, the row's other values repeated.
 fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionError> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
@@ -82,7 +87,7 @@ fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionEr
             .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<Result<Vec<_>, _>>()?;
         for row in 0..batch.num_rows() {
-            let values = formatters
+            let values: Vec<String> = formatters
                 .iter()
                 .zip(batch.columns())
                 .map(|(formatter, column)| {
@@ -94,7 +99,27 @@ fn format_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<String>>, DataFusionEr
                     }
                 })
                 .collect();
-            rows.push(values);
+            let lines = values.iter().map(|v| v.lines().count()).max().unwrap_or(1);
+            if lines <= 1 {
+                rows.push(values);
+                continue;
+            }
+            for line in 0..lines {
+                rows.push(
+                    values
+                        .iter()
+                        .map(|v| match v.lines().count() {
+                            1 => v.clone(),
+                            _ => v
+                                .lines()
+                                .nth(line)
+                                .unwrap_or_default()
+                                .trim_end()
+                                .to_string(),
+                        })
+                        .collect(),
+                );
+            }
         }
     }
     Ok(rows)
@@ -122,6 +147,8 @@ fn run_file(path: &Path, partitions: usize) -> Result<(), Failed> {
         };
         let mut runner = Runner::new(make_db);
         runner.with_column_validator(strict_column_validator);
+        // `onlyif partitions_2` runs a record at one setting only (plans name the count)
+        runner.add_label(&format!("partitions_{partitions}"));
         runner
             .run_file_async(path)
             .await

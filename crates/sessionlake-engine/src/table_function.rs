@@ -4,19 +4,25 @@
 //! Planning binds the options to the named table's schema (so a wrong column fails before any
 //! data is read). Scanning reads only the projected columns plus those the session rules need,
 //! pushes down filters on the user column alone (they drop whole users, so they cannot move a
-//! session boundary) and puts a [`SessionizeExec`] on top.
+//! session boundary: they are applied below the [`SessionizeExec`] it puts on top, where
+//! DataFusion's filter pushdown takes them into the Parquet scan to skip row groups and rows).
 
 use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::{Result, ScalarValue, TableReference, plan_datafusion_err, plan_err};
+use datafusion::common::{
+    DFSchema, Result, ScalarValue, TableReference, plan_datafusion_err, plan_err,
+};
 use datafusion::datasource::TableType;
+use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{DocSection, Documentation, Expr, TableProviderFilterPushDown};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 
 use crate::assign::SessionRules;
@@ -392,16 +398,31 @@ impl TableProvider for SessionizeTable {
         let inner_schema = self.inner.schema();
         let read = self.columns_to_read(projection);
 
-        let user_filters: Vec<&Expr> = filters.iter().filter(|f| self.is_user_filter(f)).collect();
-        let support = self.inner.supports_filters_pushdown(&user_filters)?;
+        // the filters name this function's output (`sessions().user_id`); the input names the
+        // same column without the qualifier
+        let user_filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| self.is_user_filter(f))
+            .map(|f| unnormalize_col(f.clone()))
+            .collect();
+        let support = self
+            .inner
+            .supports_filters_pushdown(&user_filters.iter().collect::<Vec<_>>())?;
         let pushed: Vec<Expr> = user_filters
-            .into_iter()
+            .iter()
             .zip(support)
             .filter(|(_, s)| *s != TableProviderFilterPushDown::Unsupported)
             .map(|(f, _)| f.clone())
             .collect();
 
-        let scan = self.inner.scan(state, Some(&read), &pushed, None).await?;
+        let mut scan = self.inner.scan(state, Some(&read), &pushed, None).await?;
+        // whatever the input did with them, the rows of other users are dropped before they
+        // are buffered (and a Parquet scan takes this filter in as its predicate)
+        if let Some(predicate) = conjunction(user_filters) {
+            let input_schema = DFSchema::try_from(scan.schema())?;
+            let predicate = state.create_physical_expr(predicate, &input_schema)?;
+            scan = Arc::new(FilterExec::try_new(predicate, scan)?);
+        }
         let scan_schema = scan.schema();
         let columns = self.columns.rebind(&inner_schema, &scan_schema)?;
         let exec: Arc<dyn ExecutionPlan> = Arc::new(
