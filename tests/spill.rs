@@ -13,11 +13,21 @@ use sessionlake_engine::memory::MemoryLimit;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 
 async fn context(lake: &std::path::Path, memory_limit: Option<usize>) -> SessionContext {
-    let config = sessionlake_engine::session_config().with_target_partitions(2);
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = memory_limit {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
     }
+    context_with(lake, 2, runtime).await
+}
+
+/// A sessionlake context over `lake` as the table `events`, with `partitions` target
+/// partitions and `runtime`'s memory pool.
+async fn context_with(
+    lake: &std::path::Path,
+    partitions: usize,
+    runtime: RuntimeEnvBuilder,
+) -> SessionContext {
+    let config = sessionlake_engine::session_config().with_target_partitions(partitions);
     let runtime = runtime.build_arc().expect("runtime");
     let mut ctx = SessionContext::new_with_config_rt(config, runtime);
     sessionlake_engine::register_all(&mut ctx).expect("register");
@@ -106,20 +116,9 @@ async fn a_small_budget_never_hangs_the_shuffle() {
     let expected = rows(&context(&lake, None).await, sql).await;
     assert!(expected.len() > 10_000, "sessions: {}", expected.len());
 
-    let config = sessionlake_engine::session_config().with_target_partitions(4);
-    let runtime = MemoryLimit::Bytes(16 << 20)
-        .resolve()
-        .apply(RuntimeEnvBuilder::new())
-        .build_arc()
-        .expect("runtime");
-    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
-    sessionlake_engine::register_all(&mut ctx).expect("register");
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
-        lake.display()
-    ))
-    .await
-    .expect("lake");
+    // sessionlake's own budget pool, as the CLI builds it
+    let budget = MemoryLimit::Bytes(16 << 20).resolve();
+    let ctx = context_with(&lake, 4, budget.apply(RuntimeEnvBuilder::new())).await;
     for attempt in 0..3 {
         let run = tokio::time::timeout(Duration::from_secs(60), rows(&ctx, sql)).await;
         let Ok(got) = run else {
