@@ -146,7 +146,7 @@ fn a_failing_statement_exits_1_with_the_error_on_stderr() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(stdout(&output), "");
     assert!(
-        stderr(&output).contains("sessionize: table 'missing' not found"),
+        stderr(&output).contains("sessions: table 'missing' not found"),
         "{}",
         stderr(&output)
     );

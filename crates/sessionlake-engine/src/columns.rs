@@ -29,8 +29,13 @@ pub struct BoundColumns {
 }
 
 impl BoundColumns {
-    /// Binds `options` to `schema`; `table` names the table in errors.
-    pub fn bind(schema: &Schema, options: &SessionOptions, table: &str) -> Result<Self> {
+    /// Binds `options` to `schema`; errors name the `function` called and its `table`.
+    pub fn bind(
+        function: &str,
+        schema: &Schema,
+        options: &SessionOptions,
+        table: &str,
+    ) -> Result<Self> {
         let find = |name: &str, key: &str| -> Result<usize> {
             match schema.index_of(name) {
                 Ok(i) => Ok(i),
@@ -38,7 +43,7 @@ impl BoundColumns {
                     let columns: Vec<&str> =
                         schema.fields().iter().map(|f| f.name().as_str()).collect();
                     plan_err!(
-                        "sessionize: column \"{name}\" ({key}) not found in table '{table}'; its \
+                        "{function}: column \"{name}\" ({key}) not found in table '{table}'; its \
                          columns are: {}",
                         columns.join(", ")
                     )
@@ -49,7 +54,7 @@ impl BoundColumns {
         let user_type = schema.field(user).data_type();
         if !is_user_type(user_type) {
             return plan_err!(
-                "sessionize: column \"{}\" (sessionlake.user_column) must be a string or an \
+                "{function}: column \"{}\" (sessionlake.user_column) must be a string or an \
                  integer, found {user_type}",
                 options.user_column
             );
@@ -59,7 +64,7 @@ impl BoundColumns {
             DataType::Timestamp(unit, _) => *unit,
             other => {
                 return plan_err!(
-                    "sessionize: column \"{}\" (sessionlake.time_column) must be a timestamp, \
+                    "{function}: column \"{}\" (sessionlake.time_column) must be a timestamp, \
                      found {other}",
                     options.time_column
                 );
@@ -70,7 +75,7 @@ impl BoundColumns {
                 DataType::Boolean => Some(i),
                 other => {
                     return plan_err!(
-                        "sessionize: column \"{}\" (sessionlake.active_column) must be a \
+                        "{function}: column \"{}\" (sessionlake.active_column) must be a \
                          boolean, found {other}",
                         options.active_column
                     );
@@ -84,13 +89,13 @@ impl BoundColumns {
                 Some(t) if is_string_type(t) => {}
                 Some(t) => {
                     return plan_err!(
-                        "sessionize: column \"{EVENT_TYPE_COLUMN}\" must be a string to use \
+                        "{function}: column \"{EVENT_TYPE_COLUMN}\" must be a string to use \
                          sessionlake.inactive_event_types, found {t}"
                     );
                 }
                 None => {
                     return plan_err!(
-                        "sessionize: sessionlake.inactive_event_types is set but table '{table}' \
+                        "{function}: sessionlake.inactive_event_types is set but table '{table}' \
                          has no column \"{EVENT_TYPE_COLUMN}\""
                     );
                 }
@@ -101,7 +106,7 @@ impl BoundColumns {
             let t = schema.field(i).data_type();
             if !t.is_integer() {
                 return plan_err!(
-                    "sessionize: column \"{}\" (sessionlake.session_id_column) must be an \
+                    "{function}: column \"{}\" (sessionlake.session_id_column) must be an \
                      integer in mode {}, found {t}",
                     options.session_id_column,
                     options.mode

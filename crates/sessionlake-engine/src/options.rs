@@ -1,119 +1,86 @@
 //! sessionlake's options: DataFusion config keys under `sessionlake.`, settable with `SET`,
 //! from the embedding API, or per call as `'key=value'` arguments of the table functions, and
 //! validated into typed [`SessionOptions`] before a plan is built.
+//!
+//! The keys are declared once, in [`session_lake_config!`]'s invocation below: the struct, its
+//! defaults, the key list shown by `SHOW ALL` and in errors, and the lookups by key all come
+//! from it, so an unknown key cannot fall through to some other field.
 
 use std::any::Any;
 use std::fmt;
 
 use datafusion::common::config::{ConfigEntry, ConfigOptions, ExtensionOptions};
-use datafusion::common::{Result, plan_err};
+use datafusion::common::{DataFusionError, Result, plan_err};
 use datafusion::config::ConfigExtension;
 use sessionlake_functions::time_unit::parse_span_nanos;
 
-/// The `sessionlake.*` configuration keys, as text: each `SET` is validated at once (so a bad
-/// value fails where it is written), and [`SessionOptions::resolve`] turns them into typed values.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionLakeConfig {
-    /// Inactivity timeout: an interval without months, strictly positive.
-    pub gap: String,
-    /// `gap`, `instrumented` or `instrumented_gap`.
-    pub mode: String,
-    /// Longest kept session (longer ones are excluded); `none` disables the rule.
-    pub max_length: String,
-    /// The column naming who an event belongs to.
-    pub user_column: String,
-    /// The timestamp column.
-    pub time_column: String,
-    /// The client SDK's session id column (instrumented modes).
-    pub session_id_column: String,
-    /// A boolean column; `false` rows take no part. Absent column: every event is active.
-    pub active_column: String,
-    /// Comma-separated event types that never take part in a session.
-    pub inactive_event_types: String,
-    /// Comma-separated columns whose first and last non-NULL value per session `sessions`
-    /// returns (as `first_<column>` and `last_<column>`).
-    pub properties: String,
-}
-
-impl Default for SessionLakeConfig {
-    fn default() -> Self {
-        Self {
-            gap: "30 minutes".to_string(),
-            mode: "gap".to_string(),
-            max_length: "1 day".to_string(),
-            user_column: "user_id".to_string(),
-            time_column: "event_time".to_string(),
-            session_id_column: "session_id".to_string(),
-            active_column: "is_active".to_string(),
-            inactive_event_types: String::new(),
-            properties: String::new(),
+/// Declares [`SessionLakeConfig`]: for each key its doc comment (also its description in
+/// `SHOW ALL`), its field and its default value.
+macro_rules! session_lake_config {
+    ($($(#[doc = $doc:literal])+ $key:ident: $default:expr,)+) => {
+        /// The `sessionlake.*` configuration keys, as text: each `SET` is validated at once (so
+        /// a bad value fails where it is written), and [`SessionOptions::resolve`] turns them
+        /// into typed values.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct SessionLakeConfig {
+            $($(#[doc = $doc])+ pub $key: String,)+
         }
-    }
+
+        impl Default for SessionLakeConfig {
+            fn default() -> Self {
+                Self { $($key: $default.to_string(),)+ }
+            }
+        }
+
+        impl SessionLakeConfig {
+            /// Every key (without the `sessionlake.` prefix) with its description, in
+            /// declaration order.
+            pub const KEYS: &[(&str, &str)] = &[$((stringify!($key), concat!($($doc),+)),)+];
+
+            fn field_mut(&mut self, key: &str) -> Option<&mut String> {
+                match key {
+                    $(stringify!($key) => Some(&mut self.$key),)+
+                    _ => None,
+                }
+            }
+
+            fn field(&self, key: &str) -> Option<&str> {
+                match key {
+                    $(stringify!($key) => Some(&self.$key),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-/// Every key (without the `sessionlake.` prefix) with its description, in display order.
-const CONFIG_KEYS: [(&str, &str); 9] = [
-    (
-        "gap",
-        "Inactivity timeout: an interval without months, strictly positive.",
-    ),
-    (
-        "mode",
-        "How sessions are formed: gap, instrumented or instrumented_gap.",
-    ),
-    (
-        "max_length",
-        "Longest kept session (longer ones are excluded); none disables the rule.",
-    ),
-    ("user_column", "The column naming who an event belongs to."),
-    ("time_column", "The timestamp column."),
-    (
-        "session_id_column",
-        "The client SDK's session id column (instrumented modes).",
-    ),
-    (
-        "active_column",
-        "A boolean column whose false rows take no part; absent: all are active.",
-    ),
-    (
-        "inactive_event_types",
-        "Comma-separated event types that never take part in a session.",
-    ),
-    (
-        "properties",
-        "Comma-separated columns whose first and last non-NULL value per session sessions() \
-         returns as first_<column> and last_<column>.",
-    ),
-];
+session_lake_config! {
+    /// Inactivity timeout: an interval without months, strictly positive.
+    gap: "30 minutes",
+    /// How sessions are formed: gap, instrumented or instrumented_gap.
+    mode: "gap",
+    /// Longest kept session (longer ones are excluded); none disables the rule.
+    max_length: "1 day",
+    /// The column naming who an event belongs to.
+    user_column: "user_id",
+    /// The timestamp column.
+    time_column: "event_time",
+    /// The client SDK's session id column (instrumented modes).
+    session_id_column: "session_id",
+    /// A boolean column whose false rows take no part; absent: all are active.
+    active_column: "is_active",
+    /// Comma-separated event types that never take part in a session.
+    inactive_event_types: "",
+    /// Comma-separated columns whose first and last non-NULL value per session sessions()
+    /// returns as first_<column> and last_<column>.
+    properties: "",
+}
 
 impl SessionLakeConfig {
-    fn field_mut(&mut self, key: &str) -> Option<&mut String> {
-        Some(match key {
-            "gap" => &mut self.gap,
-            "mode" => &mut self.mode,
-            "max_length" => &mut self.max_length,
-            "user_column" => &mut self.user_column,
-            "time_column" => &mut self.time_column,
-            "session_id_column" => &mut self.session_id_column,
-            "active_column" => &mut self.active_column,
-            "inactive_event_types" => &mut self.inactive_event_types,
-            "properties" => &mut self.properties,
-            _ => return None,
-        })
-    }
-
-    fn field(&self, key: &str) -> &str {
-        match key {
-            "gap" => &self.gap,
-            "mode" => &self.mode,
-            "max_length" => &self.max_length,
-            "user_column" => &self.user_column,
-            "time_column" => &self.time_column,
-            "session_id_column" => &self.session_id_column,
-            "active_column" => &self.active_column,
-            "properties" => &self.properties,
-            _ => &self.inactive_event_types,
-        }
+    /// The keys, comma-separated, for messages and documentation.
+    pub fn key_list() -> String {
+        let keys: Vec<&str> = Self::KEYS.iter().map(|(key, _)| *key).collect();
+        keys.join(", ")
     }
 
     /// Sets one key (with or without the `sessionlake.` prefix), unvalidated.
@@ -125,13 +92,10 @@ impl SessionLakeConfig {
                 *field = value.trim().to_string();
                 Ok(())
             }
-            None => {
-                let keys: Vec<&str> = CONFIG_KEYS.iter().map(|(k, _)| *k).collect();
-                plan_err!(
-                    "sessionlake: unknown option '{key}', expected one of {}",
-                    keys.join(", ")
-                )
-            }
+            None => plan_err!(
+                "unknown option '{key}', expected one of {}",
+                Self::key_list()
+            ),
         }
     }
 }
@@ -151,19 +115,21 @@ impl ExtensionOptions for SessionLakeConfig {
 
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         let mut updated = self.clone();
-        updated.assign(key, value)?;
+        updated
+            .assign(key, value)
+            .map_err(|e| called_from(Self::PREFIX, e))?;
         SessionOptions::validate(&updated)?;
         *self = updated;
         Ok(())
     }
 
     fn entries(&self) -> Vec<ConfigEntry> {
-        CONFIG_KEYS
+        Self::KEYS
             .iter()
             .map(|(key, description)| ConfigEntry {
                 key: format!("{}.{key}", Self::PREFIX),
-                value: Some(self.field(key).to_string()),
-                description,
+                value: self.field(key).map(str::to_string),
+                description: description.trim(),
             })
             .collect()
     }
@@ -171,6 +137,14 @@ impl ExtensionOptions for SessionLakeConfig {
 
 impl ConfigExtension for SessionLakeConfig {
     const PREFIX: &'static str = "sessionlake";
+}
+
+/// `error` with `caller: ` before its message: a planning error names what the user called.
+pub fn called_from(caller: &str, error: DataFusionError) -> DataFusionError {
+    match error {
+        DataFusionError::Plan(message) => DataFusionError::Plan(format!("{caller}: {message}")),
+        other => other,
+    }
 }
 
 /// How sessions are formed. See `docs/semantics.md`.
@@ -248,7 +222,7 @@ impl SessionOptions {
         for item in overrides {
             let Some((key, value)) = item.split_once('=') else {
                 return plan_err!(
-                    "sessionlake: option argument '{item}' must look like 'key=value', for \
+                    "option argument '{item}' must look like 'key=value', for \
                      example 'gap=5 minutes'"
                 );
             };
@@ -303,12 +277,18 @@ impl SessionOptions {
     }
 
     /// The options in force in a session's configuration (defaults if sessionlake's keys were
-    /// never registered there).
-    pub fn from_config_options(options: &ConfigOptions, overrides: &[String]) -> Result<Self> {
-        match options.extensions.get::<SessionLakeConfig>() {
+    /// never registered there) with a call's `overrides`; errors start with `caller`, the
+    /// function the user called.
+    pub fn from_config_options(
+        caller: &str,
+        options: &ConfigOptions,
+        overrides: &[String],
+    ) -> Result<Self> {
+        let resolved = match options.extensions.get::<SessionLakeConfig>() {
             Some(config) => Self::resolve(config, overrides),
             None => Self::resolve(&SessionLakeConfig::default(), overrides),
-        }
+        };
+        resolved.map_err(|e| called_from(caller, e))
     }
 }
 
@@ -367,5 +347,59 @@ mod tests {
             err("properties=page, country,page")
                 .contains("sessionlake.properties: column 'page' is listed twice")
         );
+    }
+
+    #[test]
+    fn every_key_sets_its_own_field_and_is_listed_once() {
+        let defaults = SessionLakeConfig::default();
+        for (key, description) in SessionLakeConfig::KEYS {
+            assert!(!description.trim().is_empty(), "{key} has no description");
+            let mut config = defaults.clone();
+            config
+                .assign(&format!("sessionlake.{key}"), " marker ")
+                .unwrap();
+            let entries = config.entries();
+            assert_eq!(entries.len(), SessionLakeConfig::KEYS.len());
+            for entry in entries {
+                let name = entry.key.strip_prefix("sessionlake.").unwrap();
+                let expected = if name == *key {
+                    "marker".to_string()
+                } else {
+                    defaults.field(name).unwrap().to_string()
+                };
+                assert_eq!(entry.value.as_deref(), Some(expected.as_str()), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_caller() {
+        let mut config = SessionLakeConfig::default();
+        let err = config.set("colour", "blue").unwrap_err().strip_backtrace();
+        assert!(
+            err.starts_with("Error during planning: sessionlake: unknown option 'colour'"),
+            "{err}"
+        );
+        assert!(err.ends_with(&SessionLakeConfig::key_list()), "{err}");
+        let err = config
+            .set("gap", "0 minutes")
+            .unwrap_err()
+            .strip_backtrace();
+        assert!(err.contains(": sessionlake.gap: must be positive"), "{err}");
+        assert_eq!(
+            config,
+            SessionLakeConfig::default(),
+            "a refused SET changes nothing"
+        );
+
+        let options = ConfigOptions::default();
+        let err = |o: &str| {
+            SessionOptions::from_config_options("sessions", &options, &[o.to_string()])
+                .unwrap_err()
+                .strip_backtrace()
+        };
+        assert!(err("colour=blue").contains(": sessions: unknown option 'colour'"));
+        assert!(err("gap").contains(": sessions: option argument 'gap' must look like"));
+        assert!(err("gap=0 minutes").contains(": sessions: sessionlake.gap: must be positive"));
     }
 }

@@ -29,7 +29,7 @@ use crate::assign::SessionRules;
 use crate::columns::BoundColumns;
 use crate::exec::{SessionOutput, SessionizeExec};
 use crate::lake;
-use crate::options::SessionOptions;
+use crate::options::{SessionLakeConfig, SessionOptions};
 use crate::output::{SESSION_COLUMNS, events_schema, sessions_schema};
 
 /// `sessionize('<table>', ...)` or `sessions('<table>', ...)`, depending on `output`.
@@ -57,7 +57,7 @@ impl SessionizeTableFunction {
         static EVENTS: LazyLock<Documentation> = LazyLock::new(|| {
             table_function_doc(
                 "Every row of the table with the session it belongs to: the table's columns plus \
-                 `session_key` (a string naming the user's session), `session_start`, \
+                 `session_key` (a BIGINT, the same for every event of one session of a user), `session_start`, \
                  `session_end`, `session_index` (1-based among the user's sessions by start) and \
                  `event_index` (1-based within the session by time). Rows in no session (NULL \
                  user or time, inactive events, sessions over the maximum length) have NULL in \
@@ -108,9 +108,10 @@ fn table_function_doc(description: &str, syntax: &str, example: &str) -> Documen
     )
     .with_argument(
         "'key=value'",
-        "Options for this call, overriding the `sessionlake.*` settings: gap, mode, \
-         max_length, user_column, time_column, session_id_column, active_column, \
-         inactive_event_types, properties.",
+        format!(
+            "Options for this call, overriding the `sessionlake.*` settings: {}.",
+            SessionLakeConfig::key_list()
+        ),
     )
     .build()
 }
@@ -143,14 +144,14 @@ impl TableFunctionImpl for SessionizeTableFunction {
         }
         let session = args.session();
         let mut options =
-            SessionOptions::from_config_options(session.config_options(), &overrides)?;
+            SessionOptions::from_config_options(name, session.config_options(), &overrides)?;
         if self.output == SessionOutput::Events {
             // every column is already there; properties shape only the rows of `sessions`
             options.properties.clear();
         }
-        let inner = resolve_table(session, &table_name)?;
+        let inner = resolve_table(name, session, &table_name)?;
         let schema = inner.schema();
-        let columns = BoundColumns::bind(&schema, &options, &table_name)?;
+        let columns = BoundColumns::bind(name, &schema, &options, &table_name)?;
         let rules = SessionRules::new(&options, columns.unit);
         let output_schema = match self.output {
             SessionOutput::Events => events_schema(&schema, &columns),
@@ -204,23 +205,28 @@ fn string_literal(expr: &Expr) -> Option<String> {
 
 /// Looks a table up in the session's catalogs, as `FROM <name>` would; a path or URL
 /// (`'data/lake/'`, `'s3://bucket/events/'`) is opened as a lake (see [`crate::lake`]).
-fn resolve_table(session: &dyn Session, name: &str) -> Result<Arc<dyn TableProvider>> {
+fn resolve_table(
+    function: &str,
+    session: &dyn Session,
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
     if lake::is_location(name) {
-        let registered = lookup_table(session, &TableReference::bare(name))?;
+        let registered = lookup_table(function, session, &TableReference::bare(name))?;
         return match registered {
             Some(table) => Ok(table),
             None => block_on_io(lake::open_location(session, name)),
         };
     }
     let reference = TableReference::parse_str(name);
-    match lookup_table(session, &reference)? {
+    match lookup_table(function, session, &reference)? {
         Some(table) => Ok(table),
-        None => plan_err!("sessionize: table '{name}' not found"),
+        None => plan_err!("{function}: table '{name}' not found"),
     }
 }
 
 /// The table `reference` names in the session's catalogs, if any.
 fn lookup_table(
+    function: &str,
     session: &dyn Session,
     reference: &TableReference,
 ) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -235,7 +241,7 @@ fn lookup_table(
         .and_then(|catalog| catalog.schema(&reference.schema))
         .ok_or_else(|| {
             plan_datafusion_err!(
-                "sessionize: schema '{}.{}' not found",
+                "{function}: schema '{}.{}' not found",
                 reference.catalog,
                 reference.schema
             )
