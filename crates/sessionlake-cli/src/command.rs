@@ -5,7 +5,8 @@
 //! settings changes are confirmed on stderr.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use clap::ValueEnum;
@@ -16,26 +17,144 @@ use datafusion::logical_expr::Documentation;
 use sessionlake_engine::memory::Bytes;
 use sessionlake_engine::{SessionOutput, SessionizeTableFunction};
 
-use crate::args::{OutputFormat, parse_max_rows};
+use crate::args::{MaxRows, OutputFormat, parse_max_rows};
 use crate::shell::{Failure, Flow, Shell, write_stdout};
 
-/// The text `\?` prints.
-pub const HELP: &str = "\
-Backslash commands:
-  \\q                   quit (Ctrl-D too)
-  \\?                   this help
-  \\d                   list tables
-  \\d NAME              describe table NAME: its columns and types
-  \\i FILE              run the statements and commands of FILE
-  \\pset                show the print settings
-  \\pset format X       print results as table, csv, tsv, json, nd-json (parquet only with -o)
-  \\pset maxrows N|inf  rows shown in table format
-  \\quiet [on|off]      no `N rows in X s` and no progress lines (no argument: toggle)
-  \\functions           list sessionlake's functions
-  \\functions NAME      the documentation of one function
-  \\memory              the memory limit of queries (-m) and what they hold now
-SQL statements end with `;` and may span lines. Ctrl-C cancels a running query.
-";
+/// One backslash command, parsed from its line by [`FromStr`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Quit,
+    Help,
+    ListTables,
+    DescribeTable(String),
+    Include(PathBuf),
+    ShowPrintSettings,
+    SetFormat(OutputFormat),
+    SetMaxRows(MaxRows),
+    /// `None` toggles.
+    Quiet(Option<bool>),
+    ListFunctions,
+    DescribeFunction(String),
+    Memory,
+}
+
+impl Command {
+    /// One example of every form, in the order `\?` lists them.
+    pub fn forms() -> [Command; 12] {
+        [
+            Self::Quit,
+            Self::Help,
+            Self::ListTables,
+            Self::DescribeTable(String::new()),
+            Self::Include(PathBuf::new()),
+            Self::ShowPrintSettings,
+            Self::SetFormat(OutputFormat::Table),
+            Self::SetMaxRows(MaxRows::Unlimited),
+            Self::Quiet(None),
+            Self::ListFunctions,
+            Self::DescribeFunction(String::new()),
+            Self::Memory,
+        ]
+    }
+
+    /// How the command is written (placeholders in capitals) and what it does.
+    pub fn usage(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Quit => ("\\q", "quit (Ctrl-D too)"),
+            Self::Help => ("\\?", "this help"),
+            Self::ListTables => ("\\d", "list tables"),
+            Self::DescribeTable(_) => ("\\d NAME", "describe table NAME: its columns and types"),
+            Self::Include(_) => ("\\i FILE", "run the statements and commands of FILE"),
+            Self::ShowPrintSettings => ("\\pset", "show the print settings"),
+            Self::SetFormat(_) => (
+                "\\pset format X",
+                "print results as table, csv, tsv, json, nd-json (parquet only with -o)",
+            ),
+            Self::SetMaxRows(_) => ("\\pset maxrows N|inf", "rows shown in table format"),
+            Self::Quiet(_) => (
+                "\\quiet [on|off]",
+                "no `N rows in X s` and no progress lines (no argument: toggle)",
+            ),
+            Self::ListFunctions => ("\\functions", "list sessionlake's functions"),
+            Self::DescribeFunction(_) => ("\\functions NAME", "the documentation of one function"),
+            Self::Memory => (
+                "\\memory",
+                "the memory limit of queries (-m) and what they hold now",
+            ),
+        }
+    }
+
+    /// The command names (`\d`, `\pset`, ...), each once, in the order `\?` lists them.
+    pub fn names() -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Vec::new();
+        for form in Self::forms() {
+            let name = form.usage().0.split(' ').next().unwrap_or_default();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// The text `\?` prints.
+    pub fn help() -> String {
+        let forms = Self::forms();
+        let width = forms.iter().map(|f| f.usage().0.len()).max().unwrap_or(0);
+        let mut text = String::from("Backslash commands:\n");
+        for form in forms {
+            let (usage, description) = form.usage();
+            text.push_str(&format!("  {usage:<width$}  {description}\n"));
+        }
+        text.push_str(
+            "SQL statements end with `;` and may span lines. Ctrl-C cancels a running query.\n",
+        );
+        text
+    }
+}
+
+impl FromStr for Command {
+    type Err = String;
+
+    /// Parses a command line, with or without its backslash.
+    fn from_str(line: &str) -> Result<Self, String> {
+        let body = line.trim();
+        let body = body.strip_prefix('\\').unwrap_or(body);
+        let mut words = body.split_whitespace();
+        let name = words.next().unwrap_or("");
+        let args: Vec<&str> = words.collect();
+        Ok(match (name, args.as_slice()) {
+            ("q" | "quit", []) => Self::Quit,
+            ("?" | "h" | "help", []) => Self::Help,
+            ("d", []) => Self::ListTables,
+            ("d", [table]) => Self::DescribeTable(table.to_string()),
+            ("i", [path]) => Self::Include(PathBuf::from(path)),
+            ("pset", []) => Self::ShowPrintSettings,
+            ("pset", ["format", format]) => {
+                Self::SetFormat(OutputFormat::from_str(format, true).map_err(|_| {
+                    format!(
+                        "\\pset format: '{format}' is not one of table, csv, tsv, json, \
+                         nd-json, parquet"
+                    )
+                })?)
+            }
+            ("pset", ["maxrows", rows]) => {
+                Self::SetMaxRows(parse_max_rows(rows).map_err(|e| format!("\\pset maxrows: {e}"))?)
+            }
+            ("quiet", []) => Self::Quiet(None),
+            ("quiet", ["on"]) => Self::Quiet(Some(true)),
+            ("quiet", ["off"]) => Self::Quiet(Some(false)),
+            ("functions", []) => Self::ListFunctions,
+            ("functions", [function]) => Self::DescribeFunction(function.to_string()),
+            ("memory", []) => Self::Memory,
+            _ => {
+                return Err(format!(
+                    "unknown command or arguments: {} (\\? lists the commands)",
+                    line.trim()
+                ));
+            }
+        })
+    }
+}
 
 /// What `\memory` prints: the budget and how much of the pool operators hold now.
 fn memory_report(shell: &Shell) -> String {
@@ -49,52 +168,37 @@ fn memory_report(shell: &Shell) -> String {
 
 /// Runs one backslash command line (with its backslash).
 pub async fn run(shell: &mut Shell, line: &str) -> Result<Flow, Failure> {
-    let body = line.strip_prefix('\\').unwrap_or(line).trim();
-    let mut words = body.split_whitespace();
-    let name = words.next().unwrap_or("");
-    let args: Vec<&str> = words.collect();
-    match (name, args.as_slice()) {
-        ("q" | "quit", []) => return Ok(Flow::Quit),
-        ("?" | "h" | "help", []) => write_stdout(HELP.as_bytes())?,
-        ("d", []) => list_tables(shell).await?,
-        ("memory", []) => write_stdout(memory_report(shell).as_bytes())?,
-        ("d", [table]) => describe_table(shell, table).await?,
-        ("i", [path]) => shell.include(Path::new(path)).await?,
-        ("pset", []) => {
+    match line.parse::<Command>().map_err(Failure::Error)? {
+        Command::Quit => return Ok(Flow::Quit),
+        Command::Help => write_stdout(Command::help().as_bytes())?,
+        Command::ListTables => list_tables(shell).await?,
+        Command::DescribeTable(table) => describe_table(shell, &table).await?,
+        Command::Include(path) => shell.include(&path).await?,
+        Command::ShowPrintSettings => {
             let options = &shell.options;
             let max_rows = match options.max_rows {
-                crate::args::MaxRows::Limited(n) => n.to_string(),
-                crate::args::MaxRows::Unlimited => "inf".to_string(),
+                MaxRows::Limited(n) => n.to_string(),
+                MaxRows::Unlimited => "inf".to_string(),
             };
             write_stdout(
                 format!("format {}\nmaxrows {max_rows}\n", options.format.name()).as_bytes(),
             )?;
         }
-        ("pset", ["format", format]) => {
-            let format = OutputFormat::from_str(format, true).map_err(|_| {
-                Failure::Error(format!(
-                    "\\pset format: '{format}' is not one of table, csv, tsv, json, nd-json, \
-                     parquet"
-                ))
-            })?;
+        Command::SetFormat(format) => {
             shell.options.format = format;
             note(&format!("output format is {}", format.name()));
         }
-        ("pset", ["maxrows", rows]) => {
-            shell.options.max_rows =
-                parse_max_rows(rows).map_err(|e| Failure::Error(format!("\\pset maxrows: {e}")))?;
-            note(&format!("maxrows is {rows}"));
+        Command::SetMaxRows(rows) => {
+            shell.options.max_rows = rows;
+            note(&match rows {
+                MaxRows::Limited(n) => format!("maxrows is {n}"),
+                MaxRows::Unlimited => "maxrows is inf".to_string(),
+            });
         }
-        ("quiet", []) => set_quiet(shell, !shell.options.quiet),
-        ("quiet", ["on"]) => set_quiet(shell, true),
-        ("quiet", ["off"]) => set_quiet(shell, false),
-        ("functions", []) => list_functions(shell)?,
-        ("functions", [function]) => describe_function(function)?,
-        _ => {
-            return Err(Failure::Error(format!(
-                "unknown command or arguments: {line} (\\? lists the commands)"
-            )));
-        }
+        Command::Quiet(quiet) => set_quiet(shell, quiet.unwrap_or(!shell.options.quiet)),
+        Command::ListFunctions => list_functions(shell)?,
+        Command::DescribeFunction(function) => describe_function(&function)?,
+        Command::Memory => write_stdout(memory_report(shell).as_bytes())?,
     }
     Ok(Flow::Continue)
 }
@@ -390,6 +494,76 @@ mod tests {
         assert!(
             cut.ends_with("word…") && cut.chars().count() <= SUMMARY_WIDTH,
             "{cut}"
+        );
+    }
+
+    #[test]
+    fn every_form_in_the_help_parses_back_to_itself() {
+        let help = Command::help();
+        for form in Command::forms() {
+            let (usage, description) = form.usage();
+            assert!(help.contains(usage) && help.contains(description), "{help}");
+            // the usage with its placeholders filled in is a line of that command
+            let line = usage
+                .replace("N|inf", "inf")
+                .replace("[on|off]", "")
+                .replace("NAME", "events")
+                .replace("FILE", "setup.sql")
+                .replace(" X", " csv");
+            let parsed: Command = line.parse().unwrap();
+            assert_eq!(
+                std::mem::discriminant(&parsed),
+                std::mem::discriminant(&form),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            Command::names(),
+            [
+                "\\q",
+                "\\?",
+                "\\d",
+                "\\i",
+                "\\pset",
+                "\\quiet",
+                "\\functions",
+                "\\memory"
+            ]
+        );
+    }
+
+    #[test]
+    fn commands_parse_with_their_arguments() {
+        let parse = |line: &str| line.parse::<Command>();
+        assert_eq!(parse("\\quit"), Ok(Command::Quit));
+        assert_eq!(parse("  \\h "), Ok(Command::Help));
+        assert_eq!(
+            parse("\\d events"),
+            Ok(Command::DescribeTable("events".into()))
+        );
+        assert_eq!(parse("\\quiet on"), Ok(Command::Quiet(Some(true))));
+        assert_eq!(parse("\\quiet off"), Ok(Command::Quiet(Some(false))));
+        assert_eq!(
+            parse("\\pset maxrows 20"),
+            Ok(Command::SetMaxRows(MaxRows::Limited(20)))
+        );
+        assert_eq!(
+            parse("\\pset format JSON"),
+            Ok(Command::SetFormat(OutputFormat::Json))
+        );
+        assert_eq!(
+            parse("\\pset format xml"),
+            Err(
+                "\\pset format: 'xml' is not one of table, csv, tsv, json, nd-json, parquet".into()
+            )
+        );
+        assert_eq!(
+            parse("\\pset maxrows many"),
+            Err("\\pset maxrows: 'many' is not a row count or 'inf'".into())
+        );
+        assert_eq!(
+            parse("\\d a b"),
+            Err("unknown command or arguments: \\d a b (\\? lists the commands)".into())
         );
     }
 
