@@ -136,8 +136,7 @@ mod tests {
 
     use super::*;
     use crate::aggregate_testing::{
-        ALL_ENCODINGS, Row, Subject, check_accumulators_exchange_state, check_groups_against_naive,
-        is_active_column, user_column,
+        ALL_ENCODINGS, Arg, Row, Subject, UserEncoding, check_against_naive,
     };
 
     fn batch(users: &[Option<&str>], flags: &[Option<bool>]) -> Vec<ArrayRef> {
@@ -236,47 +235,32 @@ mod tests {
         );
     }
 
-    fn naive(rows: &[&Row]) -> i64 {
-        rows.iter()
+    fn naive(rows: &[&Row]) -> ScalarValue {
+        let active: BTreeSet<u64> = rows
+            .iter()
             .filter(|r| r.is_active != Some(false))
             .filter_map(|r| r.user)
-            .collect::<BTreeSet<_>>()
-            .len() as i64
+            .collect();
+        ScalarValue::Int64(Some(active.len() as i64))
     }
 
     #[test]
-    fn groups_accumulator_matches_naive() {
-        for (seed, encoding) in ALL_ENCODINGS.into_iter().enumerate() {
-            let data_type = encoding.data_type();
-            check_groups_against_naive(
-                &Subject {
-                    accumulator: &|| Box::new(DistinctUsersAccumulator::new("ACTIVE", &data_type)),
-                    groups_accumulator: &|| {
-                        Box::new(DistinctUsersGroupsAccumulator::new("ACTIVE", &data_type))
-                    },
-                    columns: &|rows| vec![user_column(rows, encoding), is_active_column(rows)],
-                    naive: &naive,
-                },
-                400 + seed as u64,
-            );
-        }
-    }
-
-    #[test]
-    fn accumulators_exchange_state() {
-        for (seed, encoding) in ALL_ENCODINGS.into_iter().enumerate() {
-            let data_type = encoding.data_type();
-            check_accumulators_exchange_state(
-                &Subject {
-                    accumulator: &|| Box::new(DistinctUsersAccumulator::new("ACTIVE", &data_type)),
-                    groups_accumulator: &|| {
-                        Box::new(DistinctUsersGroupsAccumulator::new("ACTIVE", &data_type))
-                    },
-                    columns: &|rows| vec![user_column(rows, encoding), is_active_column(rows)],
-                    naive: &naive,
-                },
-                500 + seed as u64,
-            );
-        }
+    fn accumulators_match_naive() {
+        let mut subjects: Vec<Subject> = ALL_ENCODINGS
+            .into_iter()
+            .map(|encoding| {
+                Subject::new(&active_udaf(), &[Arg::User(encoding), Arg::IsActive], naive)
+            })
+            .collect();
+        // without a flag, every row is active
+        subjects.push(Subject::new(
+            &active_udaf(),
+            &[Arg::User(UserEncoding::Utf8)],
+            |rows| {
+                let users: BTreeSet<u64> = rows.iter().filter_map(|r| r.user).collect();
+                ScalarValue::Int64(Some(users.len() as i64))
+            },
+        ));
+        check_against_naive(&subjects, 400);
     }
 }

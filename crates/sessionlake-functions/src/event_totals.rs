@@ -272,10 +272,7 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
 
     use super::*;
-    use crate::aggregate_testing::{
-        Row, Subject, check_accumulators_exchange_state, check_groups_against_naive,
-        session_key_column,
-    };
+    use crate::aggregate_testing::{Arg, Row, Subject, check_against_naive};
 
     fn keys(values: &[Option<i64>]) -> ArrayRef {
         Arc::new(Int64Array::from(values.to_vec()))
@@ -344,29 +341,15 @@ mod tests {
         );
     }
 
-    fn naive(rows: &[&Row]) -> i64 {
-        rows.iter().filter(|r| r.session_key.is_some()).count() as i64
-    }
-
-    fn subject_check(check: fn(&Subject, u64), seed: u64) {
-        check(
-            &Subject {
-                accumulator: &|| Box::new(EventTotalsAccumulator::default()),
-                groups_accumulator: &|| Box::new(EventTotalsGroupsAccumulator::default()),
-                columns: &|rows| vec![session_key_column(rows)],
-                naive: &naive,
-            },
-            seed,
-        );
+    fn naive(rows: &[&Row]) -> ScalarValue {
+        ScalarValue::Int64(Some(
+            rows.iter().filter(|r| r.session_key.is_some()).count() as i64,
+        ))
     }
 
     #[test]
-    fn groups_accumulator_matches_naive() {
-        subject_check(check_groups_against_naive, 7);
-    }
-
-    #[test]
-    fn accumulators_exchange_state() {
-        subject_check(check_accumulators_exchange_state, 8);
+    fn accumulators_match_naive() {
+        let subject = Subject::new(&event_totals_udaf(), &[Arg::SessionKey], naive);
+        check_against_naive(&[subject], 7);
     }
 }

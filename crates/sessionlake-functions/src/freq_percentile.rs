@@ -389,60 +389,37 @@ impl GroupsAccumulator for FreqPercentileGroupsAccumulator {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "a test that fails to unwrap fails, which is what it should do"
-)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use datafusion::arrow::array::{
         DictionaryArray, LargeStringArray, StringArray, StringViewArray,
     };
-    use datafusion::arrow::datatypes::{Field, Int32Type, Schema};
-    use datafusion::physical_expr::expressions::Column;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
+    use datafusion::arrow::datatypes::Int32Type;
 
     use super::*;
+    use crate::aggregate_testing::{
+        ALL_ENCODINGS, Arg, Call, Row, Subject, UserEncoding, check_against_naive,
+    };
 
-    fn with_args<T>(
-        user_type: DataType,
-        p: ScalarValue,
-        f: impl FnOnce(AccumulatorArgs) -> T,
-    ) -> T {
-        let schema = Schema::new(vec![Field::new("user", user_type.clone(), true)]);
-        let exprs: Vec<Arc<dyn PhysicalExpr>> = vec![
-            Arc::new(Column::new("user", 0)),
-            Arc::new(Literal::new(p.clone())),
-        ];
-        let fields: Vec<FieldRef> = vec![
-            Arc::new(Field::new("user", user_type, true)),
-            Arc::new(Field::new("p", p.data_type(), true)),
-        ];
-        f(AccumulatorArgs {
-            return_field: Arc::new(Field::new("f", DataType::Float64, true)),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "freqpercentile",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        })
+    /// `FREQPERCENTILE(user, p)` with `user` of `user_type`.
+    fn call(user_type: DataType, p: ScalarValue) -> Call {
+        Call::new(
+            &freq_percentile_udaf(),
+            &[Arg::Column(user_type), Arg::Literal(p)],
+        )
     }
 
     fn accumulator(user_type: DataType, p: f64) -> Box<dyn Accumulator> {
-        with_args(user_type, ScalarValue::Float64(Some(p)), |args| {
-            FreqPercentile::default().accumulator(args)
-        })
-        .unwrap()
+        call(user_type, ScalarValue::Float64(Some(p)))
+            .accumulator()
+            .unwrap()
     }
 
     fn groups_accumulator(user_type: DataType, p: f64) -> Box<dyn GroupsAccumulator> {
-        with_args(user_type, ScalarValue::Float64(Some(p)), |args| {
-            FreqPercentile::default().create_groups_accumulator(args)
-        })
-        .unwrap()
+        call(user_type, ScalarValue::Float64(Some(p)))
+            .groups_accumulator()
+            .unwrap()
     }
 
     fn value(acc: &mut dyn Accumulator) -> Option<f64> {
@@ -506,11 +483,10 @@ mod tests {
             ScalarValue::Float64(None),
             ScalarValue::Int64(Some(2)),
         ] {
-            let err = with_args(DataType::Utf8, p, |args| {
-                FreqPercentile::default().accumulator(args).map(|_| ())
-            })
-            .unwrap_err()
-            .to_string();
+            let err = call(DataType::Utf8, p)
+                .accumulator()
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.starts_with(
                     "Error during planning: FREQPERCENTILE: argument 'p' must be a constant \
@@ -569,165 +545,38 @@ mod tests {
         }
     }
 
-    type Batch = (Vec<usize>, ArrayRef, BooleanArray);
-
-    fn random_batches(rng: &mut ChaCha8Rng, groups: usize) -> Vec<Batch> {
-        (0..rng.random_range(1..6))
-            .map(|_| {
-                let rows = rng.random_range(0..300);
-                let group_indices = (0..rows).map(|_| rng.random_range(0..groups)).collect();
-                let users: StringArray = (0..rows)
-                    .map(|_| {
-                        (!rng.random_bool(0.1)).then(|| format!("u{}", rng.random_range(0..30)))
-                    })
-                    .collect();
-                let filter: BooleanArray = (0..rows)
-                    .map(|_| match rng.random_range(0..8) {
-                        0 => None,
-                        1 => Some(false),
-                        _ => Some(true),
-                    })
-                    .collect();
-                (group_indices, Arc::new(users) as ArrayRef, filter)
-            })
-            .collect()
-    }
-
-    /// The percentile per group, by sorting each group's per-user counts.
-    fn naive(p: f64, groups: usize, batches: &[Batch]) -> Vec<Option<f64>> {
-        let mut per_group: Vec<std::collections::BTreeMap<String, i64>> =
-            vec![Default::default(); groups];
-        for (group_indices, users, filter) in batches {
-            let users = users.as_string::<i32>();
-            for (row, &group) in group_indices.iter().enumerate() {
-                if users.is_valid(row) && filter.is_valid(row) && filter.value(row) {
-                    *per_group[group]
-                        .entry(users.value(row).to_string())
-                        .or_insert(0) += 1;
-                }
-            }
+    /// The `p`-th percentile of the rows' per-user counts, by sorting them.
+    fn naive(p: f64, rows: &[&Row]) -> ScalarValue {
+        let mut per_user: BTreeMap<u64, i64> = BTreeMap::new();
+        for user in rows.iter().filter_map(|r| r.user) {
+            *per_user.entry(user).or_insert(0) += 1;
         }
-        per_group
-            .into_iter()
-            .map(|users| {
-                let mut counts: Vec<i64> = users.into_values().collect();
-                counts.sort_unstable();
-                if counts.is_empty() {
-                    return None;
-                }
-                let rank = p * (counts.len() - 1) as f64;
-                let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-                Some(counts[lo] as f64 + (counts[hi] - counts[lo]) as f64 * (rank - lo as f64))
-            })
-            .collect()
+        let mut counts: Vec<i64> = per_user.into_values().collect();
+        counts.sort_unstable();
+        ScalarValue::Float64((!counts.is_empty()).then(|| {
+            let rank = p * (counts.len() - 1) as f64;
+            let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+            counts[lo] as f64 + (counts[hi] - counts[lo]) as f64 * (rank - lo as f64)
+        }))
     }
 
-    fn floats(array: &ArrayRef) -> Vec<Option<f64>> {
-        array
-            .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
-            .iter()
-            .collect()
-    }
-
+    /// Every user encoding but a dictionary, which `coerce_types` unpacks to its values.
     #[test]
-    fn groups_accumulator_matches_a_naive_percentile() {
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        for _ in 0..50 {
-            let groups = rng.random_range(1..60);
-            let p = [0.0, 0.5, 1.0, rng.random_range(0.0..1.0)][rng.random_range(0..4)];
-            let batches = random_batches(&mut rng, groups);
-            let expected = naive(p, groups, &batches);
-
-            let mut acc = groups_accumulator(DataType::Utf8, p);
-            for (group_indices, users, filter) in &batches {
-                acc.update_batch(&[Arc::clone(users)], group_indices, Some(filter), groups)
-                    .unwrap();
+    fn accumulators_match_naive() {
+        let mut subjects = Vec::new();
+        for encoding in ALL_ENCODINGS {
+            if encoding == UserEncoding::Dictionary {
+                continue;
             }
-            let first = rng.random_range(0..=groups);
-            let mut got = floats(&acc.evaluate(EmitTo::First(first)).unwrap());
-            got.extend(floats(&acc.evaluate(EmitTo::All).unwrap()));
-            assert_eq!(got, expected);
-
-            let mut merged = groups_accumulator(DataType::Utf8, p);
-            for (group_indices, users, filter) in &batches {
-                let state = acc
-                    .convert_to_state(&[Arc::clone(users)], Some(filter))
-                    .unwrap();
-                merged.merge_batch(&state, group_indices, groups).unwrap();
-            }
-            assert_eq!(floats(&merged.evaluate(EmitTo::All).unwrap()), expected);
-        }
-    }
-
-    #[test]
-    fn accumulator_and_groups_accumulator_merge_each_others_state() {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for _ in 0..30 {
-            let groups = rng.random_range(1..8);
-            let p = rng.random_range(0.0..=1.0);
-            let batches = random_batches(&mut rng, groups);
-            let expected = naive(p, groups, &batches);
-            let mut singles: Vec<_> = (0..groups)
-                .map(|_| accumulator(DataType::Utf8, p))
-                .collect();
-            let mut grouped = groups_accumulator(DataType::Utf8, p);
-            grouped
-                .update_batch(&[strings(&[])], &[], None, groups)
-                .unwrap();
-            for (i, (group_indices, users, filter)) in batches.iter().enumerate() {
-                if i % 2 == 0 {
-                    for (g, single) in singles.iter_mut().enumerate() {
-                        let mask: BooleanArray = group_indices
-                            .iter()
-                            .enumerate()
-                            .map(|(row, &group)| {
-                                Some(group == g && filter.is_valid(row) && filter.value(row))
-                            })
-                            .collect();
-                        let rows = datafusion::arrow::compute::filter(users, &mask).unwrap();
-                        single.update_batch(&[rows]).unwrap();
-                    }
-                } else {
-                    grouped
-                        .update_batch(&[Arc::clone(users)], group_indices, Some(filter), groups)
-                        .unwrap();
-                }
-            }
-            let all_groups: Vec<usize> = (0..groups).collect();
-            let grouped_state = grouped.state(EmitTo::All).unwrap();
-            let mut into_grouped = groups_accumulator(DataType::Utf8, p);
-            into_grouped
-                .merge_batch(&grouped_state, &all_groups, groups)
-                .unwrap();
-            let mut user_states = Vec::new();
-            let mut count_states = Vec::new();
-            for single in singles.iter_mut() {
-                let state = single.state().unwrap();
-                user_states.push(state[0].to_array().unwrap());
-                count_states.push(state[1].to_array().unwrap());
-            }
-            let concat = |arrays: &[ArrayRef]| {
-                let refs: Vec<&dyn Array> = arrays.iter().map(|a| a.as_ref()).collect();
-                datafusion::arrow::compute::concat(&refs).unwrap()
-            };
-            into_grouped
-                .merge_batch(
-                    &[concat(&user_states), concat(&count_states)],
-                    &all_groups,
-                    groups,
-                )
-                .unwrap();
-            assert_eq!(
-                floats(&into_grouped.evaluate(EmitTo::All).unwrap()),
-                expected
-            );
-
-            for (g, single) in singles.iter_mut().enumerate() {
-                let state: Vec<ArrayRef> = grouped_state.iter().map(|s| s.slice(g, 1)).collect();
-                single.merge_batch(&state).unwrap();
-                assert_eq!(value(single.as_mut()), expected[g]);
+            for p in [0.0, 0.37, 0.5, 1.0] {
+                subjects.push(Subject::new(
+                    &freq_percentile_udaf(),
+                    &[Arg::User(encoding), Arg::Literal(ScalarValue::from(p))],
+                    move |rows| naive(p, rows),
+                ));
             }
         }
+        check_against_naive(&subjects, 3);
     }
 
     #[test]

@@ -682,58 +682,36 @@ impl GroupsAccumulator for HistGroupsAccumulator {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "a test that fails to unwrap fails, which is what it should do"
-)]
 mod tests {
     use datafusion::arrow::array::{
         DurationMillisecondArray, DurationNanosecondArray, IntervalMonthDayNanoArray,
     };
-    use datafusion::arrow::datatypes::{IntervalMonthDayNano, Schema};
-    use datafusion::physical_expr::expressions::Column;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
+    use datafusion::arrow::datatypes::{IntervalMonthDayNano, TimeUnit};
 
     use super::*;
+    use crate::aggregate_testing::{Arg, Call, Row, Subject, check_against_naive};
 
-    /// The accumulator arguments of `HIST(x, params...)` with `x` of `x_type`.
-    fn with_args<T>(
-        x_type: DataType,
-        params: Vec<ScalarValue>,
-        f: impl FnOnce(AccumulatorArgs) -> T,
-    ) -> T {
-        let schema = Schema::new(vec![Field::new("x", x_type.clone(), true)]);
-        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = vec![Arc::new(Column::new("x", 0))];
-        let mut fields: Vec<FieldRef> = vec![Arc::new(Field::new("x", x_type, true))];
-        for param in params {
-            fields.push(Arc::new(Field::new("p", param.data_type(), true)));
-            exprs.push(Arc::new(Literal::new(param)));
-        }
-        f(AccumulatorArgs {
-            return_field: Arc::new(Field::new("hist", hist_type(), false)),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "hist",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        })
+    /// The arguments of `HIST(x, params...)`.
+    fn hist_args(x: Arg, params: Vec<ScalarValue>) -> Vec<Arg> {
+        [x].into_iter()
+            .chain(params.into_iter().map(Arg::Literal))
+            .collect()
+    }
+
+    /// `HIST(x, params...)` with `x` of `x_type`.
+    fn call(x_type: DataType, params: Vec<ScalarValue>) -> Call {
+        Call::new(&hist_udaf(), &hist_args(Arg::Column(x_type), params))
     }
 
     fn accumulator(x_type: DataType, params: Vec<ScalarValue>) -> Result<Box<dyn Accumulator>> {
-        with_args(x_type, params, |args| Hist::default().accumulator(args))
+        call(x_type, params).accumulator()
     }
 
     fn groups_accumulator(
         x_type: DataType,
         params: Vec<ScalarValue>,
     ) -> Result<Box<dyn GroupsAccumulator>> {
-        with_args(x_type, params, |args| {
-            Hist::default().create_groups_accumulator(args)
-        })
+        call(x_type, params).groups_accumulator()
     }
 
     fn floats(params: &[f64]) -> Vec<ScalarValue> {
@@ -953,20 +931,9 @@ mod tests {
         // 10,000 bins are allowed
         assert_eq!(Bins::uniform(0.0, 10_000.0, 1.0).unwrap().len(), 10_000);
         // a non-constant bin argument
-        let err = with_args(DataType::Float64, floats(&[0.0, 1.0]), |args| {
-            let exprs: Vec<Arc<dyn PhysicalExpr>> = vec![
-                Arc::clone(&args.exprs[0]),
-                Arc::new(Column::new("x", 0)),
-                Arc::clone(&args.exprs[1]),
-                Arc::clone(&args.exprs[2]),
-            ];
-            let args = AccumulatorArgs {
-                exprs: &exprs,
-                ..args
-            };
-            Hist::default().accumulator(args).map(|_| ())
-        })
-        .unwrap_err();
+        let mut args = hist_args(Arg::Column(DataType::Float64), floats(&[0.0, 1.0]));
+        args.insert(1, Arg::Column(DataType::Float64));
+        let err = Call::new(&hist_udaf(), &args).accumulator().unwrap_err();
         assert!(
             err.to_string()
                 .contains("HIST: argument 'min' must be a constant"),
@@ -997,183 +964,71 @@ mod tests {
         );
     }
 
-    /// Random batches of `(group, x)` with NULLs, values outside the bins, values on edges.
-    fn random_batches(
-        rng: &mut ChaCha8Rng,
-        groups: usize,
-    ) -> Vec<(Vec<usize>, ArrayRef, BooleanArray)> {
-        (0..rng.random_range(1..6))
-            .map(|_| {
-                let rows = rng.random_range(0..200);
-                let group_indices = (0..rows).map(|_| rng.random_range(0..groups)).collect();
-                let x: Float64Array = (0..rows)
-                    .map(|_| match rng.random_range(0..10) {
-                        0 => None,
-                        1 => Some(f64::from(rng.random_range(-2..14)) * 10.0),
-                        _ => Some(rng.random_range(-20.0..140.0)),
-                    })
-                    .collect();
-                let filter: BooleanArray = (0..rows)
-                    .map(|_| match rng.random_range(0..8) {
-                        0 => None,
-                        1 => Some(false),
-                        _ => Some(true),
-                    })
-                    .collect();
-                (group_indices, Arc::new(x) as ArrayRef, filter)
+    /// A property value as `x`: eighths, from -125 to 125.
+    fn x_of(value: i64) -> f64 {
+        value as f64 / 8.0
+    }
+
+    /// The histogram of the rows' `x` over `edges`, each bin counted by a scan of the rows.
+    fn naive_histogram(edges: &[f64], rows: &[&Row]) -> ScalarValue {
+        let bins = edges.len() - 1;
+        let counts: Vec<i64> = edges
+            .windows(2)
+            .map(|bin| {
+                let inside = |x: &f64| bin[0] <= *x && *x < bin[1];
+                rows.iter()
+                    .filter_map(|r| r.value.map(x_of))
+                    .filter(inside)
+                    .count() as i64
             })
-            .collect()
+            .collect();
+        let bins = StructArray::new(
+            bin_fields(),
+            vec![
+                Arc::new(Float64Array::from(edges[..bins].to_vec())),
+                Arc::new(Float64Array::from(edges[1..].to_vec())),
+                Arc::new(Int64Array::from(counts)),
+            ],
+            None,
+        );
+        let lists = ListArray::new(
+            bin_field(),
+            OffsetBuffer::from_lengths([bins.len()]),
+            Arc::new(bins),
+            None,
+        );
+        ScalarValue::List(Arc::new(lists))
     }
 
-    /// Counts per group and bin, by a linear scan of the edges.
-    fn naive(
-        edges: &[f64],
-        groups: usize,
-        batches: &[(Vec<usize>, ArrayRef, BooleanArray)],
-    ) -> Vec<Vec<i64>> {
-        let mut counts = vec![vec![0; edges.len() - 1]; groups];
-        for (group_indices, x, filter) in batches {
-            let x = x.as_primitive::<Float64Type>();
-            for (row, &group) in group_indices.iter().enumerate() {
-                if x.is_null(row) || filter.is_null(row) || !filter.value(row) {
-                    continue;
-                }
-                let v = x.value(row);
-                for bin in 0..edges.len() - 1 {
-                    if edges[bin] <= v && v < edges[bin + 1] {
-                        counts[group][bin] += 1;
-                    }
-                }
-            }
-        }
-        counts
+    /// `HIST(x, params...)` against the naive histogram over `edges`.
+    fn subject(x: Arg, params: Vec<ScalarValue>, edges: Vec<f64>) -> Subject {
+        let naive = move |rows: &[&Row]| naive_histogram(&edges, rows);
+        Subject::new(&hist_udaf(), &hist_args(x, params), naive)
     }
 
-    fn group_counts(lists: &ArrayRef) -> Vec<Vec<i64>> {
-        let lists = lists.as_list::<i32>();
-        (0..lists.len())
-            .map(|g| bins_of(lists, g).into_iter().map(|b| b.2).collect())
-            .collect()
-    }
-
+    /// Uniform bins and explicit edges over floats, and uniform bins over durations (in
+    /// seconds), with values below, inside, on the edges of and above the bins.
     #[test]
-    fn groups_accumulator_matches_a_naive_histogram() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..50 {
-            let groups = rng.random_range(1..40);
-            let (params, edges) = if rng.random_bool(0.5) {
-                (
-                    floats(&[0.0, 125.0, 10.0]),
-                    Bins::uniform(0.0, 125.0, 10.0).unwrap().edges,
-                )
-            } else {
-                (
-                    vec![edges_param(&[-10, 0, 30, 31, 100])],
-                    vec![-10.0, 0.0, 30.0, 31.0, 100.0],
-                )
-            };
-            let batches = random_batches(&mut rng, groups);
-            let mut acc = groups_accumulator(DataType::Float64, params.clone()).unwrap();
-            for (group_indices, x, filter) in &batches {
-                acc.update_batch(&[Arc::clone(x)], group_indices, Some(filter), groups)
-                    .unwrap();
-            }
-            let expected = naive(&edges, groups, &batches);
-            // emit the first groups alone, then the rest
-            let first = rng.random_range(0..=groups);
-            let mut got = group_counts(&acc.evaluate(EmitTo::First(first)).unwrap());
-            got.extend(group_counts(&acc.evaluate(EmitTo::All).unwrap()));
-            assert_eq!(got, expected);
-
-            // convert_to_state then merge gives the same
-            let mut merged = groups_accumulator(DataType::Float64, params).unwrap();
-            for (group_indices, x, filter) in &batches {
-                let state = acc
-                    .convert_to_state(&[Arc::clone(x)], Some(filter))
-                    .unwrap();
-                merged.merge_batch(&state, group_indices, groups).unwrap();
-            }
-            assert_eq!(
-                group_counts(&merged.evaluate(EmitTo::All).unwrap()),
-                expected
-            );
-        }
-    }
-
-    #[test]
-    fn accumulator_and_groups_accumulator_merge_each_others_state() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let params = floats(&[0.0, 125.0, 10.0]);
-        for _ in 0..30 {
-            let groups = rng.random_range(1..10);
-            let batches = random_batches(&mut rng, groups);
-            let expected = naive(
-                &Bins::uniform(0.0, 125.0, 10.0).unwrap().edges,
-                groups,
-                &batches,
-            );
-            // one Accumulator per group, fed the rows of its group that pass the filter
-            let mut singles: Vec<_> = (0..groups)
-                .map(|_| accumulator(DataType::Float64, params.clone()).unwrap())
-                .collect();
-            let mut grouped = groups_accumulator(DataType::Float64, params.clone()).unwrap();
-            // every group exists in the grouped accumulator, as DataFusion guarantees
-            grouped
-                .update_batch(&[float_column(&[])], &[], None, groups)
-                .unwrap();
-            for (i, (group_indices, x, filter)) in batches.iter().enumerate() {
-                if i % 2 == 0 {
-                    for (g, single) in singles.iter_mut().enumerate() {
-                        let mask: BooleanArray = group_indices
-                            .iter()
-                            .enumerate()
-                            .map(|(row, &group)| {
-                                Some(group == g && filter.is_valid(row) && filter.value(row))
-                            })
-                            .collect();
-                        let rows = datafusion::arrow::compute::filter(x, &mask).unwrap();
-                        single.update_batch(&[rows]).unwrap();
-                    }
-                } else {
-                    grouped
-                        .update_batch(&[Arc::clone(x)], group_indices, Some(filter), groups)
-                        .unwrap();
-                }
-            }
-            // Accumulator states into a GroupsAccumulator...
-            let mut into_grouped = groups_accumulator(DataType::Float64, params.clone()).unwrap();
-            let grouped_state = grouped.state(EmitTo::All).unwrap();
-            into_grouped
-                .merge_batch(&grouped_state, &(0..groups).collect::<Vec<_>>(), groups)
-                .unwrap();
-            let mut single_states = Vec::new();
-            for single in singles.iter_mut() {
-                let state = single.state().unwrap();
-                single_states.push(state[0].to_array().unwrap());
-            }
-            let refs: Vec<&dyn Array> = single_states.iter().map(|a| a.as_ref()).collect();
-            let single_state = datafusion::arrow::compute::concat(&refs).unwrap();
-            into_grouped
-                .merge_batch(
-                    &[Arc::clone(&single_state)],
-                    &(0..groups).collect::<Vec<_>>(),
-                    groups,
-                )
-                .unwrap();
-            assert_eq!(
-                group_counts(&into_grouped.evaluate(EmitTo::All).unwrap()),
-                expected
-            );
-
-            // ...and the GroupsAccumulator's state into Accumulators
-            let grouped_state = grouped_state[0].as_list::<i32>();
-            for (g, single) in singles.iter_mut().enumerate() {
-                single
-                    .merge_batch(&[Arc::new(grouped_state.slice(g, 1))])
-                    .unwrap();
-                assert_eq!(counts(single.as_mut()), expected[g]);
-            }
-        }
+    fn accumulators_match_naive() {
+        let uniform: Vec<f64> = (0..13)
+            .map(|i| f64::from(i) * 10.0)
+            .chain([125.0])
+            .collect();
+        let floats_x = || Arg::Property(DataType::Float64, |v| ScalarValue::from(x_of(v)));
+        // v * 125 ms is v / 8 s
+        let durations_x = Arg::Property(DataType::Duration(TimeUnit::Millisecond), |v| {
+            ScalarValue::DurationMillisecond(Some(v * 125))
+        });
+        let subjects = [
+            subject(floats_x(), floats(&[0.0, 125.0, 10.0]), uniform.clone()),
+            subject(
+                floats_x(),
+                vec![edges_param(&[-10, 0, 30, 31, 100])],
+                vec![-10.0, 0.0, 30.0, 31.0, 100.0],
+            ),
+            subject(durations_x, floats(&[0.0, 125.0, 10.0]), uniform),
+        ];
+        check_against_naive(&subjects, 7);
     }
 
     #[test]

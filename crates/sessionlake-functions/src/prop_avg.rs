@@ -335,47 +335,17 @@ impl GroupsAccumulator for AvgGroups {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "a test that fails to unwrap fails, which is what it should do"
-)]
 mod tests {
     use super::*;
+    use crate::aggregate_testing::{Arg, Row, Subject, check_against_naive};
     use datafusion::arrow::array::{
         Decimal128Array, DurationMillisecondArray, Int32Array, Int64Array,
         IntervalMonthDayNanoArray,
     };
-    use datafusion::arrow::datatypes::{IntervalMonthDayNano, Schema};
-    use datafusion::physical_expr::expressions::col;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn field(data_type: DataType) -> FieldRef {
-        Arc::new(Field::new("x", data_type, true))
-    }
+    use datafusion::arrow::datatypes::IntervalMonthDayNano;
 
     fn accumulators(data_type: DataType) -> (Box<dyn Accumulator>, Box<dyn GroupsAccumulator>) {
-        let udaf = PropAvg::default();
-        let coerced = udaf.coerce_types(std::slice::from_ref(&data_type)).unwrap();
-        let input = field(coerced[0].clone());
-        let schema = Schema::new(vec![input.as_ref().clone()]);
-        let exprs = [col("x", &schema).unwrap()];
-        let fields = [input];
-        let args = || AccumulatorArgs {
-            return_field: field(DataType::Float64),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "propavg(x)",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        };
-        (
-            udaf.accumulator(args()).unwrap(),
-            udaf.create_groups_accumulator(args()).unwrap(),
-        )
+        crate::aggregate_testing::accumulators(&propavg_udaf(), &[Arg::Column(data_type)])
     }
 
     fn avg_of(array: ArrayRef) -> ScalarValue {
@@ -457,140 +427,24 @@ mod tests {
         );
     }
 
-    struct Batch {
-        values: ArrayRef,
-        groups: Vec<usize>,
-        filter: BooleanArray,
+    /// The mean of the rows' values divided by `scale`; NULL when no row has one.
+    fn naive_mean(rows: &[&Row], scale: f64) -> ScalarValue {
+        let values: Vec<i64> = rows.iter().filter_map(|r| r.value).collect();
+        let sum: i64 = values.iter().sum();
+        ScalarValue::Float64((!values.is_empty()).then(|| sum as f64 / scale / values.len() as f64))
     }
 
-    /// Values are multiples of 1/4 small enough that every sum is exact in any order.
-    fn random_batches(rng: &mut ChaCha8Rng, num_groups: usize) -> Vec<Batch> {
-        (0..rng.random_range(1..6))
-            .map(|_| {
-                let len = rng.random_range(0..300);
-                let values: Vec<Option<f64>> = (0..len)
-                    .map(|_| {
-                        rng.random_bool(0.8)
-                            .then(|| f64::from(rng.random_range(-4_000..4_000)) / 4.0)
-                    })
-                    .collect();
-                Batch {
-                    values: Arc::new(Float64Array::from(values)),
-                    groups: (0..len).map(|_| rng.random_range(0..num_groups)).collect(),
-                    filter: (0..len)
-                        .map(|_| rng.random_bool(0.9).then(|| rng.random_bool(0.85)))
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    fn naive(batches: &[Batch], num_groups: usize) -> Vec<Option<f64>> {
-        let mut values: Vec<Vec<f64>> = vec![vec![]; num_groups];
-        for batch in batches {
-            let array = batch.values.as_primitive::<Float64Type>();
-            for row in 0..array.len() {
-                if array.is_valid(row) && batch.filter.is_valid(row) && batch.filter.value(row) {
-                    values[batch.groups[row]].push(array.value(row));
-                }
-            }
-        }
-        values
-            .iter()
-            .map(|v| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64))
-            .collect()
-    }
-
+    /// Integers, and quarters of them as floats, whose sums are exact in any order.
     #[test]
-    fn groups_accumulator_matches_naive_means() {
-        let mut rng = ChaCha8Rng::seed_from_u64(21);
-        for _ in 0..50 {
-            let num_groups = rng.random_range(1..200);
-            let batches = random_batches(&mut rng, num_groups);
-            let (_, mut groups) = accumulators(DataType::Float64);
-            for batch in &batches {
-                groups
-                    .update_batch(
-                        &[Arc::clone(&batch.values)],
-                        &batch.groups,
-                        Some(&batch.filter),
-                        num_groups,
-                    )
-                    .unwrap();
-            }
-            let result = groups.evaluate(EmitTo::All).unwrap();
-            let result: Vec<Option<f64>> = result.as_primitive::<Float64Type>().iter().collect();
-            assert_eq!(result, naive(&batches, num_groups));
-        }
-    }
-
-    #[test]
-    fn accumulator_and_groups_accumulator_merge_each_other() {
-        let mut rng = ChaCha8Rng::seed_from_u64(22);
-        for _ in 0..30 {
-            let num_groups = rng.random_range(1..20);
-            let batches = random_batches(&mut rng, num_groups);
-            let expected = naive(&batches, num_groups);
-            let (_, mut groups) = accumulators(DataType::Float64);
-            let (_, mut via_convert) = accumulators(DataType::Float64);
-            let mut singles: Vec<Box<dyn Accumulator>> = (0..num_groups)
-                .map(|_| accumulators(DataType::Float64).0)
-                .collect();
-            for batch in &batches {
-                let args = [Arc::clone(&batch.values)];
-                groups
-                    .update_batch(&args, &batch.groups, Some(&batch.filter), num_groups)
-                    .unwrap();
-                let state = via_convert
-                    .convert_to_state(&args, Some(&batch.filter))
-                    .unwrap();
-                via_convert
-                    .merge_batch(&state, &batch.groups, num_groups)
-                    .unwrap();
-                for (group, acc) in singles.iter_mut().enumerate() {
-                    let mask: BooleanArray = (0..batch.groups.len())
-                        .map(|r| {
-                            Some(
-                                batch.groups[r] == group
-                                    && batch.filter.is_valid(r)
-                                    && batch.filter.value(r),
-                            )
-                        })
-                        .collect();
-                    let mine = datafusion::arrow::compute::filter(&batch.values, &mask).unwrap();
-                    acc.update_batch(&[mine]).unwrap();
-                }
-            }
-            let state = groups.state(EmitTo::All).unwrap();
-            for (group, acc) in singles.iter_mut().enumerate() {
-                let (mut merged, _) = accumulators(DataType::Float64);
-                merged
-                    .merge_batch(&[state[0].slice(group, 1), state[1].slice(group, 1)])
-                    .unwrap();
-                let own: Vec<ArrayRef> = acc
-                    .state()
-                    .unwrap()
-                    .iter()
-                    .map(|s| s.to_array().unwrap())
-                    .collect();
-                merged.merge_batch(&own).unwrap();
-                // the mean of the same values twice is the mean
-                assert_eq!(
-                    merged.evaluate().unwrap(),
-                    ScalarValue::Float64(expected[group])
-                );
-            }
-            let states: Vec<Vec<ScalarValue>> =
-                singles.iter_mut().map(|acc| acc.state().unwrap()).collect();
-            let counts = ScalarValue::iter_to_array(states.iter().map(|s| s[0].clone())).unwrap();
-            let sums = ScalarValue::iter_to_array(states.iter().map(|s| s[1].clone())).unwrap();
-            let order: Vec<usize> = (0..num_groups).collect();
-            via_convert
-                .merge_batch(&[counts, sums], &order, num_groups)
-                .unwrap();
-            let result = via_convert.evaluate(EmitTo::All).unwrap();
-            let result: Vec<Option<f64>> = result.as_primitive::<Float64Type>().iter().collect();
-            assert_eq!(result, expected);
-        }
+    fn accumulators_match_naive() {
+        let subjects = [
+            Subject::new(&propavg_udaf(), &[Arg::integer_values()], |rows| {
+                naive_mean(rows, 1.0)
+            }),
+            Subject::new(&propavg_udaf(), &[Arg::quarter_values()], |rows| {
+                naive_mean(rows, 4.0)
+            }),
+        ];
+        check_against_naive(&subjects, 21);
     }
 }

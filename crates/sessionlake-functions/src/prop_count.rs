@@ -556,45 +556,17 @@ impl GroupsAccumulator for PropCountGroups {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "a test that fails to unwrap fails, which is what it should do"
-)]
 mod tests {
     use super::*;
+    use crate::aggregate_testing::{
+        Arg, Row, Subject, check_against_naive, property_float, property_text, string_types,
+    };
     use datafusion::arrow::array::{DictionaryArray, Float32Array, Int32Array, StringViewArray};
-    use datafusion::arrow::datatypes::{Int32Type, Schema};
-    use datafusion::physical_expr::expressions::col;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
+    use datafusion::arrow::datatypes::Int32Type;
     use std::collections::BTreeSet;
 
-    fn field(data_type: DataType) -> FieldRef {
-        Arc::new(Field::new("x", data_type, true))
-    }
-
     fn accumulators(data_type: &DataType) -> (Box<dyn Accumulator>, Box<dyn GroupsAccumulator>) {
-        let udaf = PropCount::default();
-        let coerced = udaf.coerce_types(std::slice::from_ref(data_type)).unwrap();
-        let input = field(coerced[0].clone());
-        let schema = Schema::new(vec![input.as_ref().clone()]);
-        let exprs = [col("x", &schema).unwrap()];
-        let fields = [input];
-        let args = || AccumulatorArgs {
-            return_field: field(DataType::Int64),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "propcount(x)",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        };
-        (
-            udaf.accumulator(args()).unwrap(),
-            udaf.create_groups_accumulator(args()).unwrap(),
-        )
+        crate::aggregate_testing::accumulators(&propcount_udaf(), &[Arg::Column(data_type.clone())])
     }
 
     /// The count of one array through both accumulators, which must agree.
@@ -724,193 +696,46 @@ mod tests {
         );
     }
 
-    struct Batch {
-        values: ArrayRef,
-        groups: Vec<usize>,
-        filter: BooleanArray,
+    /// The number of distinct keys of the rows' values.
+    fn naive_count<K: Ord>(rows: &[&Row], key: impl Fn(i64) -> K) -> ScalarValue {
+        let keys: BTreeSet<K> = rows.iter().filter_map(|r| r.value).map(key).collect();
+        ScalarValue::Int64(Some(keys.len() as i64))
     }
 
-    /// Values drawn from a small pool so groups repeat values, as text in `encoding` or as
-    /// floats (with both zeros and NaN) when `encoding` is `None`.
-    fn random_batches(
-        rng: &mut ChaCha8Rng,
-        num_groups: usize,
-        encoding: Option<&DataType>,
-    ) -> Vec<Batch> {
-        (0..rng.random_range(1..6))
-            .map(|_| {
-                let len = rng.random_range(0..300);
-                let values: ArrayRef = match encoding {
-                    None => Arc::new(Float64Array::from(
-                        (0..len)
-                            .map(|_| {
-                                rng.random_bool(0.8).then(|| match rng.random_range(0..12) {
-                                    0 => f64::NAN,
-                                    1 => -0.0,
-                                    v => f64::from(v),
-                                })
-                            })
-                            .collect::<Vec<_>>(),
-                    )),
-                    Some(encoding) => {
-                        let plain: StringArray = (0..len)
-                            .map(|_| {
-                                rng.random_bool(0.8)
-                                    .then(|| format!("value-{}", rng.random_range(0..40)))
-                            })
-                            .collect();
-                        cast(&plain, encoding).unwrap()
-                    }
-                };
-                Batch {
-                    values,
-                    groups: (0..len).map(|_| rng.random_range(0..num_groups)).collect(),
-                    filter: (0..len)
-                        .map(|_| rng.random_bool(0.9).then(|| rng.random_bool(0.85)))
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    /// Distinct values by their display text, with -0 read as 0 and every NaN as one.
-    fn naive(batches: &[Batch], num_groups: usize) -> Vec<i64> {
-        let mut sets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); num_groups];
-        for batch in batches {
-            let plain = cast(&batch.values, &DataType::Utf8).unwrap();
-            let plain = plain.as_string::<i32>();
-            for row in 0..plain.len() {
-                if plain.is_valid(row) && batch.filter.is_valid(row) && batch.filter.value(row) {
-                    let value = plain.value(row);
-                    let text = match value.strip_prefix('-') {
-                        Some(zero @ ("0" | "0.0")) => zero.to_string(),
-                        _ => value.to_string(),
-                    };
-                    sets[batch.groups[row]].insert(text);
-                }
-            }
-        }
-        sets.iter().map(|s| s.len() as i64).collect()
-    }
-
-    fn encodings() -> Vec<Option<DataType>> {
-        vec![
-            None,
-            Some(DataType::Utf8),
-            Some(DataType::Utf8View),
-            Some(DataType::Dictionary(
-                Box::new(DataType::Int32),
-                Box::new(DataType::Utf8),
-            )),
-        ]
-    }
-
-    fn counts(array: &ArrayRef) -> Vec<i64> {
-        array.as_primitive::<Int64Type>().values().to_vec()
+    /// Floats by their text, with -0 read as 0 (Rust writes a NaN of either sign as `NaN`).
+    fn float_key(value: i64) -> String {
+        let text = property_float(value).to_string();
+        if text == "-0" { "0".to_string() } else { text }
     }
 
     #[test]
-    fn groups_accumulator_matches_naive() {
-        let mut rng = ChaCha8Rng::seed_from_u64(41);
-        for encoding in encodings() {
-            for _ in 0..20 {
-                let num_groups = rng.random_range(1..200);
-                let batches = random_batches(&mut rng, num_groups, encoding.as_ref());
-                let (_, mut groups) = accumulators(batches[0].values.data_type());
-                for batch in &batches {
-                    groups
-                        .update_batch(
-                            &[Arc::clone(&batch.values)],
-                            &batch.groups,
-                            Some(&batch.filter),
-                            num_groups,
-                        )
-                        .unwrap();
-                }
-                let split = num_groups / 3;
-                let mut result = counts(&groups.evaluate(EmitTo::First(split)).unwrap());
-                result.extend(counts(&groups.evaluate(EmitTo::All).unwrap()));
-                assert_eq!(result, naive(&batches, num_groups));
-                assert!(groups.size() < 1_000_000);
-            }
+    fn accumulators_match_naive() {
+        let mut subjects = vec![
+            Subject::new(&propcount_udaf(), &[Arg::float_values()], |rows| {
+                naive_count(rows, float_key)
+            }),
+            Subject::new(
+                &propcount_udaf(),
+                &[Arg::Property(DataType::Int64, |v| {
+                    ScalarValue::Int64(Some(v % 50))
+                })],
+                |rows| naive_count(rows, |v| v % 50),
+            ),
+            Subject::new(
+                &propcount_udaf(),
+                &[Arg::Property(DataType::Boolean, |v| {
+                    ScalarValue::from(v % 3 == 0)
+                })],
+                |rows| naive_count(rows, |v| v % 3 == 0),
+            ),
+        ];
+        for data_type in string_types() {
+            subjects.push(Subject::new(
+                &propcount_udaf(),
+                &[Arg::text_values(data_type)],
+                |rows| naive_count(rows, property_text),
+            ));
         }
-    }
-
-    #[test]
-    fn accumulator_and_groups_accumulator_merge_each_other() {
-        let mut rng = ChaCha8Rng::seed_from_u64(42);
-        for encoding in encodings() {
-            for _ in 0..10 {
-                let num_groups = rng.random_range(1..20);
-                let batches = random_batches(&mut rng, num_groups, encoding.as_ref());
-                let input_type = batches[0].values.data_type().clone();
-                let expected = naive(&batches, num_groups);
-                let (_, mut groups) = accumulators(&input_type);
-                let (_, mut via_convert) = accumulators(&input_type);
-                let mut singles: Vec<Box<dyn Accumulator>> = (0..num_groups)
-                    .map(|_| accumulators(&input_type).0)
-                    .collect();
-                for batch in &batches {
-                    let args = [Arc::clone(&batch.values)];
-                    groups
-                        .update_batch(&args, &batch.groups, Some(&batch.filter), num_groups)
-                        .unwrap();
-                    let state = via_convert
-                        .convert_to_state(&args, Some(&batch.filter))
-                        .unwrap();
-                    via_convert
-                        .merge_batch(&state, &batch.groups, num_groups)
-                        .unwrap();
-                    for (group, acc) in singles.iter_mut().enumerate() {
-                        let mask: BooleanArray = (0..batch.groups.len())
-                            .map(|r| {
-                                Some(
-                                    batch.groups[r] == group
-                                        && batch.filter.is_valid(r)
-                                        && batch.filter.value(r),
-                                )
-                            })
-                            .collect();
-                        acc.update_batch(&[filter(&batch.values, &mask).unwrap()])
-                            .unwrap();
-                    }
-                }
-                // emit the groups' states in two parts, as a streaming aggregate does
-                let split = num_groups / 2;
-                let mut state = groups.state(EmitTo::First(split)).unwrap();
-                let rest = groups.state(EmitTo::All).unwrap();
-                state = vec![
-                    datafusion::arrow::compute::concat(&[state[0].as_ref(), rest[0].as_ref()])
-                        .unwrap(),
-                ];
-                for (group, acc) in singles.iter_mut().enumerate() {
-                    let (mut merged, _) = accumulators(&input_type);
-                    merged.merge_batch(&[state[0].slice(group, 1)]).unwrap();
-                    let own = acc.state().unwrap()[0].to_array().unwrap();
-                    merged.merge_batch(&[own]).unwrap();
-                    assert_eq!(
-                        merged.evaluate().unwrap(),
-                        ScalarValue::Int64(Some(expected[group]))
-                    );
-                    assert_eq!(
-                        acc.evaluate().unwrap(),
-                        ScalarValue::Int64(Some(expected[group]))
-                    );
-                }
-                let states: Vec<ScalarValue> = singles
-                    .iter_mut()
-                    .map(|acc| acc.state().unwrap()[0].clone())
-                    .collect();
-                let stacked = ScalarValue::iter_to_array(states).unwrap();
-                let order: Vec<usize> = (0..num_groups).collect();
-                via_convert
-                    .merge_batch(&[stacked], &order, num_groups)
-                    .unwrap();
-                assert_eq!(
-                    counts(&via_convert.evaluate(EmitTo::All).unwrap()),
-                    expected
-                );
-            }
-        }
+        check_against_naive(&subjects, 41);
     }
 }

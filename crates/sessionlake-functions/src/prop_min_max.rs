@@ -663,29 +663,23 @@ impl GroupsAccumulator for TextGroups {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "a test that fails to unwrap fails, which is what it should do"
-)]
 mod tests {
     use super::*;
+    use crate::aggregate_testing::{
+        Arg, Row, Subject, check_against_naive, property_float, property_text, string_types,
+    };
     use datafusion::arrow::array::{
         Decimal128Array, DictionaryArray, DurationMillisecondArray, Float64Array, Int32Array,
         Int64Array, IntervalMonthDayNanoArray, StringViewArray, UInt64Array,
     };
-    use datafusion::arrow::datatypes::{IntervalMonthDayNano, Schema};
-    use datafusion::physical_expr::expressions::col;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
+    use datafusion::arrow::datatypes::IntervalMonthDayNano;
+    use datafusion::logical_expr::AggregateUDF;
+    use std::cmp::Ordering;
 
-    fn field(data_type: DataType) -> FieldRef {
-        Arc::new(Field::new("x", data_type, true))
-    }
-
-    fn udaf(extreme: Extreme) -> Box<dyn AggregateUDFImpl> {
+    fn udaf(extreme: Extreme) -> Arc<AggregateUDF> {
         match extreme {
-            Extreme::Min => Box::new(PropMin::default()),
-            Extreme::Max => Box::new(PropMax::default()),
+            Extreme::Min => propmin_udaf(),
+            Extreme::Max => propmax_udaf(),
         }
     }
 
@@ -693,28 +687,7 @@ mod tests {
         extreme: Extreme,
         data_type: &DataType,
     ) -> (Box<dyn Accumulator>, Box<dyn GroupsAccumulator>) {
-        let udaf = udaf(extreme);
-        let coerced = udaf.coerce_types(std::slice::from_ref(data_type)).unwrap();
-        let input = field(coerced[0].clone());
-        let return_field = field(udaf.return_type(&coerced).unwrap());
-        let schema = Schema::new(vec![input.as_ref().clone()]);
-        let exprs = [col("x", &schema).unwrap()];
-        let fields = [input];
-        let args = || AccumulatorArgs {
-            return_field: Arc::clone(&return_field),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "propmin(x)",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        };
-        (
-            udaf.accumulator(args()).unwrap(),
-            udaf.create_groups_accumulator(args()).unwrap(),
-        )
+        crate::aggregate_testing::accumulators(&udaf(extreme), &[Arg::Column(data_type.clone())])
     }
 
     /// `(min, max)` of one array through the `Accumulator`, checked against the
@@ -883,199 +856,54 @@ mod tests {
         );
     }
 
-    struct Batch {
-        values: ArrayRef,
-        groups: Vec<usize>,
-        filter: BooleanArray,
-    }
-
-    const WORDS: [&str; 7] = [
-        "",
-        "a",
-        "ab",
-        "b",
-        "ba",
-        "zebra",
-        "an unusually long property value",
-    ];
-
-    /// Batches of integers (`text == false`) or strings in the given encoding.
-    fn random_batches(
-        rng: &mut ChaCha8Rng,
-        num_groups: usize,
-        encoding: Option<&DataType>,
-    ) -> Vec<Batch> {
-        (0..rng.random_range(1..6))
-            .map(|_| {
-                let len = rng.random_range(0..300);
-                let values: ArrayRef = match encoding {
-                    None => Arc::new(Int64Array::from(
-                        (0..len)
-                            .map(|_| rng.random_bool(0.8).then(|| rng.random_range(-500..500)))
-                            .collect::<Vec<_>>(),
-                    )),
-                    Some(encoding) => {
-                        let plain: StringArray = (0..len)
-                            .map(|_| {
-                                rng.random_bool(0.8)
-                                    .then(|| WORDS[rng.random_range(0..WORDS.len())])
-                            })
-                            .collect();
-                        cast(&plain, encoding).unwrap()
-                    }
-                };
-                Batch {
-                    values,
-                    groups: (0..len).map(|_| rng.random_range(0..num_groups)).collect(),
-                    filter: (0..len)
-                        .map(|_| rng.random_bool(0.9).then(|| rng.random_bool(0.85)))
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    fn naive(extreme: Extreme, batches: &[Batch], num_groups: usize) -> Vec<ScalarValue> {
-        let mut best: Vec<Option<ScalarValue>> = vec![None; num_groups];
-        for batch in batches {
-            let plain = match batch.values.data_type() {
-                DataType::Int64 => Arc::clone(&batch.values),
-                _ => cast(&batch.values, &DataType::Utf8).unwrap(),
-            };
-            for row in 0..plain.len() {
-                if plain.is_null(row) || !batch.filter.is_valid(row) || !batch.filter.value(row) {
-                    continue;
-                }
-                let value = ScalarValue::try_from_array(&plain, row).unwrap();
-                let slot = &mut best[batch.groups[row]];
-                let better = match (&slot, extreme) {
-                    (None, _) => true,
-                    (Some(current), Extreme::Min) => value < *current,
-                    (Some(current), Extreme::Max) => value > *current,
-                };
-                if better {
-                    *slot = Some(value);
-                }
-            }
+    /// The smallest or largest of the rows' values in the order `compare`; `None` when no
+    /// row has one.
+    fn naive_extreme<T>(
+        extreme: Extreme,
+        rows: &[&Row],
+        value: fn(i64) -> T,
+        compare: fn(&T, &T) -> Ordering,
+    ) -> Option<T> {
+        let values = rows.iter().filter_map(|r| r.value).map(value);
+        match extreme {
+            Extreme::Min => values.min_by(compare),
+            Extreme::Max => values.max_by(compare),
         }
-        let null = match batches[0].values.data_type() {
-            DataType::Int64 => ScalarValue::Int64(None),
-            _ => ScalarValue::Utf8(None),
-        };
-        best.into_iter()
-            .map(|b| b.unwrap_or(null.clone()))
-            .collect()
     }
 
-    fn encodings() -> Vec<Option<DataType>> {
-        vec![
-            None,
-            Some(DataType::Utf8),
-            Some(DataType::Utf8View),
-            Some(DataType::Dictionary(
-                Box::new(DataType::Int32),
-                Box::new(DataType::Utf8),
-            )),
-        ]
-    }
-
-    fn scalars(array: &ArrayRef) -> Vec<ScalarValue> {
-        (0..array.len())
-            .map(|row| ScalarValue::try_from_array(array, row).unwrap())
-            .collect()
-    }
-
+    /// Integers, floats in IEEE total order (NaN of both signs, both zeros) and strings of
+    /// every encoding, for both directions.
     #[test]
-    fn groups_accumulator_matches_naive() {
-        let mut rng = ChaCha8Rng::seed_from_u64(31);
-        for encoding in encodings() {
-            for extreme in [Extreme::Min, Extreme::Max] {
-                for _ in 0..20 {
-                    let num_groups = rng.random_range(1..200);
-                    let batches = random_batches(&mut rng, num_groups, encoding.as_ref());
-                    let (_, mut groups) = accumulators(extreme, batches[0].values.data_type());
-                    for batch in &batches {
-                        groups
-                            .update_batch(
-                                &[Arc::clone(&batch.values)],
-                                &batch.groups,
-                                Some(&batch.filter),
-                                num_groups,
-                            )
-                            .unwrap();
-                    }
-                    // emit in two parts, as a streaming aggregate does
-                    let split = num_groups / 2;
-                    let mut result = scalars(&groups.evaluate(EmitTo::First(split)).unwrap());
-                    result.extend(scalars(&groups.evaluate(EmitTo::All).unwrap()));
-                    assert_eq!(result, naive(extreme, &batches, num_groups));
-                }
+    fn accumulators_match_naive() {
+        let mut subjects = Vec::new();
+        for extreme in [Extreme::Min, Extreme::Max] {
+            subjects.push(Subject::new(
+                &udaf(extreme),
+                &[Arg::integer_values()],
+                move |rows| ScalarValue::Int64(naive_extreme(extreme, rows, |v| v, Ord::cmp)),
+            ));
+            subjects.push(Subject::new(
+                &udaf(extreme),
+                &[Arg::float_values()],
+                move |rows| {
+                    ScalarValue::Float64(naive_extreme(
+                        extreme,
+                        rows,
+                        property_float,
+                        f64::total_cmp,
+                    ))
+                },
+            ));
+            for data_type in string_types() {
+                subjects.push(Subject::new(
+                    &udaf(extreme),
+                    &[Arg::text_values(data_type)],
+                    move |rows| {
+                        ScalarValue::Utf8(naive_extreme(extreme, rows, property_text, Ord::cmp))
+                    },
+                ));
             }
         }
-    }
-
-    #[test]
-    fn accumulator_and_groups_accumulator_merge_each_other() {
-        let mut rng = ChaCha8Rng::seed_from_u64(32);
-        for encoding in encodings() {
-            for extreme in [Extreme::Min, Extreme::Max] {
-                for _ in 0..10 {
-                    let num_groups = rng.random_range(1..20);
-                    let batches = random_batches(&mut rng, num_groups, encoding.as_ref());
-                    let input_type = batches[0].values.data_type().clone();
-                    let expected = naive(extreme, &batches, num_groups);
-                    let (_, mut groups) = accumulators(extreme, &input_type);
-                    let (_, mut via_convert) = accumulators(extreme, &input_type);
-                    let mut singles: Vec<Box<dyn Accumulator>> = (0..num_groups)
-                        .map(|_| accumulators(extreme, &input_type).0)
-                        .collect();
-                    for batch in &batches {
-                        let args = [Arc::clone(&batch.values)];
-                        groups
-                            .update_batch(&args, &batch.groups, Some(&batch.filter), num_groups)
-                            .unwrap();
-                        let state = via_convert
-                            .convert_to_state(&args, Some(&batch.filter))
-                            .unwrap();
-                        via_convert
-                            .merge_batch(&state, &batch.groups, num_groups)
-                            .unwrap();
-                        for (group, acc) in singles.iter_mut().enumerate() {
-                            let mask: BooleanArray = (0..batch.groups.len())
-                                .map(|r| {
-                                    Some(
-                                        batch.groups[r] == group
-                                            && batch.filter.is_valid(r)
-                                            && batch.filter.value(r),
-                                    )
-                                })
-                                .collect();
-                            let mine =
-                                datafusion::arrow::compute::filter(&batch.values, &mask).unwrap();
-                            acc.update_batch(&[mine]).unwrap();
-                        }
-                    }
-                    let state = groups.state(EmitTo::All).unwrap();
-                    for (group, acc) in singles.iter_mut().enumerate() {
-                        let (mut merged, _) = accumulators(extreme, &input_type);
-                        merged.merge_batch(&[state[0].slice(group, 1)]).unwrap();
-                        let own = acc.state().unwrap()[0].to_array().unwrap();
-                        merged.merge_batch(&[own]).unwrap();
-                        assert_eq!(merged.evaluate().unwrap(), expected[group]);
-                    }
-                    let states: Vec<ScalarValue> = singles
-                        .iter_mut()
-                        .map(|acc| acc.state().unwrap()[0].clone())
-                        .collect();
-                    let stacked = ScalarValue::iter_to_array(states).unwrap();
-                    let order: Vec<usize> = (0..num_groups).collect();
-                    via_convert
-                        .merge_batch(&[stacked], &order, num_groups)
-                        .unwrap();
-                    let result = scalars(&via_convert.evaluate(EmitTo::All).unwrap());
-                    assert_eq!(result, expected);
-                }
-            }
-        }
+        check_against_naive(&subjects, 31);
     }
 }

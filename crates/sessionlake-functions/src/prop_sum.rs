@@ -318,49 +318,18 @@ impl<T: ArrowPrimitiveType + Send> GroupsAccumulator for SumGroups<T> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    reason = "a test that fails to unwrap fails, which is what it should do"
-)]
 mod tests {
     use super::*;
+    use crate::aggregate_testing::{Arg, Call, Row, Subject, check_against_naive};
     use datafusion::arrow::array::{
         Decimal128Array, DurationMillisecondArray, Float64Array, Int32Array, Int64Array,
         IntervalMonthDayNanoArray, UInt64Array,
     };
-    use datafusion::arrow::datatypes::{IntervalMonthDayNano, Schema};
-    use datafusion::physical_expr::expressions::col;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
-
-    fn field(data_type: DataType) -> FieldRef {
-        Arc::new(Field::new("x", data_type, true))
-    }
+    use datafusion::arrow::datatypes::{IntervalMonthDayNano, TimeUnit};
 
     /// Both accumulators of PROPSUM for an input type, as the planner would create them.
     fn accumulators(data_type: DataType) -> (Box<dyn Accumulator>, Box<dyn GroupsAccumulator>) {
-        let udaf = PropSum::default();
-        let coerced = udaf.coerce_types(std::slice::from_ref(&data_type)).unwrap();
-        let input = field(coerced[0].clone());
-        let return_field = field(udaf.return_type(&coerced).unwrap());
-        let schema = Schema::new(vec![input.as_ref().clone()]);
-        let exprs = [col("x", &schema).unwrap()];
-        let fields = [input];
-        let args = || AccumulatorArgs {
-            return_field: Arc::clone(&return_field),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "propsum(x)",
-            is_distinct: false,
-            exprs: &exprs,
-            expr_fields: &fields,
-        };
-        (
-            udaf.accumulator(args()).unwrap(),
-            udaf.create_groups_accumulator(args()).unwrap(),
-        )
+        crate::aggregate_testing::accumulators(&propsum_udaf(), &[Arg::Column(data_type)])
     }
 
     fn sum_of(array: ArrayRef) -> ScalarValue {
@@ -470,153 +439,37 @@ mod tests {
 
     #[test]
     fn distinct_is_rejected() {
-        let udaf = PropSum::default();
-        let schema = Schema::new(vec![Field::new("x", DataType::Int64, true)]);
-        let exprs = [col("x", &schema).unwrap()];
-        let fields = [field(DataType::Int64)];
-        let args = AccumulatorArgs {
-            return_field: field(DataType::Int64),
-            schema: &schema,
-            ignore_nulls: false,
-            order_bys: &[],
-            is_reversed: false,
-            name: "propsum(DISTINCT x)",
-            is_distinct: true,
-            exprs: &exprs,
-            expr_fields: &fields,
-        };
-        let err = udaf.accumulator(args).err().unwrap().to_string();
+        let call = Call::new(&propsum_udaf(), &[Arg::Column(DataType::Int64)]).distinct();
+        let err = call.accumulator().err().unwrap().to_string();
         assert!(err.contains("PROPSUM: DISTINCT is not supported"), "{err}");
     }
 
-    /// Random batches of (group, value) with NULLs and a filter, for the property tests.
-    struct Batch {
-        values: ArrayRef,
-        groups: Vec<usize>,
-        filter: BooleanArray,
+    /// The sum of the rows' values; NULL when no row has one.
+    fn naive_sum(rows: &[&Row]) -> Option<i64> {
+        rows.iter().filter_map(|r| r.value).reduce(|sum, v| sum + v)
     }
 
-    fn random_batches(rng: &mut ChaCha8Rng, num_groups: usize) -> Vec<Batch> {
-        (0..rng.random_range(1..6))
-            .map(|_| {
-                let len = rng.random_range(0..300);
-                let values: Vec<Option<i64>> = (0..len)
-                    .map(|_| {
-                        rng.random_bool(0.8)
-                            .then(|| rng.random_range(-1_000..1_000))
-                    })
-                    .collect();
-                Batch {
-                    values: Arc::new(Int64Array::from(values)),
-                    groups: (0..len).map(|_| rng.random_range(0..num_groups)).collect(),
-                    filter: (0..len)
-                        .map(|_| rng.random_bool(0.9).then(|| rng.random_bool(0.85)))
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    fn naive(batches: &[Batch], num_groups: usize) -> Vec<Option<i64>> {
-        let mut sums = vec![None; num_groups];
-        for batch in batches {
-            let values = batch.values.as_primitive::<Int64Type>();
-            for row in 0..values.len() {
-                if values.is_valid(row) && batch.filter.value(row) && batch.filter.is_valid(row) {
-                    let sum = &mut sums[batch.groups[row]];
-                    *sum = Some(sum.unwrap_or(0) + values.value(row));
-                }
-            }
-        }
-        sums
-    }
-
+    /// Integers, and quarters of them as floats and durations, whose sums are exact in any
+    /// order: the sum of `v / 4` is the sum of `v`, divided by 4.
     #[test]
-    fn groups_accumulator_matches_naive_sums() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..50 {
-            let num_groups = rng.random_range(1..200);
-            let batches = random_batches(&mut rng, num_groups);
-            let (_, mut groups) = accumulators(DataType::Int64);
-            for batch in &batches {
-                groups
-                    .update_batch(
-                        &[Arc::clone(&batch.values)],
-                        &batch.groups,
-                        Some(&batch.filter),
-                        num_groups,
-                    )
-                    .unwrap();
-            }
-            let result = groups.evaluate(EmitTo::All).unwrap();
-            let result: Vec<Option<i64>> = result.as_primitive::<Int64Type>().iter().collect();
-            assert_eq!(result, naive(&batches, num_groups));
-        }
-    }
-
-    /// Per group, an `Accumulator` and a `GroupsAccumulator` (directly and through
-    /// `convert_to_state`) fed the same rows, merged into each other, agree.
-    #[test]
-    fn accumulator_and_groups_accumulator_merge_each_other() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        for _ in 0..30 {
-            let num_groups = rng.random_range(1..20);
-            let batches = random_batches(&mut rng, num_groups);
-            let expected = naive(&batches, num_groups);
-            let (_, mut groups) = accumulators(DataType::Int64);
-            let (_, mut via_convert) = accumulators(DataType::Int64);
-            let mut singles: Vec<Box<dyn Accumulator>> = (0..num_groups)
-                .map(|_| accumulators(DataType::Int64).0)
-                .collect();
-            for batch in &batches {
-                let args = [Arc::clone(&batch.values)];
-                groups
-                    .update_batch(&args, &batch.groups, Some(&batch.filter), num_groups)
-                    .unwrap();
-                let state = via_convert
-                    .convert_to_state(&args, Some(&batch.filter))
-                    .unwrap();
-                via_convert
-                    .merge_batch(&state, &batch.groups, num_groups)
-                    .unwrap();
-                let filtered =
-                    datafusion::arrow::compute::filter(&batch.values, &batch.filter).unwrap();
-                let kept: Vec<usize> = (0..batch.groups.len())
-                    .filter(|&r| batch.filter.is_valid(r) && batch.filter.value(r))
-                    .map(|r| batch.groups[r])
-                    .collect();
-                for (group, acc) in singles.iter_mut().enumerate() {
-                    let mask: BooleanArray = kept.iter().map(|&g| Some(g == group)).collect();
-                    let mine = datafusion::arrow::compute::filter(&filtered, &mask).unwrap();
-                    acc.update_batch(&[mine]).unwrap();
-                }
-            }
-            // groups state -> accumulators
-            let state = groups.state(EmitTo::All).unwrap();
-            for (group, acc) in singles.iter_mut().enumerate() {
-                let (mut merged, _) = accumulators(DataType::Int64);
-                merged.merge_batch(&[state[0].slice(group, 1)]).unwrap();
-                let own = acc.state().unwrap()[0].to_array().unwrap();
-                merged.merge_batch(&[own]).unwrap();
-                let doubled = expected[group].map(|s| s * 2);
-                assert_eq!(merged.evaluate().unwrap(), ScalarValue::Int64(doubled));
-                assert_eq!(acc.evaluate().unwrap(), ScalarValue::Int64(expected[group]));
-            }
-            // accumulator states -> groups accumulator
-            let states: Vec<ArrayRef> = singles
-                .iter_mut()
-                .map(|acc| acc.state().unwrap()[0].to_array().unwrap())
-                .collect();
-            let refs: Vec<&dyn Array> = states.iter().map(|a| a.as_ref()).collect();
-            let stacked = datafusion::arrow::compute::concat(&refs).unwrap();
-            let order: Vec<usize> = (0..num_groups).collect();
-            via_convert
-                .merge_batch(&[stacked], &order, num_groups)
-                .unwrap();
-            let result = via_convert.evaluate(EmitTo::All).unwrap();
-            let result: Vec<Option<i64>> = result.as_primitive::<Int64Type>().iter().collect();
-            let doubled: Vec<Option<i64>> = expected.iter().map(|s| s.map(|s| s * 2)).collect();
-            assert_eq!(result, doubled);
-        }
+    fn accumulators_match_naive() {
+        let as_integers = |rows: &[&Row]| ScalarValue::Int64(naive_sum(rows));
+        let in_quarters =
+            |rows: &[&Row]| ScalarValue::Float64(naive_sum(rows).map(|s| s as f64 / 4.0));
+        let int32_values = Arg::Property(DataType::Int32, |v| ScalarValue::Int32(Some(v as i32)));
+        let subjects = [
+            Subject::new(&propsum_udaf(), &[Arg::integer_values()], as_integers),
+            Subject::new(&propsum_udaf(), &[int32_values], as_integers),
+            Subject::new(&propsum_udaf(), &[Arg::quarter_values()], in_quarters),
+            Subject::new(
+                &propsum_udaf(),
+                &[Arg::Property(
+                    DataType::Duration(TimeUnit::Millisecond),
+                    |v| ScalarValue::DurationMillisecond(Some(v * 250)),
+                )],
+                in_quarters,
+            ),
+        ];
+        check_against_naive(&subjects, 7);
     }
 }

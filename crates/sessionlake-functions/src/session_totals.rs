@@ -391,10 +391,7 @@ mod tests {
     use datafusion::arrow::datatypes::Int16Type;
 
     use super::*;
-    use crate::aggregate_testing::{
-        ALL_ENCODINGS, Row, Subject, check_accumulators_exchange_state, check_groups_against_naive,
-        session_key_column, user_column,
-    };
+    use crate::aggregate_testing::{ALL_ENCODINGS, Arg, Row, Subject, check_against_naive};
 
     fn batch(users: &[Option<&str>], keys: &[Option<i64>]) -> Vec<ArrayRef> {
         vec![
@@ -498,46 +495,23 @@ mod tests {
         );
     }
 
-    fn naive(rows: &[&Row]) -> i64 {
-        rows.iter()
+    fn naive(rows: &[&Row]) -> ScalarValue {
+        let sessions: BTreeSet<(u64, i64)> = rows
+            .iter()
             .filter_map(|r| r.user.zip(r.session_key))
-            .collect::<BTreeSet<_>>()
-            .len() as i64
+            .collect();
+        ScalarValue::Int64(Some(sessions.len() as i64))
     }
 
     #[test]
-    fn groups_accumulator_matches_naive() {
-        for (seed, encoding) in ALL_ENCODINGS.into_iter().enumerate() {
-            let data_type = encoding.data_type();
-            check_groups_against_naive(
-                &Subject {
-                    accumulator: &|| Box::new(SessionTotalsAccumulator::new(&data_type)),
-                    groups_accumulator: &|| {
-                        Box::new(SessionTotalsGroupsAccumulator::new(&data_type))
-                    },
-                    columns: &|rows| vec![user_column(rows, encoding), session_key_column(rows)],
-                    naive: &naive,
-                },
-                200 + seed as u64,
-            );
-        }
-    }
-
-    #[test]
-    fn accumulators_exchange_state() {
-        for (seed, encoding) in ALL_ENCODINGS.into_iter().enumerate() {
-            let data_type = encoding.data_type();
-            check_accumulators_exchange_state(
-                &Subject {
-                    accumulator: &|| Box::new(SessionTotalsAccumulator::new(&data_type)),
-                    groups_accumulator: &|| {
-                        Box::new(SessionTotalsGroupsAccumulator::new(&data_type))
-                    },
-                    columns: &|rows| vec![user_column(rows, encoding), session_key_column(rows)],
-                    naive: &naive,
-                },
-                300 + seed as u64,
-            );
-        }
+    fn accumulators_match_naive() {
+        let subjects = ALL_ENCODINGS.map(|encoding| {
+            Subject::new(
+                &session_totals_udaf(),
+                &[Arg::User(encoding), Arg::SessionKey],
+                naive,
+            )
+        });
+        check_against_naive(&subjects, 200);
     }
 }

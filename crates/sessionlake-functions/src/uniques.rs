@@ -350,10 +350,7 @@ mod tests {
     use datafusion::arrow::datatypes::{Int8Type, Int64Type};
 
     use super::*;
-    use crate::aggregate_testing::{
-        ALL_ENCODINGS, Row, Subject, check_accumulators_exchange_state, check_groups_against_naive,
-        user_column,
-    };
+    use crate::aggregate_testing::{ALL_ENCODINGS, Arg, Row, Subject, check_against_naive};
 
     fn strings(values: &[Option<&str>]) -> ArrayRef {
         Arc::new(StringArray::from(values.to_vec()))
@@ -485,47 +482,16 @@ mod tests {
         );
     }
 
-    fn naive(rows: &[&Row]) -> i64 {
-        rows.iter()
-            .filter_map(|r| r.user)
-            .collect::<BTreeSet<_>>()
-            .len() as i64
+    fn naive(rows: &[&Row]) -> ScalarValue {
+        let users: BTreeSet<u64> = rows.iter().filter_map(|r| r.user).collect();
+        ScalarValue::Int64(Some(users.len() as i64))
     }
 
     #[test]
-    fn groups_accumulator_matches_naive() {
-        for (seed, encoding) in ALL_ENCODINGS.into_iter().enumerate() {
-            let data_type = encoding.data_type();
-            check_groups_against_naive(
-                &Subject {
-                    accumulator: &|| Box::new(DistinctUsersAccumulator::new("UNIQUES", &data_type)),
-                    groups_accumulator: &|| {
-                        Box::new(DistinctUsersGroupsAccumulator::new("UNIQUES", &data_type))
-                    },
-                    columns: &|rows| vec![user_column(rows, encoding)],
-                    naive: &naive,
-                },
-                seed as u64,
-            );
-        }
-    }
-
-    #[test]
-    fn accumulators_exchange_state() {
-        for (seed, encoding) in ALL_ENCODINGS.into_iter().enumerate() {
-            let data_type = encoding.data_type();
-            check_accumulators_exchange_state(
-                &Subject {
-                    accumulator: &|| Box::new(DistinctUsersAccumulator::new("UNIQUES", &data_type)),
-                    groups_accumulator: &|| {
-                        Box::new(DistinctUsersGroupsAccumulator::new("UNIQUES", &data_type))
-                    },
-                    columns: &|rows| vec![user_column(rows, encoding)],
-                    naive: &naive,
-                },
-                100 + seed as u64,
-            );
-        }
+    fn accumulators_match_naive() {
+        let subjects = ALL_ENCODINGS
+            .map(|encoding| Subject::new(&uniques_udaf(), &[Arg::User(encoding)], naive));
+        check_against_naive(&subjects, 0);
     }
 
     #[test]
