@@ -1,7 +1,9 @@
 //! The REPL driven in a real terminal: `sessionlake` runs in a detached tmux session and the
-//! test types into it and reads the screen: the start banner, a statement over two lines, `\d`,
-//! a SQL error, Ctrl-C during a long query (the query stops, the REPL stays), another query,
-//! `\q`, a second shell left with Ctrl-D; then the history file holds what was typed. And
+//! test types into it and reads the screen: the start banner, a statement over two lines under
+//! the continuation prompt, coloured, Tab completion (a function, a table in quotes, a column,
+//! a backslash command, an option after SET), `\d`, a SQL error as a sentence, Ctrl-C during a
+//! long query (the query stops, the REPL stays), another query, `\q`, a second shell under
+//! `NO_COLOR` (no colours) left with Ctrl-D; then the history file holds what was typed. And
 //! Ctrl-C while sessions are being found returns the prompt at once. Needs tmux (`.ci/run`
 //! installs it).
 
@@ -76,6 +78,17 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// The screen with its colour escapes (`capture-pane -e`).
+    fn coloured_screen(&self) -> String {
+        let output = self.command(&["capture-pane", "-p", "-e", "-t", "repl", "-S", "-2000"]);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Types `text` literally, without Enter.
+    fn type_text(&self, text: &str) {
+        self.send(&["-l", text]);
+    }
+
     /// Waits until `done(screen)` holds; fails with the screen after `timeout`.
     /// Waits for the shell's `<label><status>` line after the REPL exits; the status must be 0.
     fn assert_exit_status_0(&self, label: &str) {
@@ -144,23 +157,74 @@ fn repl_in_a_terminal() {
         env!("CARGO_BIN_EXE_sessionlake"),
         repo_path("data/sample_lake").display(),
     );
+    // the second shell runs with NO_COLOR
     let tmux = Tmux::start(&format!(
-        "{repl}; echo \"sessionlake exited with $?\"; {repl}; echo \"again: exited with $?\""
+        "{repl}; echo \"sessionlake exited with $?\"; NO_COLOR=1 {repl}; \
+         echo \"again: exited with $?\""
     ));
 
     tmux.wait_for("the prompt", STEP, |s| {
         s.contains("\\? for help") && s.contains("sessionlake>")
     });
 
-    // a statement over two lines: the first Enter only starts a new line
+    // a statement over two lines: the first Enter only starts a new line, under `...>`
     tmux.type_line("SELECT count(*) AS sessions");
-    std::thread::sleep(Duration::from_millis(300));
+    tmux.wait_for("the continuation prompt", STEP, |s| {
+        s.lines().any(|line| line.trim_end() == "        ...>")
+    });
     assert!(!tmux.screen().contains("| sessions"), "{}", tmux.screen());
     tmux.type_line("FROM sessions('events');");
-    tmux.wait_for("the session count", STEP, |s| {
+    let screen = tmux.wait_for("the session count", STEP, |s| {
         s.contains("| sessions |")
             && s.contains(&format!("| {sessions} "))
             && s.contains("1 row in")
+    });
+    assert!(
+        screen.contains(
+            "sessionlake> SELECT count(*) AS sessions\n        ...> FROM sessions('events');"
+        ),
+        "{screen}"
+    );
+    // on a terminal the statement is coloured: the keywords and the string
+    let coloured = tmux.coloured_screen();
+    let line = coloured
+        .lines()
+        .find(|line| line.contains("sessions(") && line.contains("...>"))
+        .expect("the statement's second line");
+    assert!(line.contains("\x1b["), "no colour escapes in {line:?}");
+    assert!(
+        !line.contains("...> FROM"),
+        "FROM is not coloured: {line:?}"
+    );
+
+    // Tab completes a function, a table name in quotes, a column of the function's output
+    tmux.type_text("SELECT coun");
+    tmux.send(&["Tab"]);
+    tmux.type_text("(*) AS long_sessions FROM sessions('ev");
+    tmux.send(&["Tab"]);
+    tmux.type_text("') WHERE durat");
+    tmux.send(&["Tab"]);
+    tmux.type_line(" > 600000;");
+    let screen = tmux.wait_for("the completed statement's answer", STEP, |s| {
+        s.contains("| long_sessions |")
+    });
+    assert!(
+        screen.contains(
+            "SELECT count(*) AS long_sessions FROM sessions('events') WHERE duration_ms > 600000;"
+        ),
+        "{screen}"
+    );
+    // ... a backslash command, and a sessionlake option after SET
+    tmux.type_text("\\pse");
+    tmux.send(&["Tab"]);
+    tmux.send(&["Enter"]);
+    tmux.wait_for("the print settings", STEP, |s| s.contains("maxrows 40"));
+    tmux.type_text("SET sessionlake.ga");
+    tmux.send(&["Tab"]);
+    tmux.type_line(" = '20 minutes';");
+    tmux.type_line("SHOW sessionlake.gap;");
+    tmux.wait_for("the option set through completion", STEP, |s| {
+        s.contains("SET sessionlake.gap = '20 minutes';") && s.contains("| 20 minutes |")
     });
 
     tmux.type_line("\\d");
@@ -168,10 +232,12 @@ fn repl_in_a_terminal() {
         s.contains("| name   | type  |") && s.contains("| events | table |")
     });
 
-    // a bad statement shows DataFusion's message and the REPL goes on
-    tmux.type_line("SELEC 1;");
+    // a bad statement is explained in a sentence and the REPL goes on
+    tmux.type_line("SELECT count(*) AS n 2 FROM events;");
     tmux.wait_for("the SQL error", STEP, |s| {
-        s.contains("Error: SQL error: ParserError") && s.contains("SELEC")
+        s.contains(
+            "Error: SQL syntax error at line 1, column 22: expected end of statement, found 2",
+        )
     });
 
     // a query that runs for minutes, cancelled by Ctrl-C once it is under way
@@ -192,6 +258,18 @@ fn repl_in_a_terminal() {
             .nth(1)
             .is_some_and(|rest| rest.contains("sessionlake>"))
     });
+    // with NO_COLOR the input stays plain
+    tmux.type_line("SELECT 'plain' AS p;");
+    tmux.wait_for("the plain answer", STEP, |s| s.contains("| plain |"));
+    let coloured = tmux.coloured_screen();
+    let line = coloured
+        .lines()
+        .rfind(|line| line.contains("SELECT 'plain'"))
+        .expect("the plain statement");
+    assert!(
+        !line.contains("\x1b["),
+        "colour escapes under NO_COLOR: {line:?}"
+    );
     tmux.send(&["C-d"]);
     tmux.assert_exit_status_0("again: exited with ");
 

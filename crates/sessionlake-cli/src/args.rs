@@ -42,6 +42,11 @@ pub struct Args {
     #[arg(short = 'r', long = "rc", value_name = "FILE")]
     pub rc: Option<PathBuf>,
 
+    /// Colour SQL keywords and strings as they are typed in the shell: `auto` when the shell
+    /// runs on a terminal and `NO_COLOR` is not set.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
     /// Print no `N rows in X s` line after each result.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -93,6 +98,14 @@ pub enum Command {
     /// [--skip-bad-lines]`.
     #[cfg(feature = "import")]
     Import(crate::import::ImportArgs),
+}
+
+/// When the shell colours its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 /// The printed formats.

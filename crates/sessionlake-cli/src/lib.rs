@@ -20,6 +20,7 @@ use sessionlake_engine::memory::MemoryBudget;
 
 pub mod args;
 pub mod command;
+pub mod editor;
 #[cfg(feature = "import")]
 pub mod import;
 pub mod lake;
@@ -171,7 +172,12 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
     if args.cluster.is_none() {
         shell.memory = Some(memory);
     }
-    let code = run_all(&mut shell, rc, scripts).await;
+    let colour = editor::colour_enabled(
+        args.color,
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
+        |key| std::env::var(key).ok(),
+    );
+    let code = run_all(&mut shell, rc, scripts, colour).await;
     if code != EXIT_OK {
         return code;
     }
@@ -186,6 +192,7 @@ async fn run_all(
     shell: &mut Shell,
     rc: Option<(String, Source)>,
     scripts: Option<Vec<(String, Source)>>,
+    colour: bool,
 ) -> u8 {
     if let Some((text, source)) = rc {
         match shell.run_script(&text, &source).await {
@@ -195,7 +202,7 @@ async fn run_all(
         }
     }
     let Some(scripts) = scripts else {
-        return repl::run(shell).await;
+        return repl::run(shell, colour).await;
     };
     for (text, source) in &scripts {
         match shell.run_script(text, source).await {

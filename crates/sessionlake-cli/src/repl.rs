@@ -1,48 +1,32 @@
-//! The interactive shell: a rustyline editor whose input ends at a `;` (or is one backslash
-//! command), history kept in the user's data directory, Ctrl-C to cancel a running query or
-//! clear the input, Ctrl-D (or `\q`) to leave.
+//! The interactive shell: a rustyline editor read line by line until the input is a whole
+//! statement ending at a `;` (or one backslash command), the second and later lines under the
+//! continuation prompt `...>`; Tab completion and colours from [`crate::editor`]; history kept
+//! in the user's data directory; Ctrl-C to cancel a running query or drop the input, Ctrl-D (or
+//! `\q`) to leave.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
-use rustyline::highlight::Highlighter;
-use rustyline::hint::Hinter;
 use rustyline::history::DefaultHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{Config, Editor, Helper};
+use rustyline::{CompletionType, Config, Editor};
 use sessionlake_engine::memory::release_free_memory;
 
+use crate::editor::SqlHelper;
 use crate::script;
 use crate::shell::{Failure, Flow, Shell, Source};
 
 const PROMPT: &str = "sessionlake> ";
+/// The prompt of a statement's second and later lines, as wide as [`PROMPT`].
+const CONTINUATION_PROMPT: &str = "        ...> ";
 
-/// Keeps editing (Enter inserts a new line) until the input is a whole statement.
-struct StatementValidator;
-
-impl Validator for StatementValidator {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if script::is_complete(ctx.input()) {
-            ValidationResult::Valid(None)
-        } else {
-            ValidationResult::Incomplete
-        })
+fn set_pending(pending: &Mutex<String>, text: &str) {
+    if let Ok(mut pending) = pending.lock() {
+        pending.clear();
+        pending.push_str(text);
     }
 }
-
-impl Completer for StatementValidator {
-    type Candidate = String;
-}
-
-impl Hinter for StatementValidator {
-    type Hint = String;
-}
-
-impl Highlighter for StatementValidator {}
-
-impl Helper for StatementValidator {}
 
 /// The history file: `<data dir>/sessionlake/history` (`$XDG_DATA_HOME` or `~/.local/share` on
 /// Linux), or none when there is no data directory.
@@ -50,17 +34,24 @@ pub fn history_path() -> Option<PathBuf> {
     dirs::data_dir().map(|dir| dir.join("sessionlake").join("history"))
 }
 
-/// Runs the REPL until `\q`, Ctrl-D or end of input; returns the exit code.
-pub async fn run(shell: &mut Shell) -> u8 {
-    let config = Config::builder().auto_add_history(false).build();
-    let mut editor: Editor<StatementValidator, DefaultHistory> = match Editor::with_config(config) {
+/// Runs the REPL until `\q`, Ctrl-D or end of input; returns the exit code. `colour` turns on
+/// the input's syntax colours.
+pub async fn run(shell: &mut Shell, colour: bool) -> u8 {
+    let config = Config::builder()
+        .auto_add_history(false)
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor: Editor<SqlHelper, DefaultHistory> = match Editor::with_config(config) {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("sessionlake: cannot start the line editor: {e}");
             return crate::EXIT_USAGE;
         }
     };
-    editor.set_helper(Some(StatementValidator));
+    let helper = SqlHelper::new(shell.ctx.clone(), colour);
+    // the lines of a statement typed so far, which completion and colours read too
+    let pending = helper.pending();
+    editor.set_helper(Some(helper));
     let history = history_path();
     if let Some(path) = &history {
         // a missing history file is the first run, not an error
@@ -70,15 +61,29 @@ pub async fn run(shell: &mut Shell) -> u8 {
         "sessionlake {}: \\? for help, \\q to quit",
         env!("CARGO_PKG_VERSION")
     );
+    let mut input = String::new();
     loop {
-        match editor.readline(PROMPT) {
-            Ok(input) => {
-                if input.trim().is_empty() {
+        let prompt = if input.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION_PROMPT
+        };
+        match editor.readline(prompt) {
+            Ok(line) => {
+                if input.is_empty() && line.trim().is_empty() {
                     continue;
                 }
-                let _ = editor.add_history_entry(input.as_str());
+                input.push_str(&line);
+                input.push('\n');
+                if !script::is_complete(&input) {
+                    set_pending(&pending, &input);
+                    continue;
+                }
+                set_pending(&pending, "");
+                let statement = std::mem::take(&mut input);
+                let _ = editor.add_history_entry(statement.trim_end());
                 let flow = tokio::select! {
-                    result = shell.run_script(&input, &Source::Repl) => result,
+                    result = shell.run_script(&statement, &Source::Repl) => result,
                     _ = tokio::signal::ctrl_c() => {
                         // the cancelled query's buffers are freed now
                         release_free_memory();
@@ -94,8 +99,11 @@ pub async fn run(shell: &mut Shell) -> u8 {
                     Err(Failure::BrokenPipe) => break,
                 }
             }
-            // Ctrl-C at the prompt clears the input
-            Err(ReadlineError::Interrupted) => continue,
+            // Ctrl-C at the prompt drops the statement being typed
+            Err(ReadlineError::Interrupted) => {
+                input.clear();
+                set_pending(&pending, "");
+            }
             Err(ReadlineError::Eof) => break,
             Err(e) => {
                 eprintln!("sessionlake: cannot read input: {e}");

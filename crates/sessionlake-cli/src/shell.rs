@@ -14,6 +14,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
+use datafusion::sql::sqlparser::parser::ParserError;
 use sessionlake_engine::memory::MemoryBudget;
 use tempfile::NamedTempFile;
 
@@ -55,8 +56,48 @@ impl From<DataFusionError> for Failure {
         if is_broken_pipe(&e) {
             Failure::BrokenPipe
         } else {
-            Failure::Error(e.strip_backtrace())
+            Failure::Error(error_message(&e))
         }
+    }
+}
+
+/// The message the shell prints for `e`: a SQL syntax error as a sentence naming the line and
+/// column ("SQL syntax error at line 1, column 21: expected end of statement, found sessions"),
+/// any other error as DataFusion words it.
+pub fn error_message(e: &DataFusionError) -> String {
+    let DataFusionError::SQL(parser_error, _) = e.find_root() else {
+        return e.strip_backtrace();
+    };
+    let text = match parser_error.as_ref() {
+        ParserError::TokenizerError(text) | ParserError::ParserError(text) => text.as_str(),
+        ParserError::RecursionLimitExceeded => "the statement nests too deeply",
+    };
+    // the parser's words: "Expected: X, found: Y at Line: L, Column: C"
+    let (what, place) = match text.rsplit_once(" at Line: ") {
+        Some((what, place)) => match place.split_once(", Column: ") {
+            Some((line, column)) => (what, Some((line, column))),
+            None => (text, None),
+        },
+        None => (text, None),
+    };
+    let what = match what
+        .strip_prefix("Expected: ")
+        .and_then(|rest| rest.split_once(", found: "))
+    {
+        Some((expected, "EOF")) => format!("expected {expected}, found the end of the statement"),
+        Some((expected, found)) => format!("expected {expected}, found {found}"),
+        None => {
+            let mut chars = what.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_lowercase().chain(chars).collect()
+            })
+        }
+    };
+    match place {
+        Some((line, column)) => {
+            format!("SQL syntax error at line {line}, column {column}: {what}")
+        }
+        None => format!("SQL syntax error: {what}"),
     }
 }
 
@@ -343,5 +384,37 @@ impl Sink {
             Failure::Error(format!("-o {}: cannot write: {}", path.display(), e.error))
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_error(sql: &str) -> String {
+        error_message(&DFParser::parse_sql(sql).unwrap_err())
+    }
+
+    #[test]
+    fn syntax_errors_read_as_sentences() {
+        assert_eq!(
+            parse_error("SELECT 1 2"),
+            "SQL syntax error at line 1, column 10: expected end of statement, found 2"
+        );
+        assert_eq!(
+            parse_error("SELECT *\nFROM events WHERE"),
+            "SQL syntax error: expected an expression, found the end of the statement"
+        );
+        assert_eq!(
+            parse_error("SELECT 'open"),
+            "SQL syntax error at line 1, column 8: unterminated string literal"
+        );
+        // other errors keep DataFusion's words, and a context does not hide a syntax error
+        let plan = DataFusionError::Plan("table 'x' not found".into());
+        assert_eq!(error_message(&plan), plan.strip_backtrace());
+        let wrapped = DFParser::parse_sql("SELECT 1 2")
+            .unwrap_err()
+            .context("running line 3");
+        assert!(error_message(&wrapped).starts_with("SQL syntax error at line 1"));
     }
 }
