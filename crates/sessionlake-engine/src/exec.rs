@@ -77,6 +77,16 @@ pub enum SessionOutput {
     Sessions,
 }
 
+impl SessionOutput {
+    /// The SQL name of the table function with this output.
+    pub fn function_name(self) -> &'static str {
+        match self {
+            Self::Events => "sessionize",
+            Self::Sessions => "sessions",
+        }
+    }
+}
+
 /// Finds sessions in an input that is hash-partitioned by user.
 #[derive(Debug)]
 pub struct SessionizeExec {

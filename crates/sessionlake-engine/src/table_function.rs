@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{
-    DFSchema, Result, ScalarValue, TableReference, plan_datafusion_err, plan_err,
+    DFSchema, Result, ScalarValue, TableReference, internal_err, plan_datafusion_err, plan_err,
 };
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
@@ -45,10 +45,7 @@ impl SessionizeTableFunction {
 
     /// The SQL name of the function.
     pub fn name(&self) -> &'static str {
-        match self.output {
-            SessionOutput::Events => "sessionize",
-            SessionOutput::Sessions => "sessions",
-        }
+        self.output.function_name()
     }
 
     /// The user documentation, in the form DataFusion's scalar and aggregate functions give it
@@ -443,10 +440,28 @@ impl TableProvider for SessionizeTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(wanted.len());
+        let inner_width = inner_schema.fields().len();
         for i in wanted {
+            // the operator's output has the same layout over the columns read: `sessions`
+            // reads every column its rows take values from, `sessionize` returns the read
+            // columns (in `read`'s order) and then the session columns
+            let index = match self.output {
+                SessionOutput::Sessions => Some(i),
+                SessionOutput::Events if i < inner_width => read.binary_search(&i).ok(),
+                SessionOutput::Events => Some(read.len() + i - inner_width),
+            };
             let name = self.schema.field(i).name();
-            let index = exec_schema.index_of(name)?;
-            exprs.push((Arc::new(Column::new(name, index)), name.clone()));
+            match index.map(|index| (index, exec_schema.fields().get(index))) {
+                Some((index, Some(field))) if field.name() == name => {
+                    exprs.push((Arc::new(Column::new(name, index)), name.clone()));
+                }
+                _ => {
+                    return internal_err!(
+                        "{}: output column {name} is not where the operator returns it",
+                        self.output.function_name()
+                    );
+                }
+            }
         }
         let identity = exprs.len() == exec_schema.fields().len()
             && exprs
