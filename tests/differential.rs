@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -596,6 +596,61 @@ async fn encodings_match_reference() {
             }
         }
     }
+}
+
+/// String session ids: random cases in the instrumented modes with the session id column as
+/// text in every string encoding (a valid id `n` as `sdk-n`, the invalid -1 as `'-1'`, `'none'`
+/// or `''`, NULL as NULL), at 1, 2 and 8 partitions, against the reference given the ids the
+/// string rule yields ([`reference::string_session_id`]).
+#[tokio::test]
+async fn string_session_ids_match_reference() {
+    let encodings = [
+        DataType::Utf8,
+        DataType::LargeUtf8,
+        DataType::Utf8View,
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+    ];
+    let mut checked = 0;
+    for seed in 0..case_count(400) {
+        let mut case = Case::new(50_000 + seed);
+        if !matches!(case.rules.mode, Mode::Instrumented | Mode::InstrumentedGap) {
+            continue;
+        }
+        let texts: Vec<Option<String>> = case
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| match event.session_id {
+                None => None,
+                Some(-1) => Some(["-1", "none", ""][i % 3].to_string()),
+                Some(id) => Some(format!("sdk-{id}")),
+            })
+            .collect();
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let data_type = &encodings[seed as usize % encodings.len()];
+        let ids = cast(&StringArray::from(texts.clone()), data_type).expect("cast");
+        let column = batch.schema().index_of("session_id").expect("session_id");
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[column] = Field::new("session_id", data_type.clone(), true);
+        let mut columns = batch.columns().to_vec();
+        columns[column] = ids;
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        for (event, text) in case.events.iter_mut().zip(&texts) {
+            event.session_id = reference::string_session_id(text.as_deref());
+        }
+        let partitions = [1, 2, 8][seed as usize % 3];
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let input = shuffled_partitions(&batch, partitions, &mut rng);
+        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
+        check_case(&ctx, &case, &format!("string session ids as {data_type}")).await;
+        checked += 1;
+    }
+    assert!(checked > 0, "no case in an instrumented mode");
 }
 
 /// The session times are UTC timestamps in the time column's unit, and `sessions` keeps the

@@ -9,13 +9,14 @@
 //! so neither file order nor partitioning changes the result; then each user's run is split
 //! into sessions by the rules.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, Scalar, StringArray,
 };
-use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::kernels::cmp;
 use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
@@ -286,10 +287,10 @@ pub fn active_mask(
             mask = &mask & &!&true_and_valid(&hit);
         }
     }
-    if let (Some(session_id), true) = (columns.session_id, rules.mode.is_instrumented()) {
-        let ids = session_id_values(batch.column(session_id))?;
-        let valid = cmp::neq(&ids, &Scalar::new(Int64Array::from(vec![-1_i64])))?;
-        mask = &mask & &true_and_valid(&valid);
+    if let (Some(session_id), true) = (columns.session_id, rules.mode.is_instrumented())
+        && let Some(valid) = session_id_values(batch.column(session_id))?.nulls()
+    {
+        mask = &mask & valid.inner();
     }
     Ok(mask)
 }
@@ -301,11 +302,44 @@ fn true_and_valid(array: &BooleanArray) -> BooleanBuffer {
     }
 }
 
-/// A session id column as 64-bit integers.
+/// A session id column as the 64-bit ids sessions are formed by, NULL where the id is not
+/// valid (see `docs/semantics.md`): an integer id as it is, NULL and -1 invalid; a string id
+/// as [`string_session_key`] of its bytes, NULL, `''`, `'none'` and `'-1'` invalid.
 pub fn session_id_values(array: &ArrayRef) -> Result<Int64Array> {
-    Ok(cast(array, &DataType::Int64)?
-        .as_primitive::<Int64Type>()
-        .clone())
+    if array.data_type().is_integer() {
+        let ids = cast(array, &DataType::Int64)?;
+        let ids = ids.as_primitive::<Int64Type>();
+        let valid = cmp::neq(ids, &Scalar::new(Int64Array::from(vec![-1_i64])))?;
+        return Ok(Int64Array::new(
+            ids.values().clone(),
+            Some(NullBuffer::new(true_and_valid(&valid))),
+        ));
+    }
+    let strings = match array.data_type() {
+        DataType::Utf8View => Cow::Borrowed(array),
+        _ => Cow::Owned(cast(array, &DataType::Utf8View)?),
+    };
+    let strings = strings.as_string_view();
+    Ok(strings
+        .iter()
+        .map(|id| match id {
+            None | Some("" | "none" | "-1") => None,
+            Some(id) => Some(string_session_key(id.as_bytes())),
+        })
+        .collect())
+}
+
+/// The session id of a string id: its 64-bit FNV-1a hash (offset basis 0xcbf29ce484222325,
+/// prime 0x100000001b3) read as a signed integer. Stable across runs, versions and machines;
+/// two different ids of one user with the same hash (about n² / 2⁶⁵ for n ids) would be one
+/// session.
+pub fn string_session_key(bytes: &[u8]) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
 }
 
 /// A row of a [`RowStore`] as (batch, row in the batch); `None` stands for a NULL value.

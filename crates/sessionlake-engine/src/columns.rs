@@ -104,10 +104,10 @@ impl BoundColumns {
         let session_id = if options.mode.is_instrumented() {
             let i = find(&options.session_id_column, "sessionlake.session_id_column")?;
             let t = schema.field(i).data_type();
-            if !t.is_integer() {
+            if !t.is_integer() && !is_string_type(t) {
                 return plan_err!(
                     "{function}: column \"{}\" (sessionlake.session_id_column) must be an \
-                     integer in mode {}, found {t}",
+                     integer or a string in mode {}, found {t}",
                     options.session_id_column,
                     options.mode
                 );

@@ -298,6 +298,16 @@ pub fn window_sessionize(
     result
 }
 
+/// The session id a string session id stands for (`docs/semantics.md`): none for NULL, `''`,
+/// `'none'` and `'-1'`; otherwise the 64-bit FNV-1a hash of the id's bytes, as a signed integer.
+pub fn string_session_id(id: Option<&str>) -> Option<i64> {
+    let id = id.filter(|id| !matches!(*id, "" | "none" | "-1"))?;
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    Some(i64::from_ne_bytes(hash.to_ne_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,5 +422,17 @@ mod tests {
         let keys = window_sessionize(&events, gap);
         assert_eq!(keys[&1], Some(0));
         assert_eq!(keys[&2], Some(50 * MINUTE));
+    }
+
+    #[test]
+    fn string_session_ids_follow_the_fnv_1a_test_vectors() {
+        // published FNV-1a 64-bit values
+        let hash = |text: &str| string_session_id(Some(text)).map(|h| h as u64);
+        assert_eq!(hash("a"), Some(0xaf63_dc4c_8601_ec8c));
+        assert_eq!(hash("foobar"), Some(0x8594_4171_f739_67e8));
+        for invalid in [None, Some(""), Some("none"), Some("-1")] {
+            assert_eq!(string_session_id(invalid), None, "{invalid:?}");
+        }
+        assert!(string_session_id(Some("None")).is_some());
     }
 }
