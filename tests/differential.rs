@@ -10,9 +10,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, IntervalMonthDayNanoArray, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Int64Type, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit,
+};
 use datafusion::datasource::MemTable;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -116,6 +120,7 @@ impl Case {
                 gap_ms,
                 max_length_ms,
                 inactive_event_types: inactive.iter().map(|s| s.to_string()).collect(),
+                event_gaps_ms: BTreeMap::new(),
             },
             options: arguments,
             set_statements,
@@ -598,6 +603,63 @@ async fn encodings_match_reference() {
     }
 }
 
+/// Per-event timeouts: random cases (every mode) with a `gap` column naming each event's
+/// timeout, NULL for about a third (the case's gap then applies), as integer milliseconds or
+/// as an interval, at 1, 2 and 8 partitions, against the reference's per-event rule.
+#[tokio::test]
+async fn per_event_gaps_match_reference() {
+    let timeouts_ms = [
+        MINUTE_MS,
+        5 * MINUTE_MS,
+        10 * MINUTE_MS,
+        30 * MINUTE_MS,
+        90 * MINUTE_MS,
+    ];
+    for seed in 0..case_count(300) {
+        let mut case = Case::new(60_000 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let gaps: Vec<Option<i64>> = case
+            .events
+            .iter()
+            .map(|_| {
+                rng.random_bool(0.66)
+                    .then(|| *timeouts_ms.choose(&mut rng).expect("timeouts"))
+            })
+            .collect();
+        case.rules.event_gaps_ms = case
+            .events
+            .iter()
+            .zip(&gaps)
+            .filter_map(|(event, gap)| gap.map(|gap| (event.row_id, gap)))
+            .collect();
+        case.options.push("gap_column=gap".to_string());
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let gap_column: ArrayRef = if seed % 2 == 0 {
+            Arc::new(Int64Array::from(gaps))
+        } else {
+            Arc::new(IntervalMonthDayNanoArray::from(
+                gaps.iter()
+                    .map(|gap| gap.map(|ms| IntervalMonthDayNano::new(0, 0, ms * 1_000_000)))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new("gap", gap_column.data_type().clone(), true));
+        let mut columns = batch.columns().to_vec();
+        columns.push(gap_column);
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        let partitions = [1, 2, 8][seed as usize % 3];
+        let input = shuffled_partitions(&batch, partitions, &mut rng);
+        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
+        check_case(&ctx, &case, "per-event gaps").await;
+    }
+}
+
 /// String session ids: random cases in the instrumented modes with the session id column as
 /// text in every string encoding (a valid id `n` as `sdk-n`, the invalid -1 as `'-1'`, `'none'`
 /// or `''`, NULL as NULL), at 1, 2 and 8 partitions, against the reference given the ids the
@@ -1035,6 +1097,7 @@ async fn many_sessions_tied_on_start_are_indexed_by_session_id() {
             gap_ms: 30 * MINUTE_MS,
             max_length_ms: None,
             inactive_event_types: vec![],
+            event_gaps_ms: BTreeMap::new(),
         },
         options: vec!["mode=instrumented_gap".into(), "max_length=none".into()],
         set_statements: vec![],

@@ -514,6 +514,7 @@ fn reference_sessions(rows: &[LakeRow]) -> Vec<Session<'_>> {
         gap_ms: GAP_MS,
         max_length_ms: Some(MAX_LENGTH_MS),
         inactive_event_types: vec![],
+        event_gaps_ms: BTreeMap::new(),
     };
     let mut by_key: HashMap<(String, i64), Vec<&LakeRow>> = HashMap::new();
     for (row_id, assigned) in reference::sessionize(&events, &rules) {

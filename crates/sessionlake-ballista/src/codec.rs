@@ -100,6 +100,9 @@ pub struct SessionizeNode {
     /// The indexes of the `sessionlake.properties` columns, in order.
     #[prost(uint64, repeated, tag = "15")]
     pub property_columns: Vec<u64>,
+    /// The index of the `sessionlake.gap_column` column, if set.
+    #[prost(uint64, optional, tag = "16")]
+    pub gap_column: Option<u64>,
 }
 
 impl SessionizeNode {
@@ -121,6 +124,7 @@ impl SessionizeNode {
             schema_metadata: HashMap::new(),
             inner_scan: Vec::new(),
             property_columns: columns.properties.iter().map(|&i| index(i)).collect(),
+            gap_column: columns.gap.map(index),
         }
     }
 
@@ -143,6 +147,7 @@ impl SessionizeNode {
             active: self.active_column.map(index).transpose()?,
             event_type: self.event_type_column.map(index).transpose()?,
             session_id: self.session_id_column.map(index).transpose()?,
+            gap: self.gap_column.map(index).transpose()?,
             properties: self
                 .property_columns
                 .iter()

@@ -26,8 +26,10 @@ use datafusion::common::{Result, exec_err, internal_err};
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
-use sessionlake_functions::session_split::{session_length, split_by_gap, within_max_length};
-use sessionlake_functions::time_unit::{nanos_to_ticks, ticks_to_epoch_ms};
+use sessionlake_functions::session_split::{
+    session_length, split_by_event_gaps, split_by_gap, within_max_length,
+};
+use sessionlake_functions::time_unit::{nanos_to_ticks, span_array_to_ticks, ticks_to_epoch_ms};
 
 use crate::columns::BoundColumns;
 use crate::options::{SessionMode, SessionOptions};
@@ -480,12 +482,58 @@ pub struct TieBreak<'a> {
     pub columns: &'a [usize],
 }
 
+/// Where each event's own timeout is read (`sessionlake.gap_column`).
+#[derive(Debug, Clone)]
+pub struct EventGaps {
+    /// The column among the buffered rows.
+    pub column: usize,
+    /// Its name, for errors.
+    pub name: String,
+}
+
+impl EventGaps {
+    /// The timeout after each of `entries`, in ticks: the column's value (an interval or
+    /// duration, or an integer number of milliseconds), or the rules' gap where it is NULL.
+    fn ticks<S: SessionId>(
+        &self,
+        entries: &[Entry<S>],
+        rows: &RowStore,
+        rules: &SessionRules,
+    ) -> Result<Vec<i64>> {
+        let positions: Vec<Position> = entries.iter().map(|e| Some(rows.locate(e.row))).collect();
+        let values = rows.gather(self.column, &positions)?;
+        let what = format!("sessionlake.gap_column \"{}\"", self.name);
+        let gaps = if values.data_type().is_integer() {
+            let millis = cast(&values, &DataType::Int64)?;
+            millis
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|ms| ms.map(|ms| nanos_to_ticks(i128::from(ms) * 1_000_000, rules.unit)))
+                .collect()
+        } else {
+            span_array_to_ticks(&what, &values, rules.unit)?
+        };
+        gaps.into_iter()
+            .map(|gap| match gap {
+                None => Ok(rules.gap),
+                Some(gap) if gap > 0 => Ok(gap),
+                Some(_) => exec_err!(
+                    "{what}: a timeout must be positive (at least one tick of the time column), \
+                     found one that is not"
+                ),
+            })
+            .collect()
+    }
+}
+
 /// Finds the valid sessions of one piece's entries (`chunks`, which hold every event of their
 /// users): `scratch.entries` is left in session order and `scratch.sessions` lists them.
+/// With `gaps`, each event's own timeout decides where its session may end.
 pub fn find_sessions<S: SessionId>(
     chunks: &[Vec<Entry<S>>],
     rules: &SessionRules,
     ties: &TieBreak<'_>,
+    gaps: Option<&EventGaps>,
     scratch: &mut Scratch<S>,
 ) -> Result<()> {
     sort_by_user(chunks, scratch);
@@ -503,8 +551,19 @@ pub fn find_sessions<S: SessionId>(
         }
     }
     break_ties(entries, users, ties)?;
+    let event_gaps = match gaps {
+        Some(gaps) => Some(gaps.ticks(entries, ties.rows, rules)?),
+        None => None,
+    };
     sessions.clear();
-    split_sessions(entries, users, rules, sessions, times);
+    split_sessions(
+        entries,
+        users,
+        rules,
+        event_gaps.as_deref(),
+        sessions,
+        times,
+    );
     Ok(())
 }
 
@@ -611,6 +670,7 @@ fn split_sessions<S: SessionId>(
     entries: &[Entry<S>],
     users: &[Range<usize>],
     rules: &SessionRules,
+    event_gaps: Option<&[i64]>,
     sessions: &mut Vec<SessionSpan>,
     times: &mut Vec<i64>,
 ) {
@@ -635,9 +695,11 @@ fn split_sessions<S: SessionId>(
             SessionMode::Gap => {
                 times.clear();
                 times.extend(entries[range.clone()].iter().map(|e| e.time));
-                split_by_gap(times, rules.gap, |r| {
-                    push(range.start + r.start..range.start + r.end, None)
-                });
+                let emit = |r: Range<usize>| push(range.start + r.start..range.start + r.end, None);
+                match event_gaps {
+                    Some(gaps) => split_by_event_gaps(times, &gaps[range.clone()], emit),
+                    None => split_by_gap(times, rules.gap, emit),
+                }
             }
             SessionMode::Instrumented | SessionMode::InstrumentedGap => {
                 let mut start = range.start;
@@ -650,9 +712,11 @@ fn split_sessions<S: SessionId>(
                     } else {
                         times.clear();
                         times.extend(entries[start..i].iter().map(|e| e.time));
-                        split_by_gap(times, rules.gap, |r| {
-                            push(start + r.start..start + r.end, None)
-                        });
+                        let emit = |r: Range<usize>| push(start + r.start..start + r.end, None);
+                        match event_gaps {
+                            Some(gaps) => split_by_event_gaps(times, &gaps[start..i], emit),
+                            None => split_by_gap(times, rules.gap, emit),
+                        }
                     }
                     start = i;
                 }
@@ -735,7 +799,7 @@ mod tests {
             columns: &[],
         };
         let mut scratch = Scratch::default();
-        find_sessions(&chunks, &rules, &ties, &mut scratch).expect("sessions");
+        find_sessions(&chunks, &rules, &ties, None, &mut scratch).expect("sessions");
         let order: Vec<(u32, i64)> = scratch.entries.iter().map(|e| (e.user, e.time)).collect();
         assert_eq!(
             order,

@@ -4,6 +4,7 @@
 
 use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::{Result, plan_err};
+use sessionlake_functions::time_unit::is_span_type;
 use sessionlake_functions::types::is_string_type;
 
 use crate::options::SessionOptions;
@@ -23,6 +24,8 @@ pub struct BoundColumns {
     pub event_type: Option<usize>,
     /// Present in the instrumented modes only.
     pub session_id: Option<usize>,
+    /// The per-event timeouts (`sessionlake.gap_column`), if set.
+    pub gap: Option<usize>,
     /// The columns whose first and last non-NULL value per session `sessions` returns
     /// (`sessionlake.properties`), in the order listed; empty for `sessionize`.
     pub properties: Vec<usize>,
@@ -116,6 +119,20 @@ impl BoundColumns {
         } else {
             None
         };
+        let gap = match &options.gap_column {
+            None => None,
+            Some(name) => {
+                let i = find(name, "sessionlake.gap_column")?;
+                let t = schema.field(i).data_type();
+                if !t.is_integer() && !is_span_type(t) {
+                    return plan_err!(
+                        "{function}: column \"{name}\" (sessionlake.gap_column) must be an \
+                         interval, a duration or an integer number of milliseconds, found {t}"
+                    );
+                }
+                Some(i)
+            }
+        };
         let mut properties = Vec::with_capacity(options.properties.len());
         for name in &options.properties {
             if name == EVENT_TYPE_COLUMN {
@@ -133,6 +150,7 @@ impl BoundColumns {
             active,
             event_type,
             session_id,
+            gap,
             properties,
         })
     }
@@ -145,6 +163,7 @@ impl BoundColumns {
             self.active,
             self.event_type,
             self.session_id,
+            self.gap,
         ]
         .into_iter()
         .flatten()
@@ -172,6 +191,7 @@ impl BoundColumns {
             active: self.active.map(map).transpose()?,
             event_type: self.event_type.map(map).transpose()?,
             session_id: self.session_id.map(map).transpose()?,
+            gap: self.gap.map(map).transpose()?,
             properties: self
                 .properties
                 .iter()

@@ -58,8 +58,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use sessionlake_functions::time_unit::timestamp_ticks;
 
 use crate::assign::{
-    Entry, PIECES, Pieces, Position, RowStore, Scratch, SessionId, SessionRules, TieBreak, UserIds,
-    active_mask, compact_view, find_sessions, session_id_values,
+    Entry, EventGaps, PIECES, Pieces, Position, RowStore, Scratch, SessionId, SessionRules,
+    TieBreak, UserIds, active_mask, compact_view, find_sessions, session_id_values,
 };
 use crate::columns::BoundColumns;
 use crate::output::{
@@ -337,6 +337,8 @@ struct Layout {
     ties: Vec<usize>,
     /// For `sessions`: where its columns come from.
     sessions: Option<SessionsLayout>,
+    /// Where each event's own timeout is, when `sessionlake.gap_column` is set.
+    gaps: Option<EventGaps>,
     /// Spilled rows: dense user id, time, the session id in the instrumented modes, then the
     /// kept columns.
     spill_schema: SchemaRef,
@@ -355,7 +357,11 @@ impl Layout {
         let active_only = output == SessionOutput::Sessions;
         let kept: Vec<usize> = (0..input.fields().len())
             .filter(|&c| {
-                !active_only || (c != columns.user && c != columns.time && !session_key(c))
+                // `sessions` needs no user, time or session id of a row: they are in its
+                // entry; but a per-event timeout is read from the row, whichever column it is
+                !active_only
+                    || (c != columns.user && c != columns.time && !session_key(c))
+                    || Some(c) == columns.gap
             })
             .collect();
         let kept_index = |c: usize| -> Result<usize> {
@@ -390,6 +396,13 @@ impl Layout {
                     .collect::<Result<_>>()?,
             }),
         };
+        let gaps = match columns.gap {
+            Some(gap) => Some(EventGaps {
+                column: kept_index(gap)?,
+                name: input.field(gap).name().clone(),
+            }),
+            None => None,
+        };
         let mut fields = vec![
             Field::new("__sessionlake_user", DataType::UInt32, false),
             Field::new("__sessionlake_time", DataType::Int64, false),
@@ -403,6 +416,7 @@ impl Layout {
             active_only,
             ties,
             sessions,
+            gaps,
             spill_schema: Arc::new(Schema::new(fields)),
         })
     }
@@ -1107,7 +1121,13 @@ impl<S: SessionId> Emitter<S> {
                             rows: &buffer.rows,
                             columns: &task.layout.ties,
                         };
-                        find_sessions(&chunks, &task.rules, &ties, &mut self.scratch)?;
+                        find_sessions(
+                            &chunks,
+                            &task.rules,
+                            &ties,
+                            task.layout.gaps.as_ref(),
+                            &mut self.scratch,
+                        )?;
                         drop(chunks);
                         match (events.as_mut(), &task.layout.sessions) {
                             (Some(events), _) => {

@@ -57,6 +57,9 @@ macro_rules! session_lake_config {
 session_lake_config! {
     /// Inactivity timeout: an interval without months, strictly positive.
     gap: "30 minutes",
+    /// A column whose value is the timeout after each event (an interval or duration, or an
+    /// integer number of milliseconds; NULL falls back to gap); empty: gap for every event.
+    gap_column: "",
     /// How sessions are formed: gap, instrumented or instrumented_gap.
     mode: "gap",
     /// Longest kept session (longer ones are excluded); none disables the rule.
@@ -198,6 +201,8 @@ pub struct SessionOptions {
     pub user_column: String,
     pub time_column: String,
     pub session_id_column: String,
+    /// The column of per-event timeouts, if any.
+    pub gap_column: Option<String>,
     pub active_column: String,
     pub inactive_event_types: Vec<String>,
     /// Columns whose first and last non-NULL value per session `sessions` returns, in the
@@ -270,6 +275,9 @@ impl SessionOptions {
             user_column: config.user_column.trim().to_string(),
             time_column: config.time_column.trim().to_string(),
             session_id_column: config.session_id_column.trim().to_string(),
+            gap_column: Some(config.gap_column.trim())
+                .filter(|name| !name.is_empty())
+                .map(str::to_string),
             active_column: config.active_column.trim().to_string(),
             inactive_event_types: comma_list(&config.inactive_event_types),
             properties,

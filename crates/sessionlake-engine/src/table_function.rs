@@ -322,6 +322,9 @@ impl SessionizeTable {
     ///   reads every column before the last projected one.
     /// - `sessions` reads every column up to its last property (`first_<p>`/`last_<p>`);
     ///   `first_event_type`/`last_event_type` depend on the event type alone.
+    /// - With `sessionlake.gap_column` both read every column up to the gap column: which of
+    ///   two tied events comes last decides whose timeout ends the session, and two tied events
+    ///   equal up to the gap column have the same timeout.
     fn columns_to_read(&self, projection: Option<&Vec<usize>>) -> Vec<usize> {
         let inner_width = self.inner.schema().fields().len();
         let mut read = self.columns.key_columns();
@@ -351,6 +354,9 @@ impl SessionizeTable {
                 }
             }
         });
+        if let Some(gap) = self.columns.gap {
+            read.extend(0..=gap);
+        }
         read.sort_unstable();
         read.dedup();
         read

@@ -104,6 +104,7 @@ fn reference_sessions(events: &[Event], mode: Mode) -> Vec<Vec<String>> {
         gap_ms: 30 * MINUTE_MS,
         max_length_ms: Some(DAY_MS),
         inactive_event_types: Vec::new(),
+        event_gaps_ms: BTreeMap::new(),
     };
     let mut rows: Vec<Vec<String>> = reference::sessions(events, &rules)
         .into_iter()

@@ -58,6 +58,9 @@ pub struct Rules {
     /// Longest kept session; `None` keeps every session.
     pub max_length_ms: Option<i64>,
     pub inactive_event_types: Vec<String>,
+    /// Per-event timeouts (`sessionlake.gap_column`) by `row_id`, in milliseconds; an event not
+    /// listed (NULL in the column) has `gap_ms`.
+    pub event_gaps_ms: BTreeMap<i64, i64>,
 }
 
 /// The five session columns `sessionize` appends to one event; all `None` for an event in no
@@ -158,13 +161,14 @@ fn valid_sessions<'a>(events: &'a [Event], rules: &Rules) -> BTreeMap<String, Ve
     for ((user, session_id), mut stream) in streams {
         stream.sort_by(|a, b| event_order(a, b));
         let mut parts: Vec<Vec<&Event>> = Vec::new();
-        let mut previous_time: Option<i64> = None;
+        // the previous event's time and the timeout after it
+        let mut previous: Option<(i64, i64)> = None;
         for event in stream {
             let time = event.time.unwrap_or_default();
-            let split = match previous_time {
+            let split = match previous {
                 None => true,
-                Some(previous) => {
-                    rules.mode != Mode::Instrumented && time - previous > rules.gap_ms
+                Some((previous_time, timeout)) => {
+                    rules.mode != Mode::Instrumented && time - previous_time > timeout
                 }
             };
             if split {
@@ -173,7 +177,12 @@ fn valid_sessions<'a>(events: &'a [Event], rules: &Rules) -> BTreeMap<String, Ve
             if let Some(part) = parts.last_mut() {
                 part.push(event);
             }
-            previous_time = Some(time);
+            let timeout = rules
+                .event_gaps_ms
+                .get(&event.row_id)
+                .copied()
+                .unwrap_or(rules.gap_ms);
+            previous = Some((time, timeout));
         }
         let sessions = by_user.entry(user).or_default();
         for part in parts {
@@ -332,6 +341,7 @@ mod tests {
             gap_ms: 30 * MINUTE,
             max_length_ms,
             inactive_event_types: vec![],
+            event_gaps_ms: BTreeMap::new(),
         }
     }
 
@@ -434,5 +444,25 @@ mod tests {
             assert_eq!(string_session_id(invalid), None, "{invalid:?}");
         }
         assert!(string_session_id(Some("None")).is_some());
+    }
+
+    #[test]
+    fn each_event_keeps_its_session_open_for_its_own_timeout() {
+        // minutes 0, 10, 25, 60 under a 30-minute gap
+        let events = vec![
+            event(0, "a", 0, "x"),
+            event(1, "a", 10, "x"),
+            event(2, "a", 25, "x"),
+            event(3, "a", 60, "x"),
+        ];
+        let mut rules = gap_rules(None);
+        // 5 minutes after minute 0: minute 10 starts a session; 15 after minute 10: minute 25,
+        // exactly at the end, stays; NULL after minute 25: the 30-minute gap, so 60 splits
+        rules.event_gaps_ms = BTreeMap::from([(0, 5 * 60_000), (1, 15 * 60_000)]);
+        let keys: Vec<Option<i64>> = (0..4)
+            .map(|i| sessionize(&events, &rules)[&i].session_key)
+            .collect();
+        let minute = |m: i64| Some(m * 60_000);
+        assert_eq!(keys, vec![minute(0), minute(10), minute(10), minute(60)]);
     }
 }
