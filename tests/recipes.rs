@@ -13,6 +13,7 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
 use sessionlake_testkit::reference::{self, Event, Mode, Rules};
 
 /// The default options of `docs/semantics.md`: a 30-minute gap, sessions of at most a day.
@@ -324,7 +325,7 @@ fn reference_rows(name: &str, sessions: &[Session]) -> Option<Vec<Vec<Cell>>> {
                 [key(day, country), values].concat()
             })
             .collect(),
-        "avg_length" => per_country()
+        "avg_length" | "per_feature_timeouts" => per_country()
             .iter()
             .map(|((day, country), group)| {
                 let average = Cell::Float(total_length_s(group) / group.len() as f64);
@@ -495,7 +496,12 @@ async fn read_lake(ctx: &SessionContext) -> Vec<LakeRow> {
 
 /// The valid sessions of the lake under the default options (gap 30 minutes, max length one
 /// day), assigned by the test kit's naive reference, each with its rows in the contract's order.
-fn reference_sessions(rows: &[LakeRow]) -> Vec<Session<'_>> {
+/// The sessions of `rows` under the recipes' rules, each event's timeout being `timeout(row)`
+/// in milliseconds (`None`: the 30-minute gap).
+fn reference_sessions(
+    rows: &[LakeRow],
+    timeout: impl Fn(&LakeRow) -> Option<i64>,
+) -> Vec<Session<'_>> {
     let events: Vec<Event> = rows
         .iter()
         .enumerate()
@@ -514,7 +520,11 @@ fn reference_sessions(rows: &[LakeRow]) -> Vec<Session<'_>> {
         gap_ms: GAP_MS,
         max_length_ms: Some(MAX_LENGTH_MS),
         inactive_event_types: vec![],
-        event_gaps_ms: BTreeMap::new(),
+        event_gaps_ms: rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| timeout(row).map(|ms| (i as i64, ms)))
+            .collect(),
     };
     let mut by_key: HashMap<(String, i64), Vec<&LakeRow>> = HashMap::new();
     for (row_id, assigned) in reference::sessionize(&events, &rules) {
@@ -614,24 +624,32 @@ async fn every_recipe_matches_the_naive_reference() {
 
     let rows = read_lake(&ctx).await;
     assert!(!rows.is_empty(), "the sample lake has no rows");
-    let sessions = reference_sessions(&rows);
+    let sessions = reference_sessions(&rows, |_| None);
+    // per_feature_timeouts.sql: 30 minutes after a web event, 5 after any other
+    let platform_sessions = reference_sessions(&rows, |row| {
+        Some(match row.platform.as_deref() {
+            Some("web") => 30 * 60_000,
+            _ => 5 * 60_000,
+        })
+    });
 
     let files = recipe_files();
     assert!(!files.is_empty(), "sql/ has no recipe");
     let mut failures = Vec::new();
     for path in &files {
         let name = recipe_name(path);
-        let Some(expected) = reference_rows(&name, &sessions) else {
+        let recipe_sessions = match name.as_str() {
+            "per_feature_timeouts" => &platform_sessions,
+            _ => &sessions,
+        };
+        let Some(expected) = reference_rows(&name, recipe_sessions) else {
             failures.push(format!(
                 "sql/{name}.sql has no reference in tests/recipes.rs: add one"
             ));
             continue;
         };
         let sql = std::fs::read_to_string(path).expect("recipe is readable");
-        let batches = match ctx.sql(&sql).await {
-            Ok(frame) => frame.collect().await,
-            Err(e) => Err(e),
-        };
+        let batches = run_recipe(&ctx, &sql).await;
         match batches {
             Ok(batches) => {
                 let actual = result_rows(&batches);
@@ -645,6 +663,20 @@ async fn every_recipe_matches_the_naive_reference() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Runs a recipe's statements in order (a recipe may first create the view it reads) and
+/// returns the last one's result.
+async fn run_recipe(
+    ctx: &SessionContext,
+    sql: &str,
+) -> datafusion::common::Result<Vec<RecordBatch>> {
+    let mut result = Vec::new();
+    for statement in DFParser::parse_sql(sql)? {
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        result = ctx.execute_logical_plan(plan).await?.collect().await?;
+    }
+    Ok(result)
 }
 
 fn recipe_name(path: &Path) -> String {
