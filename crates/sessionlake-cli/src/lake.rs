@@ -1,12 +1,12 @@
-//! `--lake NAME=URL`: where a lake lives (a local directory or `s3://bucket/prefix/`), and
-//! registering it as a hive-partitioned Parquet table after a quick check that it is there.
+//! `--lake NAME=URL`: a table name and where the lake lives (the engine's [`Location`]: a local
+//! directory or `s3://bucket/prefix/`), registered as a hive-partitioned Parquet table after a
+//! quick check that it is there.
 //!
 //! The check runs before DataFusion sees the lake so that a wrong path, an unreachable S3
 //! endpoint, refused credentials, a missing bucket or an empty prefix each end in one line that
 //! names the URL, instead of DataFusion's retries and nested error chain.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,14 +19,12 @@ use futures::StreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use sessionlake_engine::lake::{
     LakeError, PARQUET_EXTENSION, find_lake_error, one_line, split_version,
 };
+use sessionlake_engine::location::{Location, S3Settings};
 use url::Url;
-
-/// How long connecting to an S3 endpoint may take when `AWS_CONNECT_TIMEOUT` does not say.
-const CONNECT_TIMEOUT: &str = "5s";
 
 /// How long the whole check of an S3 lake may take, credentials included.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,30 +35,7 @@ pub struct LakeArg {
     /// The table name the lake is registered under.
     pub name: String,
     /// Where the lake's files are.
-    pub location: LakeLocation,
-}
-
-/// Where a lake's files are.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LakeLocation {
-    /// A directory on the local file system.
-    Local(PathBuf),
-    /// Objects in an S3 bucket under a key prefix.
-    S3 {
-        /// The bucket name.
-        bucket: String,
-        /// The key prefix: empty for the whole bucket, otherwise ending in `/`.
-        prefix: String,
-    },
-}
-
-impl fmt::Display for LakeLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LakeLocation::Local(path) => write!(f, "{}", path.display()),
-            LakeLocation::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
+    pub location: Location,
 }
 
 impl LakeArg {
@@ -81,63 +56,11 @@ impl LakeArg {
                 "--lake '{text}': table name '{name}' must be letters, digits and '_', not starting with a digit"
             ));
         }
-        let location = location.trim();
-        if location.is_empty() {
-            return Err(format!("--lake '{text}': the path is empty"));
-        }
         Ok(Self {
             name: name.to_string(),
-            location: parse_location(location).map_err(|e| format!("--lake '{text}': {e}"))?,
+            location: Location::parse(location).map_err(|e| format!("--lake '{text}': {e}"))?,
         })
     }
-}
-
-fn parse_location(text: &str) -> Result<LakeLocation, String> {
-    let Some((scheme, rest)) = text.split_once("://") else {
-        return Ok(LakeLocation::Local(PathBuf::from(text)));
-    };
-    if !scheme.eq_ignore_ascii_case("s3") {
-        return Err(format!(
-            "'{scheme}://' lakes are not supported: give a local directory or s3://bucket/prefix/"
-        ));
-    }
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    // S3 bucket names: lowercase letters, digits, '.' and '-' (and '_' in old buckets)
-    let valid_bucket = !bucket.is_empty()
-        && bucket
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
-    if !valid_bucket {
-        return Err(format!(
-            "S3 bucket name '{bucket}' must be lowercase letters, digits, '.' and '-'"
-        ));
-    }
-    let prefix = prefix.trim_matches('/');
-    if prefix.split('/').any(|part| part == "." || part == "..") {
-        return Err(format!(
-            "the S3 prefix '{prefix}' may not contain '.' or '..'"
-        ));
-    }
-    let prefix = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}/")
-    };
-    Ok(LakeLocation::S3 {
-        bucket: bucket.to_string(),
-        prefix,
-    })
-}
-
-/// How S3 lakes are reached: the endpoint override of `--s3-endpoint`; credentials, region and
-/// everything else come from the standard `AWS_*` environment variables
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
-/// `AWS_ENDPOINT_URL`, ...).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct S3Settings {
-    /// An S3-compatible server to use instead of AWS, such as `http://127.0.0.1:9000`; it wins
-    /// over `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_S3`. Plain `http://` is allowed here.
-    pub endpoint: Option<String>,
 }
 
 /// Checks an `--s3-endpoint` value: an `http://` or `https://` URL with a host.
@@ -166,7 +89,7 @@ pub async fn register_lake(
     s3: &S3Settings,
 ) -> Result<(), String> {
     let location = match &lake.location {
-        LakeLocation::Local(path) => {
+        Location::Local(path) => {
             // `DIR@3`: a version of a Delta table, checked as DIR
             let text = path.to_string_lossy();
             let (directory, version) = split_version(&text);
@@ -184,9 +107,9 @@ pub async fn register_lake(
             }
             location
         }
-        LakeLocation::S3 { bucket, prefix } => {
+        Location::S3 { bucket, prefix } => {
             register_s3(ctx, bucket, prefix, s3).await?;
-            lake.location.to_string()
+            lake.location.as_directory()
         }
     };
     let sql = format!(
@@ -226,7 +149,7 @@ async fn register_s3(
     prefix: &str,
     settings: &S3Settings,
 ) -> Result<(), String> {
-    let builder = s3_builder(bucket, settings);
+    let builder = settings.builder(bucket);
     let endpoint = builder
         .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
         .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
@@ -320,7 +243,7 @@ impl ObjectStoreRegistry for StoreRegistry {
         if !url.scheme().eq_ignore_ascii_case("s3") || bucket.is_empty() {
             return self.registered.get_store(url);
         }
-        let store = query_store(s3_builder(bucket, &self.s3)).map_err(|e| {
+        let store = query_store(self.s3.builder(bucket)).map_err(|e| {
             DataFusionError::External(Box::new(LakeError(format!(
                 "s3://{bucket}/: {}",
                 one_line(&e.to_string())
@@ -332,28 +255,6 @@ impl ObjectStoreRegistry for StoreRegistry {
             .register_store(&bucket_url, Arc::clone(&store));
         Ok(store)
     }
-}
-
-/// An S3 client for `bucket` configured from `AWS_*`, with `settings` on top.
-fn s3_builder(bucket: &str, settings: &S3Settings) -> AmazonS3Builder {
-    let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-    if let Some(endpoint) = &settings.endpoint {
-        // AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL in object_store, so set both
-        builder = builder
-            .with_endpoint(endpoint)
-            .with_config(AmazonS3ConfigKey::S3Endpoint, endpoint);
-    }
-    let endpoint = builder
-        .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
-        .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint));
-    if endpoint.is_some_and(|e| e.starts_with("http://")) {
-        builder = builder.with_allow_http(true);
-    }
-    let connect_timeout = AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout);
-    if builder.get_config_value(&connect_timeout).is_none() {
-        builder = builder.with_config(connect_timeout, CONNECT_TIMEOUT);
-    }
-    builder
 }
 
 /// Whether any object under `prefix` is a Parquet file; stops at the first one.
@@ -474,20 +375,13 @@ fn xml_element<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
-    fn s3(bucket: &str, prefix: &str) -> LakeLocation {
-        LakeLocation::S3 {
-            bucket: bucket.into(),
-            prefix: prefix.into(),
-        }
-    }
-
     #[test]
     fn lake_args_parse_and_reject() {
         assert_eq!(
             LakeArg::parse("events=data/sample_lake").unwrap(),
             LakeArg {
                 name: "events".into(),
-                location: LakeLocation::Local(PathBuf::from("data/sample_lake"))
+                location: Location::Local("data/sample_lake".into())
             }
         );
         assert!(
@@ -513,46 +407,16 @@ mod tests {
     }
 
     #[test]
-    fn s3_urls_parse_to_bucket_and_prefix() {
-        let parsed = |text: &str| LakeArg::parse(text).unwrap().location;
-        assert_eq!(parsed("e=s3://bucket"), s3("bucket", ""));
-        assert_eq!(parsed("e=s3://bucket/"), s3("bucket", ""));
-        assert_eq!(parsed("e=s3://bucket/lake"), s3("bucket", "lake/"));
-        assert_eq!(parsed("e=s3://my.bucket-1/a/b/"), s3("my.bucket-1", "a/b/"));
-        assert_eq!(parsed("e=S3://bucket//lake//"), s3("bucket", "lake/"));
-        // the value after the first '=' is the URL, '=' in it included
+    fn the_url_is_the_value_after_the_first_equals_sign() {
+        // the engine's `location` tests cover the URLs themselves
         assert_eq!(
-            parsed("e=s3://bucket/day=2024-01-01/"),
-            s3("bucket", "day=2024-01-01/")
-        );
-        assert_eq!(
-            LakeArg::parse("e=s3://bucket/lake")
+            LakeArg::parse("e=s3://bucket/day=2024-01-01/")
                 .unwrap()
                 .location
-                .to_string(),
-            "s3://bucket/lake/"
+                .as_directory(),
+            "s3://bucket/day=2024-01-01/"
         );
-        assert_eq!(
-            LakeArg::parse("e=s3://bucket")
-                .unwrap()
-                .location
-                .to_string(),
-            "s3://bucket/"
-        );
-    }
-
-    #[test]
-    fn bad_s3_urls_are_rejected() {
-        let error = |text: &str| LakeArg::parse(text).unwrap_err();
-        assert!(
-            error("e=s3://").contains("bucket name ''"),
-            "{}",
-            error("e=s3://")
-        );
-        assert!(error("e=s3:///lake").contains("bucket name ''"));
-        assert!(error("e=s3://My_Bucket/x").contains("bucket name 'My_Bucket'"));
-        assert!(error("e=s3://bucket/a/../b").contains("'..'"));
-        let gs = error("e=gs://bucket/lake");
+        let gs = LakeArg::parse("e=gs://bucket/lake").unwrap_err();
         assert!(gs.contains("'gs://' lakes are not supported"), "{gs}");
         assert!(gs.starts_with("--lake 'e=gs://bucket/lake': "), "{gs}");
     }

@@ -16,6 +16,7 @@ use clap::Parser;
 use datafusion::common::Result;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use sessionlake_engine::location::S3Settings;
 use sessionlake_engine::memory::MemoryBudget;
 
 pub mod args;
@@ -136,8 +137,12 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
         }
         config = config.with_target_partitions(partitions);
     }
-    let s3 = lake::S3Settings {
+    let s3 = S3Settings {
         endpoint: args.s3_endpoint.clone(),
+        region: None,
+        // `--s3-endpoint` and `AWS_ENDPOINT_URL` may be plain http:// (MinIO, moto); allowing
+        // it changes nothing for an https:// endpoint
+        allow_http: true,
     };
     let memory = args.memory_limit.resolve();
     let ctx = match (&args.cluster, connect) {
@@ -159,7 +164,11 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
     };
     for lake in &lakes {
         if let Err(e) = lake::register_lake(&ctx, lake, &s3).await {
-            return usage_error(&format!("--lake {}={}: {e}", lake.name, lake.location));
+            return usage_error(&format!(
+                "--lake {}={}: {e}",
+                lake.name,
+                lake.location.as_directory()
+            ));
         }
     }
 
@@ -263,7 +272,7 @@ fn read_rc(explicit: Option<&Path>) -> Result<Option<(String, Source)>, String> 
 fn new_context(
     config: SessionConfig,
     memory: &MemoryBudget,
-    s3: lake::S3Settings,
+    s3: S3Settings,
 ) -> Result<SessionContext> {
     let runtime = memory.apply(
         RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(lake::StoreRegistry::new(s3))),

@@ -31,6 +31,7 @@ pub mod columns;
 pub mod delta;
 pub mod exec;
 pub mod lake;
+pub mod location;
 pub mod memory;
 pub mod options;
 pub mod output;

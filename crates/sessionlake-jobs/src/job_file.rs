@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use chrono_tz::Tz;
 use serde::Deserialize;
+use sessionlake_engine::location::{Location, S3Settings};
 use sessionlake_engine::{SessionLakeConfig, SessionOptions};
 use sessionlake_functions::time_unit::parse_span;
 
 use crate::error::JobError;
-use crate::location::Location;
 
 /// A validated job.
 #[derive(Debug, Clone)]
@@ -26,8 +26,8 @@ pub struct Job {
     pub sink: Location,
     /// How the sink's tables are written.
     pub sink_format: SinkFormat,
-    /// How to reach S3, for `s3://` locations.
-    pub storage: StorageSettings,
+    /// How to reach S3, for `s3://` locations (`[storage]`).
+    pub storage: S3Settings,
     /// The session rules.
     pub session: SessionSettings,
     /// The sessions table's property columns.
@@ -79,17 +79,6 @@ impl SinkFormat {
             Self::Delta => "delta",
         }
     }
-}
-
-/// S3 connection settings; unset values come from the usual `AWS_*` environment variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StorageSettings {
-    /// An S3-compatible endpoint, such as `http://127.0.0.1:9000`.
-    pub endpoint: Option<String>,
-    /// The region.
-    pub region: Option<String>,
-    /// Allow plain `http://` endpoints.
-    pub allow_http: bool,
 }
 
 /// Validated session rules: the engine's options plus the time zone that defines a day.
@@ -391,8 +380,9 @@ impl Job {
         if name.trim().is_empty() {
             return Err(bad("name", "must not be empty".into()));
         }
-        let source = Location::parse(&file.source.lake, base).map_err(|m| bad("source.lake", m))?;
-        let sink = Location::parse(&file.sink.path, base).map_err(|m| bad("sink.path", m))?;
+        let location = |text: &str| Location::parse(text).and_then(|l| l.relative_to(base));
+        let source = location(&file.source.lake).map_err(|m| bad("source.lake", m))?;
+        let sink = location(&file.sink.path).map_err(|m| bad("sink.path", m))?;
         if source == sink {
             return Err(bad("sink.path", "must differ from source.lake".into()));
         }
@@ -407,12 +397,12 @@ impl Job {
         check_identifier(&partition_column).map_err(|m| bad("source.partition_column", m))?;
 
         let storage = match file.storage {
-            Some(s) => StorageSettings {
+            Some(s) => S3Settings {
                 endpoint: s.endpoint,
                 region: s.region,
                 allow_http: s.allow_http,
             },
-            None => StorageSettings::default(),
+            None => S3Settings::default(),
         };
 
         let session = validate_session(file.session).map_err(|(key, m)| bad(key, m))?;
