@@ -82,18 +82,15 @@ pub struct Args {
     pub memory_limit: MemoryLimit,
 
     /// A subcommand instead of SQL.
-    #[cfg(any(feature = "jobs", feature = "import"))]
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 /// Subcommands.
-#[cfg(any(feature = "jobs", feature = "import"))]
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Scheduled lake jobs: `sessionlake job run JOB.toml [--date D | --from D --to D]`.
-    #[cfg(feature = "jobs")]
-    Job(sessionlake_jobs::cli::JobArgs),
+    Job(crate::job::JobArgs),
     /// Event exports into a Parquet lake: `sessionlake import amplitude INPUT --out LAKE
     /// [--skip-bad-lines]`.
     #[cfg(feature = "import")]

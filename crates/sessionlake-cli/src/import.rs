@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use sessionlake_import::{ErrorKind, ImportOptions, Progress, import_amplitude};
+use sessionlake_import::{ImportOptions, Progress, import_amplitude};
 
-use crate::{EXIT_OK, EXIT_QUERY, EXIT_USAGE};
+use crate::exit_code;
 
 /// `sessionlake import ...`: event exports into a Parquet lake.
 #[derive(Debug, Clone, Args)]
@@ -44,14 +44,6 @@ pub struct AmplitudeArgs {
     pub skip_bad_lines: bool,
 }
 
-/// The exit code of each kind of import error.
-fn exit_code(kind: ErrorKind) -> u8 {
-    match kind {
-        ErrorKind::Input => EXIT_USAGE,
-        ErrorKind::BadData | ErrorKind::Output => EXIT_QUERY,
-    }
-}
-
 /// Runs an import; prints the summary line (or the error) on stderr and returns the exit code.
 pub fn run(args: ImportArgs) -> u8 {
     match args.source {
@@ -75,27 +67,20 @@ fn run_amplitude(args: &AmplitudeArgs) -> u8 {
     match result {
         Ok(summary) => {
             eprintln!("{summary}");
-            EXIT_OK
+            exit_code::OK
         }
         Err(e) => {
             eprintln!("sessionlake import amplitude: {e}");
-            exit_code(e.kind())
+            exit_code::of_import_error(e.kind())
         }
     }
 }
 
 /// A bar over the export's compressed bytes, when stderr is a terminal.
 fn progress_bar() -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({elapsed})")
-    {
-        bar.set_style(style);
-    }
-    Some(bar)
+    std::io::stderr()
+        .is_terminal()
+        .then(|| crate::progress::bar("{bar:40} {bytes}/{total_bytes} {msg} ({elapsed})"))
 }
 
 fn show(bar: &indicatif::ProgressBar, progress: Progress) {

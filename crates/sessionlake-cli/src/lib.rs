@@ -1,14 +1,13 @@
 //! The sessionlake command line as a library: [`main`] parses the arguments, validates them,
 //! runs the SQL and returns the process exit code; the binary's `main` only calls it.
 //!
-//! Exit codes: [`EXIT_OK`] (also when stdout is closed early, as by `| head`), [`EXIT_QUERY`]
-//! when a statement fails, [`EXIT_USAGE`] for bad arguments. Results go to stdout; errors and
-//! the `N rows in X s` lines go to stderr.
+//! Exit codes are in one table, [`exit_code`]: the SQL shell ends with [`exit_code::OK`] (also
+//! when stdout is closed early, as by `| head`), [`exit_code::FAILED`] when a statement fails,
+//! [`exit_code::USAGE`] for bad arguments; `job run` uses the whole table. Results go to stdout;
+//! errors and the `N rows in X s` lines go to stderr.
 
-use std::future::Future;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -20,10 +19,13 @@ use sessionlake_engine::location::S3Settings;
 use sessionlake_engine::memory::MemoryBudget;
 
 pub mod args;
+pub mod cluster;
 pub mod command;
 pub mod editor;
+pub mod exit_code;
 #[cfg(feature = "import")]
 pub mod import;
+pub mod job;
 pub mod lake;
 pub mod print;
 pub mod progress;
@@ -32,39 +34,32 @@ pub mod script;
 pub mod shell;
 
 use args::{Args, OutputFormat};
+pub use cluster::ClusterConnect;
 use lake::LakeArg;
 use shell::{Failure, Flow, PrintOptions, Shell, Sink, Source};
-
-/// Success, including a closed stdout.
-pub const EXIT_OK: u8 = 0;
-/// A statement failed: bad SQL, a missing table, bad data.
-pub const EXIT_QUERY: u8 = 1;
-/// The command line was wrong.
-pub const EXIT_USAGE: u8 = 2;
-
-/// Connects to a cluster: given the `--cluster` URL, a context whose queries run there, with
-/// sessionlake registered. Builds that can run on a cluster pass one to [`main_with_cluster`].
-pub type ClusterConnect =
-    fn(String) -> Pin<Box<dyn Future<Output = Result<SessionContext, String>> + Send>>;
 
 /// Runs the command line given in `std::env::args` and returns the exit code.
 pub async fn main() -> ExitCode {
     main_with_cluster(None).await
 }
 
+/// Runs the `sessionlake-job` command line given in `std::env::args` (`sessionlake job ...`
+/// without the SQL shell and `--cluster`) and returns the exit code.
+pub async fn job_main() -> ExitCode {
+    match parse_args::<job::JobMain>() {
+        Ok(args) => ExitCode::from(job::run(args.into(), None, None).await),
+        Err(code) => code,
+    }
+}
+
 /// [`main`] for a build that can also run queries on a cluster (`--cluster`) through `connect`.
 pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
-    let args = match Args::try_parse() {
+    let args = match parse_args::<Args>() {
         Ok(args) => args,
-        Err(e) => {
-            // clap prints help and version on stdout with success, mistakes on stderr
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
-        }
+        Err(code) => return code,
     };
-    #[cfg(feature = "jobs")]
     if let Some(args::Command::Job(job)) = &args.command {
-        return ExitCode::from(run_job(job.clone(), args.cluster.as_deref(), connect).await);
+        return ExitCode::from(job::run(job.clone(), args.cluster.as_deref(), connect).await);
     }
     #[cfg(feature = "import")]
     if let Some(args::Command::Import(import)) = &args.command {
@@ -73,31 +68,17 @@ pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
     ExitCode::from(run(args, connect).await)
 }
 
-/// Runs `sessionlake job ...`, on the cluster `--cluster` names when given (through
-/// `connect`); returns the exit code.
-#[cfg(feature = "jobs")]
-async fn run_job(
-    job: sessionlake_jobs::cli::JobArgs,
-    cluster: Option<&str>,
-    connect: Option<ClusterConnect>,
-) -> u8 {
-    let cluster = match (cluster, connect) {
-        (None, _) => None,
-        (Some(url), Some(connect)) => {
-            // a first context checks the URL before the job starts; each read window of the
-            // run then makes its own
-            if let Err(message) = connect(url.to_string()).await {
-                eprintln!("sessionlake: --cluster {url}: {message}");
-                return EXIT_QUERY;
-            }
-            let target = url.to_string();
-            let connect_job: sessionlake_jobs::cluster::ConnectCluster =
-                Arc::new(move || connect(target.clone()));
-            Some(sessionlake_jobs::Cluster::new(url, connect_job))
-        }
-        (Some(_), None) => return cluster_needs_the_cluster_build(),
-    };
-    sessionlake_jobs::cli::run(job, cluster).await
+/// The arguments in `std::env::args`, or the exit code once clap has printed help or the
+/// version (on stdout, success) or the mistake (on stderr, usage).
+fn parse_args<P: Parser>() -> std::result::Result<P, ExitCode> {
+    P::try_parse().map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(if e.use_stderr() {
+            exit_code::USAGE
+        } else {
+            exit_code::OK
+        })
+    })
 }
 
 /// Runs parsed arguments; returns the exit code. `connect` serves `--cluster`.
@@ -150,17 +131,17 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
             Ok(ctx) => ctx,
             Err(e) => {
                 eprintln!("Error: {}", e.strip_backtrace());
-                return EXIT_QUERY;
+                return exit_code::FAILED;
             }
         },
         (Some(url), Some(connect)) => match connect(url.clone()).await {
             Ok(ctx) => ctx,
             Err(message) => {
                 eprintln!("sessionlake: --cluster {url}: {message}");
-                return EXIT_QUERY;
+                return exit_code::FAILED;
             }
         },
-        (Some(_), None) => return cluster_needs_the_cluster_build(),
+        (Some(_), None) => return cluster::needs_the_cluster_build(),
     };
     for lake in &lakes {
         if let Err(e) = lake::register_lake(&ctx, lake, &s3).await {
@@ -187,11 +168,11 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
         |key| std::env::var(key).ok(),
     );
     let code = run_all(&mut shell, rc, scripts, colour).await;
-    if code != EXIT_OK {
+    if code != exit_code::OK {
         return code;
     }
     match shell.finish() {
-        Ok(()) => EXIT_OK,
+        Ok(()) => exit_code::OK,
         Err(failure) => report(failure),
     }
 }
@@ -206,7 +187,7 @@ async fn run_all(
     if let Some((text, source)) = rc {
         match shell.run_script(&text, &source).await {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Quit) => return EXIT_OK,
+            Ok(Flow::Quit) => return exit_code::OK,
             Err(failure) => return report(failure),
         }
     }
@@ -220,31 +201,23 @@ async fn run_all(
             Err(failure) => return report(failure),
         }
     }
-    EXIT_OK
+    exit_code::OK
 }
 
 /// Prints a failure and gives its exit code.
 fn report(failure: Failure) -> u8 {
     match failure {
-        Failure::BrokenPipe => EXIT_OK,
+        Failure::BrokenPipe => exit_code::OK,
         Failure::Error(message) => {
             eprintln!("Error: {message}");
-            EXIT_QUERY
+            exit_code::FAILED
         }
     }
 }
 
 fn usage_error(message: &str) -> u8 {
     eprintln!("sessionlake: {message}");
-    EXIT_USAGE
-}
-
-/// `--cluster` given to a build that has no cluster client.
-fn cluster_needs_the_cluster_build() -> u8 {
-    usage_error(
-        "--cluster: this build runs queries in this process; the cluster-enabled build of the \
-         same command line is `sessionlake-ballista` (crates/sessionlake-ballista)",
-    )
+    exit_code::USAGE
 }
 
 /// The rc file's text: the `-r` file (which must exist), else `~/.sessionlakerc` if it exists.

@@ -1,5 +1,6 @@
-//! The progress line of a long query: rows scanned so far and the time elapsed, redrawn on
-//! stderr while the query runs, and erased when it ends. Shown only when stderr is a terminal.
+//! Progress on stderr: the line of a long query (rows scanned so far and the time elapsed,
+//! redrawn while the query runs and erased when it ends, shown only when stderr is a terminal),
+//! and the bars of `import` and `job run`.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -50,6 +51,16 @@ impl Drop for Progress {
             let _ = write!(std::io::stderr(), "\r\x1b[2K");
         }
     }
+}
+
+/// A progress bar on stderr drawn with `template` (indicatif's syntax), empty until its length
+/// is set.
+pub fn bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// The rows produced so far by the leaves of `plan` (the scans). The metrics are live counters

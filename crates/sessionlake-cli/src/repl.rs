@@ -45,7 +45,7 @@ pub async fn run(shell: &mut Shell, colour: bool) -> u8 {
         Ok(editor) => editor,
         Err(e) => {
             eprintln!("sessionlake: cannot start the line editor: {e}");
-            return crate::EXIT_USAGE;
+            return crate::exit_code::USAGE;
         }
     };
     let helper = SqlHelper::new(shell.ctx.clone(), colour);
@@ -125,5 +125,5 @@ pub async fn run(shell: &mut Shell, colour: bool) -> u8 {
         }
     }
     let _ = std::io::stdout().flush();
-    crate::EXIT_OK
+    crate::exit_code::OK
 }

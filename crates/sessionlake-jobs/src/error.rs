@@ -1,45 +1,21 @@
-//! One error type for a job run, whose kind maps to the exit code a scheduler acts on.
+//! One error type for a job run, whose kind the command line maps to the exit code a scheduler
+//! acts on.
 
 use std::fmt;
 
-/// Everything went through and no alert tripped.
-pub const EXIT_OK: u8 = 0;
-/// The run failed for a reason that is none of the others (a bug, a full disk, ...).
-pub const EXIT_FAILED: u8 = 1;
-/// The command line was wrong.
-pub const EXIT_USAGE: u8 = 2;
-/// The run committed its outputs and at least one alert tripped on a day it rewrote.
-pub const EXIT_ALERT: u8 = 3;
-/// The input data is bad: a corrupt Parquet file, a schema that changed, a missing partition.
-pub const EXIT_DATA: u8 = 65;
-/// Transient: another run of the job committed first, or the store did not answer; retry.
-pub const EXIT_TRANSIENT: u8 = 75;
-/// The job file is wrong: unknown key, wrong type, invalid value.
-pub const EXIT_CONFIG: u8 = 78;
-
-/// What went wrong, as a scheduler needs to know it.
+/// What went wrong, as a scheduler needs to know it: each kind is an exit code of `sessionlake
+/// job run` (the command line's table, `sessionlake_cli::exit_code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// The job file (exit 78).
+    /// The job file is wrong: unknown key, wrong type, invalid value.
     Config,
-    /// The input data (exit 65).
+    /// The input data is bad: a corrupt Parquet file, a schema that changed, a missing
+    /// partition.
     Data,
-    /// Worth retrying: a lost commit race or an unreachable store (exit 75).
+    /// Worth retrying: another run of the job committed first, or the store did not answer.
     Transient,
-    /// Anything else (exit 1).
+    /// Anything else (a bug, a full disk, ...).
     Failed,
-}
-
-impl ErrorKind {
-    /// The process exit code of this kind.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Self::Config => EXIT_CONFIG,
-            Self::Data => EXIT_DATA,
-            Self::Transient => EXIT_TRANSIENT,
-            Self::Failed => EXIT_FAILED,
-        }
-    }
 }
 
 /// A job error: a kind and a one-line message naming the file, key or column at fault.
@@ -84,11 +60,6 @@ impl JobError {
             kind: self.kind,
             message: format!("{context}: {}", self.message),
         }
-    }
-
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        self.kind.exit_code()
     }
 }
 

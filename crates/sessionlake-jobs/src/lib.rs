@@ -10,7 +10,7 @@
 //! let options = RunOptions {
 //!     dates: Dates::Pending,
 //!     dry_run: false,
-//!     progress: false,
+//!     progress: None,
 //!     full: false,
 //!     cluster: None,
 //! };
@@ -21,10 +21,11 @@
 //! ```
 //!
 //! The job file, the incremental rule and the commit protocol are described in `docs/jobs.md`.
+//! This crate has no command line: `sessionlake job run` (flags, logs, the progress bar drawn
+//! from [`RunOptions::progress`], exit codes from [`ErrorKind`]) is `sessionlake-cli`'s.
 
 pub mod alerts;
 pub mod checkpoint;
-pub mod cli;
 pub mod cluster;
 pub mod compute;
 #[cfg(feature = "delta")]
@@ -36,16 +37,15 @@ pub mod job_file;
 pub mod lake;
 pub mod location;
 pub mod manifest;
+pub mod progress;
 pub mod reader;
 pub mod runner;
 pub mod window;
 
 pub use cluster::Cluster;
-pub use error::{
-    EXIT_ALERT, EXIT_CONFIG, EXIT_DATA, EXIT_FAILED, EXIT_OK, EXIT_TRANSIENT, EXIT_USAGE,
-    ErrorKind, JobError,
-};
+pub use error::{ErrorKind, JobError};
 pub use job_file::Job;
 pub use manifest::{Manifest, read_current};
+pub use progress::{OnProgress, Progress};
 pub use reader::{current_files, register_outputs};
 pub use runner::{Dates, RunOptions, RunSummary, run_job};

@@ -24,6 +24,7 @@ use crate::job_file::{ExportFormat, Job, SinkFormat};
 use crate::lake::{self, Partition};
 use crate::location::Place;
 use crate::manifest::{self, Manifest, RUNS_DIR};
+use crate::progress::{OnProgress, Reporter};
 use crate::window::{self, Spans};
 
 /// The sessions table's name in the manifest.
@@ -52,8 +53,8 @@ pub struct RunOptions {
     pub dates: Dates,
     /// Compute and report, write nothing.
     pub dry_run: bool,
-    /// Show a progress bar on stderr.
-    pub progress: bool,
+    /// Where the run reports its progress, if anywhere.
+    pub progress: Option<OnProgress>,
     /// Recompute every output day from the whole lake, whatever changed.
     pub full: bool,
     /// Read the lake and sessionize it on this cluster instead of in this process; the rest of
@@ -141,49 +142,10 @@ impl RunSummary {
     }
 }
 
-/// A progress bar on stderr, or nothing.
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    fn new(enabled: bool) -> Self {
-        if !enabled {
-            return Self(None);
-        }
-        let bar = indicatif::ProgressBar::new(0);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-        ) {
-            bar.set_style(style);
-        }
-        Self(Some(bar))
-    }
-
-    fn add(&self, steps: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc_length(steps);
-        }
-    }
-
-    fn step(&self, message: impl Into<String>) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(message.into());
-            bar.inc(1);
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 /// Runs `job` once: `run_job(job, dates, dry_run)` of the issue, with a progress option.
 pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobError> {
     let started = Instant::now();
-    let progress = Progress::new(options.progress);
+    let progress = Reporter::new(options.progress.as_ref());
     let mut summary = RunSummary {
         job: job.name.clone(),
         source: job.source.to_string(),
@@ -451,7 +413,7 @@ async fn read_source(
     source: &Place,
     current: Option<&Manifest>,
     summary: &mut RunSummary,
-    progress: &Progress,
+    progress: &Reporter<'_>,
 ) -> Result<Option<SourceRead>, JobError> {
     #[cfg(feature = "delta")]
     if sessionlake_engine::delta::is_delta_table(source.store.as_ref(), &source.prefix)
@@ -656,7 +618,7 @@ async fn read_delta_source(
     source: &Place,
     current: Option<&Manifest>,
     summary: &mut RunSummary,
-    progress: &Progress,
+    progress: &Reporter<'_>,
 ) -> Result<Option<SourceRead>, JobError> {
     use sessionlake_engine::delta::{DeltaVersion, latest_version, open_delta_table};
 

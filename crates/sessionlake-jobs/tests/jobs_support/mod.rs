@@ -1,5 +1,6 @@
 //! Shared helpers of the job tests: generated lakes, job files, and a snapshot of every
-//! committed output read through the manifest.
+//! committed output read through the manifest. The tests that run the `sessionlake-job` binary
+//! (in `sessionlake-cli`, which builds it) use them too, with `tests/job_binary` of that crate.
 
 #![allow(dead_code)]
 // each test binary uses a different subset
@@ -9,8 +10,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
@@ -123,7 +122,7 @@ pub fn options(dates: Dates, full: bool) -> RunOptions {
     RunOptions {
         dates,
         dry_run: false,
-        progress: false,
+        progress: None,
         full,
         cluster: None,
     }
@@ -263,61 +262,6 @@ pub async fn assert_no_garbage(job: &Job) {
                 "{table}/{name} is garbage: no manifest's run"
             );
         }
-    }
-}
-
-/// The job runner binary of this crate (`sessionlake-job run JOB.toml` is `sessionlake job run
-/// JOB.toml`); only this branch builds it, so a shared build directory cannot swap it.
-pub const BINARY: &str = env!("CARGO_BIN_EXE_sessionlake-job");
-
-pub fn spawn(job_file: &Path, env: &[(&str, String)]) -> Child {
-    let mut command = Command::new(BINARY);
-    command
-        .arg("run")
-        .arg(job_file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.spawn().unwrap()
-}
-
-pub fn finish(child: Child) -> (i32, String) {
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Waits until `count` processes have reached the barrier `barrier`.
-pub fn wait_reached(barrier: &Path, count: usize) {
-    let dir = barrier.parent().unwrap();
-    let prefix = format!(
-        "{}.reached.",
-        barrier.file_name().unwrap().to_str().unwrap()
-    );
-    let started = Instant::now();
-    loop {
-        let reached = fs::read_dir(dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(&prefix)
-            })
-            .count();
-        if reached >= count {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "nobody reached {barrier:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

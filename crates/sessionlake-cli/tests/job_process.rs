@@ -6,6 +6,8 @@
 // helpers of tests, outside `#[test]` functions: a panic there is a failing test
 #![allow(clippy::unwrap_used)]
 
+mod job_binary;
+#[path = "../../sessionlake-jobs/tests/jobs_support/mod.rs"]
 mod jobs_support;
 
 use std::collections::BTreeMap;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use job_binary::*;
 use jobs_support::*;
 use sessionlake_jobs::{Dates, Job};
 

@@ -1,16 +1,22 @@
-//! `sessionlake job run JOB.toml [--date D | --from D --to D] [--dry-run] [--log-format F]`:
-//! the clap arguments and the function that runs them and returns the exit code.
+//! `sessionlake job run JOB.toml [--date D | --from D --to D] [--dry-run] [--full]
+//! [--log-format F]`: the clap arguments, the logs, the progress bar and the exit code of a lake
+//! job run; the work is `sessionlake_jobs`'. Also the arguments of the `sessionlake-job` binary,
+//! the same command without the SQL shell.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::ProgressBar;
+use sessionlake_jobs::cluster::ConnectCluster;
+use sessionlake_jobs::{
+    Cluster, Dates, Job, OnProgress, Progress, RunOptions, RunSummary, alerts, run_job,
+};
 
-use crate::cluster::Cluster;
-use crate::error::{EXIT_ALERT, EXIT_OK, EXIT_USAGE};
-use crate::job_file::Job;
-use crate::runner::{Dates, RunOptions, RunSummary, run_job};
+use crate::cluster::{self, ClusterConnect};
+use crate::exit_code;
 
 /// `sessionlake job ...`: scheduled lake jobs.
 #[derive(Debug, Clone, Args)]
@@ -70,9 +76,47 @@ pub enum LogFormat {
     Json,
 }
 
-/// Runs `sessionlake job ...` and returns the process exit code; with a `cluster`, the runs
-/// sessionize on it (`--cluster`).
-pub async fn run(args: JobArgs, cluster: Option<Cluster>) -> u8 {
+/// The `sessionlake-job` binary's arguments: `sessionlake-job run JOB.toml ...` is
+/// `sessionlake job run JOB.toml ...` (without `--cluster`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "sessionlake-job",
+    version,
+    about = "Scheduled sessionlake jobs: incremental sessions and daily metrics tables, alerts \
+             and cohort exports, committed atomically on disk or S3",
+    long_about = None
+)]
+pub(crate) struct JobMain {
+    #[command(subcommand)]
+    command: JobCommand,
+}
+
+impl From<JobMain> for JobArgs {
+    fn from(main: JobMain) -> Self {
+        Self {
+            command: main.command,
+        }
+    }
+}
+
+/// Runs `sessionlake job ...`, sessionizing on the cluster `--cluster` names when given
+/// (through `connect`); returns the exit code.
+pub async fn run(args: JobArgs, cluster: Option<&str>, connect: Option<ClusterConnect>) -> u8 {
+    let cluster = match (cluster, connect) {
+        (None, _) => None,
+        (Some(url), Some(connect)) => {
+            // a first context checks the URL before the job starts; each read window of the
+            // run then makes its own
+            if let Err(message) = connect(url.to_string()).await {
+                eprintln!("sessionlake: --cluster {url}: {message}");
+                return exit_code::FAILED;
+            }
+            let target = url.to_string();
+            let connect_job: ConnectCluster = Arc::new(move || connect(target.clone()));
+            Some(Cluster::new(url, connect_job))
+        }
+        (Some(_), None) => return cluster::needs_the_cluster_build(),
+    };
     match args.command {
         JobCommand::Run(run) => run_command(run, cluster).await,
     }
@@ -80,8 +124,9 @@ pub async fn run(args: JobArgs, cluster: Option<Cluster>) -> u8 {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
+    // the run's own events come from the jobs crate; the summary's and the webhook's from here
     let filter = EnvFilter::try_from_env("SESSIONLAKE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,sessionlake_jobs=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,sessionlake_jobs=info,sessionlake_cli=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -96,14 +141,14 @@ fn init_logging(format: LogFormat) {
 
 /// Runs `sessionlake job run ...` (sessionizing on `cluster` if given) and returns the exit
 /// code.
-pub async fn run_command(args: RunArgs, cluster: Option<Cluster>) -> u8 {
+async fn run_command(args: RunArgs, cluster: Option<Cluster>) -> u8 {
     init_logging(args.log_format);
     let dates = match (args.date, args.from, args.to) {
         (Some(d), None, None) => Dates::Range(d, d),
         (None, Some(from), Some(to)) if from <= to => Dates::Range(from, to),
         (None, Some(from), Some(to)) => {
             eprintln!("sessionlake job run: --from {from} is after --to {to}");
-            return EXIT_USAGE;
+            return exit_code::USAGE;
         }
         _ => Dates::Pending,
     };
@@ -112,24 +157,43 @@ pub async fn run_command(args: RunArgs, cluster: Option<Cluster>) -> u8 {
         Err(e) => {
             tracing::error!(error = %e, "bad job file");
             eprintln!("sessionlake job run: {e}");
-            return e.exit_code();
+            return exit_code::of_job_error(e.kind);
         }
     };
+    // a bar on a terminal; JSON logs are for machines, and a bar would break their lines
+    let bar = (std::io::stderr().is_terminal() && args.log_format == LogFormat::Text)
+        .then(|| crate::progress::bar("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}"));
     let options = RunOptions {
         dates,
         dry_run: args.dry_run,
         full: args.full,
-        progress: std::io::stderr().is_terminal() && args.log_format == LogFormat::Text,
+        progress: bar.clone().map(draw_on),
         cluster,
     };
-    match run_job(&job, &options).await {
+    let result = run_job(&job, &options).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match result {
         Ok(summary) => report(&job, &summary).await,
         Err(e) => {
-            tracing::error!(job = %job.name, error = %e, exit_code = e.exit_code(), "run failed");
+            let code = exit_code::of_job_error(e.kind);
+            tracing::error!(job = %job.name, error = %e, exit_code = code, "run failed");
             eprintln!("sessionlake job run: {e}");
-            e.exit_code()
+            code
         }
     }
+}
+
+/// The callback that draws a run's progress on `bar`.
+fn draw_on(bar: ProgressBar) -> OnProgress {
+    OnProgress::new(move |progress| match progress {
+        Progress::Planned(steps) => bar.inc_length(steps),
+        Progress::Done(step) => {
+            bar.set_message(step);
+            bar.inc(1);
+        }
+    })
 }
 
 /// Prints the alerts and the summary line, posts the webhook; returns the exit code.
@@ -141,7 +205,7 @@ async fn report(job: &Job, summary: &RunSummary) -> u8 {
         && summary.status == "committed"
         && let Some(url) = &job.webhook
     {
-        match crate::alerts::post_webhook(url, &job.name, &summary.alerts).await {
+        match alerts::post_webhook(url, &job.name, &summary.alerts).await {
             Ok(()) => tracing::info!(url = %url, alerts = summary.alerts.len(), "alerts posted"),
             Err(e) => {
                 tracing::error!(error = %e, "alert webhook failed");
@@ -161,8 +225,8 @@ async fn report(job: &Job, summary: &RunSummary) -> u8 {
     );
     eprintln!("{}", summary.one_line());
     if summary.alerts.is_empty() {
-        EXIT_OK
+        exit_code::OK
     } else {
-        EXIT_ALERT
+        exit_code::ALERT
     }
 }

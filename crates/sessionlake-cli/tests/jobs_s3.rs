@@ -6,6 +6,8 @@
 // helpers of tests, outside `#[test]` functions: a panic there is a failing test
 #![allow(clippy::unwrap_used)]
 
+mod job_binary;
+#[path = "../../sessionlake-jobs/tests/jobs_support/mod.rs"]
 mod jobs_support;
 
 use std::fs;
@@ -13,6 +15,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use job_binary::*;
 use jobs_support::*;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;

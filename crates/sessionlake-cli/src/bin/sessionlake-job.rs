@@ -1,0 +1,10 @@
+//! `sessionlake-job`: the job runner without the SQL shell, for schedulers and containers that
+//! only run jobs. `sessionlake-job run JOB.toml ...` is `sessionlake job run JOB.toml ...`;
+//! everything is in `sessionlake_cli`.
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    sessionlake_cli::job_main().await
+}
