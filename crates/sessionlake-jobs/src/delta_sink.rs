@@ -58,8 +58,7 @@ use url::Url;
 use crate::error::{JobError, from_store};
 use crate::lake;
 use crate::location::Place;
-use crate::manifest::{self, Manifest, RUNS_DIR};
-use crate::runner::{ALERTS_TABLE, METRICS_TABLE, SESSIONS_TABLE};
+use crate::manifest::{self, ALERTS_TABLE, METRICS_TABLE, Manifest, RUNS_DIR, SESSIONS_TABLE};
 
 /// The tables a Delta sink holds as Delta tables, in the order they are published. Cohort
 /// exports stay files (CSV or Parquet) under `runs/`.

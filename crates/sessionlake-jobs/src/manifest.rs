@@ -27,6 +27,14 @@ pub const MANIFEST_DIR: &str = "_manifests";
 pub const RUNS_DIR: &str = "runs";
 /// The directory of the per-table listings under the sink.
 pub const CURRENT_DIR: &str = "_current";
+/// The sessions table's name in the manifest.
+pub const SESSIONS_TABLE: &str = "sessions";
+/// The daily metrics table's name in the manifest.
+pub const METRICS_TABLE: &str = "daily_metrics";
+/// The alerts table's name in the manifest.
+pub const ALERTS_TABLE: &str = "alerts";
+/// The partition key of an unpartitioned table in the manifest.
+pub const WHOLE_TABLE: &str = "all";
 
 /// One committed state of a job's outputs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,18 +23,11 @@ use crate::exports;
 use crate::job_file::{ExportFormat, Job, SinkFormat};
 use crate::lake::{self, Partition};
 use crate::location::Place;
-use crate::manifest::{self, Manifest, RUNS_DIR};
+use crate::manifest::{
+    self, ALERTS_TABLE, METRICS_TABLE, Manifest, RUNS_DIR, SESSIONS_TABLE, WHOLE_TABLE,
+};
 use crate::progress::{OnProgress, Reporter};
 use crate::window::{self, Spans};
-
-/// The sessions table's name in the manifest.
-pub const SESSIONS_TABLE: &str = "sessions";
-/// The daily metrics table's name in the manifest.
-pub const METRICS_TABLE: &str = "daily_metrics";
-/// The alerts table's name in the manifest.
-pub const ALERTS_TABLE: &str = "alerts";
-/// The partition key of an unpartitioned table in the manifest.
-pub const WHOLE_TABLE: &str = "all";
 
 /// Which source partitions a run processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
