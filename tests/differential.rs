@@ -121,6 +121,7 @@ impl Case {
                 max_length_ms,
                 inactive_event_types: inactive.iter().map(|s| s.to_string()).collect(),
                 event_gaps_ms: BTreeMap::new(),
+                reported: None,
             },
             options: arguments,
             set_statements,
@@ -323,6 +324,10 @@ fn engine_sessions(batches: &[RecordBatch]) -> Vec<SessionRow> {
         };
         let firsts = optional_strings("first_event_type");
         let lasts = optional_strings("last_event_type");
+        let reported = match batch.column_by_name("reported_duration_ms") {
+            Some(array) => millis_or_ints(array),
+            None => vec![None; batch.num_rows()],
+        };
         for i in 0..batch.num_rows() {
             let required = |v: &Option<i64>, what: &str| v.unwrap_or_else(|| panic!("{what} NULL"));
             rows.push(SessionRow {
@@ -334,6 +339,7 @@ fn engine_sessions(batches: &[RecordBatch]) -> Vec<SessionRow> {
                 event_count: required(&counts[i], "event_count"),
                 first_event_type: firsts[i].clone().expect("first_event_type"),
                 last_event_type: lasts[i].clone().expect("last_event_type"),
+                reported_duration_ms: reported[i],
             });
         }
     }
@@ -603,6 +609,25 @@ async fn encodings_match_reference() {
     }
 }
 
+/// `batch` with the column `name` replaced by `values` (nullable), or added last if it has none.
+fn with_column(batch: &RecordBatch, name: &str, values: ArrayRef) -> RecordBatch {
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = batch.columns().to_vec();
+    let field = Field::new(name, values.data_type().clone(), true);
+    match schema.index_of(name) {
+        Ok(i) => {
+            fields[i] = field;
+            columns[i] = values;
+        }
+        Err(_) => {
+            fields.push(field);
+            columns.push(values);
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
+}
+
 /// Per-event timeouts: random cases (every mode) with a `gap` column naming each event's
 /// timeout, NULL for about a third (the case's gap then applies), as integer milliseconds or
 /// as an interval, at 1, 2 and 8 partitions, against the reference's per-event rule.
@@ -643,20 +668,50 @@ async fn per_event_gaps_match_reference() {
                     .collect::<Vec<_>>(),
             ))
         };
-        let mut fields: Vec<Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(Field::new("gap", gap_column.data_type().clone(), true));
-        let mut columns = batch.columns().to_vec();
-        columns.push(gap_column);
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        let batch = with_column(&batch, "gap", gap_column);
         let partitions = [1, 2, 8][seed as usize % 3];
         let input = shuffled_partitions(&batch, partitions, &mut rng);
         let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
         check_case(&ctx, &case, "per-event gaps").await;
+    }
+}
+
+/// Reported durations: random cases (every mode and maximum length) with a `reported_ms`
+/// column, NULL for about a third, and `reported_duration` naming one of the event types, at
+/// 1, 2 and 8 partitions, against the reference's largest value per session.
+#[tokio::test]
+async fn reported_durations_match_reference() {
+    for seed in 0..case_count(300) {
+        let mut case = Case::new(70_000 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<Option<i64>> = case
+            .events
+            .iter()
+            .map(|_| {
+                rng.random_bool(0.66)
+                    .then(|| rng.random_range(0..3_600_000))
+            })
+            .collect();
+        let types: Vec<&str> = case.events.iter().map(|e| e.event_type.as_str()).collect();
+        let Some(&event_type) = types.choose(&mut rng) else {
+            continue;
+        };
+        let event_type = event_type.to_string();
+        let reported = case
+            .events
+            .iter()
+            .zip(&values)
+            .filter_map(|(event, value)| value.map(|v| (event.row_id, v)))
+            .collect();
+        case.rules.reported = Some((event_type.clone(), reported));
+        case.options
+            .push(format!("reported_duration={event_type}.reported_ms"));
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let batch = with_column(&batch, "reported_ms", Arc::new(Int64Array::from(values)));
+        let partitions = [1, 2, 8][seed as usize % 3];
+        let input = shuffled_partitions(&batch, partitions, &mut rng);
+        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
+        check_case(&ctx, &case, "reported durations").await;
     }
 }
 
@@ -691,17 +746,7 @@ async fn string_session_ids_match_reference() {
         let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
         let data_type = &encodings[seed as usize % encodings.len()];
         let ids = cast(&StringArray::from(texts.clone()), data_type).expect("cast");
-        let column = batch.schema().index_of("session_id").expect("session_id");
-        let mut fields: Vec<Field> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields[column] = Field::new("session_id", data_type.clone(), true);
-        let mut columns = batch.columns().to_vec();
-        columns[column] = ids;
-        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch");
+        let batch = with_column(&batch, "session_id", ids);
         for (event, text) in case.events.iter_mut().zip(&texts) {
             event.session_id = reference::string_session_id(text.as_deref());
         }
@@ -1098,6 +1143,7 @@ async fn many_sessions_tied_on_start_are_indexed_by_session_id() {
             max_length_ms: None,
             inactive_event_types: vec![],
             event_gaps_ms: BTreeMap::new(),
+            reported: None,
         },
         options: vec!["mode=instrumented_gap".into(), "max_length=none".into()],
         set_statements: vec![],

@@ -525,6 +525,7 @@ fn reference_sessions(
             .enumerate()
             .filter_map(|(i, row)| timeout(row).map(|ms| (i as i64, ms)))
             .collect(),
+        reported: None,
     };
     let mut by_key: HashMap<(String, i64), Vec<&LakeRow>> = HashMap::new();
     for (row_id, assigned) in reference::sessionize(&events, &rules) {

@@ -219,12 +219,12 @@ fn repl_in_a_terminal() {
     tmux.send(&["Tab"]);
     tmux.send(&["Enter"]);
     tmux.wait_for("the print settings", STEP, |s| s.contains("maxrows 40"));
-    tmux.type_text("SET sessionlake.ga");
+    tmux.type_text("SET sessionlake.max_l");
     tmux.send(&["Tab"]);
-    tmux.type_line(" = '20 minutes';");
-    tmux.type_line("SHOW sessionlake.gap;");
+    tmux.type_line(" = '2 hours';");
+    tmux.type_line("SHOW sessionlake.max_length;");
     tmux.wait_for("the option set through completion", STEP, |s| {
-        s.contains("SET sessionlake.gap = '20 minutes';") && s.contains("| 20 minutes |")
+        s.contains("SET sessionlake.max_length = '2 hours';") && s.contains("| 2 hours |")
     });
 
     tmux.type_line("\\d");

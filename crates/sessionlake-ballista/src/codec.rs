@@ -103,6 +103,12 @@ pub struct SessionizeNode {
     /// The index of the `sessionlake.gap_column` column, if set.
     #[prost(uint64, optional, tag = "16")]
     pub gap_column: Option<u64>,
+    /// The index of the `sessionlake.reported_duration` column, if set.
+    #[prost(uint64, optional, tag = "17")]
+    pub reported_column: Option<u64>,
+    /// The event type that carries the reported duration.
+    #[prost(string, tag = "18")]
+    pub reported_event_type: String,
 }
 
 impl SessionizeNode {
@@ -125,6 +131,12 @@ impl SessionizeNode {
             inner_scan: Vec::new(),
             property_columns: columns.properties.iter().map(|&i| index(i)).collect(),
             gap_column: columns.gap.map(index),
+            reported_column: columns.reported.as_ref().map(|(column, _)| index(*column)),
+            reported_event_type: columns
+                .reported
+                .as_ref()
+                .map(|(_, event_type)| event_type.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -148,6 +160,10 @@ impl SessionizeNode {
             event_type: self.event_type_column.map(index).transpose()?,
             session_id: self.session_id_column.map(index).transpose()?,
             gap: self.gap_column.map(index).transpose()?,
+            reported: match self.reported_column {
+                Some(column) => Some((index(column)?, self.reported_event_type.clone())),
+                None => None,
+            },
             properties: self
                 .property_columns
                 .iter()

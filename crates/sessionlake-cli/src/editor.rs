@@ -528,8 +528,12 @@ mod tests {
     #[test]
     fn completes_options_after_set() {
         let helper = helper();
-        let (start, options) = complete(&helper, "SET sessionlake.ga");
-        assert_eq!((start, options), (4, vec!["sessionlake.gap".to_string()]));
+        let (start, options) = complete(&helper, "SET sessionlake.mo");
+        assert_eq!((start, options), (4, vec!["sessionlake.mode".to_string()]));
+        assert_eq!(
+            complete(&helper, "SET sessionlake.ga").1,
+            ["sessionlake.gap", "sessionlake.gap_column"]
+        );
         let (_, options) = complete(&helper, "set ");
         assert_eq!(options.len(), SessionLakeConfig::KEYS.len());
         assert!(options.contains(&"sessionlake.inactive_event_types".to_string()));

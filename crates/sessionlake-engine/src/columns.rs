@@ -26,6 +26,9 @@ pub struct BoundColumns {
     pub session_id: Option<usize>,
     /// The per-event timeouts (`sessionlake.gap_column`), if set.
     pub gap: Option<usize>,
+    /// For `sessions`: the column of reported durations and the event type that carries them
+    /// (`sessionlake.reported_duration`).
+    pub reported: Option<(usize, String)>,
     /// The columns whose first and last non-NULL value per session `sessions` returns
     /// (`sessionlake.properties`), in the order listed; empty for `sessionize`.
     pub properties: Vec<usize>,
@@ -133,6 +136,31 @@ impl BoundColumns {
                 Some(i)
             }
         };
+        let reported = match &options.reported_duration {
+            None => None,
+            Some(reported) => {
+                let key = "sessionlake.reported_duration";
+                let i = find(&reported.column, key)?;
+                let t = schema.field(i).data_type();
+                if !t.is_integer() && !matches!(t, DataType::Duration(_)) {
+                    return plan_err!(
+                        "{function}: column \"{}\" ({key}) must be an integer number of \
+                         milliseconds or a duration, found {t}",
+                        reported.column
+                    );
+                }
+                match event_type.map(|e| schema.field(e).data_type()) {
+                    Some(t) if is_string_type(t) => {}
+                    _ => {
+                        return plan_err!(
+                            "{function}: {key} needs a string column \"{EVENT_TYPE_COLUMN}\" \
+                             in table '{table}'"
+                        );
+                    }
+                }
+                Some((i, reported.event_type.clone()))
+            }
+        };
         let mut properties = Vec::with_capacity(options.properties.len());
         for name in &options.properties {
             if name == EVENT_TYPE_COLUMN {
@@ -151,6 +179,7 @@ impl BoundColumns {
             event_type,
             session_id,
             gap,
+            reported,
             properties,
         })
     }
@@ -164,6 +193,7 @@ impl BoundColumns {
             self.event_type,
             self.session_id,
             self.gap,
+            self.reported.as_ref().map(|(column, _)| *column),
         ]
         .into_iter()
         .flatten()
@@ -192,6 +222,10 @@ impl BoundColumns {
             event_type: self.event_type.map(map).transpose()?,
             session_id: self.session_id.map(map).transpose()?,
             gap: self.gap.map(map).transpose()?,
+            reported: match &self.reported {
+                Some((column, event_type)) => Some((map(*column)?, event_type.clone())),
+                None => None,
+            },
             properties: self
                 .properties
                 .iter()

@@ -362,6 +362,7 @@ impl Layout {
                 !active_only
                     || (c != columns.user && c != columns.time && !session_key(c))
                     || Some(c) == columns.gap
+                    || columns.reported.as_ref().is_some_and(|(r, _)| *r == c)
             })
             .collect();
         let kept_index = |c: usize| -> Result<usize> {
@@ -394,6 +395,10 @@ impl Layout {
                     .iter()
                     .map(|&p| kept_index(p))
                     .collect::<Result<_>>()?,
+                reported: match &columns.reported {
+                    Some((column, event_type)) => Some((kept_index(*column)?, event_type.clone())),
+                    None => None,
+                },
             }),
         };
         let gaps = match columns.gap {
@@ -1139,7 +1144,7 @@ impl<S: SessionId> Emitter<S> {
                                     &self.scratch.sessions,
                                     &buffer.rows,
                                     layout,
-                                );
+                                )?;
                                 if self.session_rows.len() >= *flush_at {
                                     let users = self.users.as_ref();
                                     let batch = finish_rows(

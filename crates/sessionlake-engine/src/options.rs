@@ -77,6 +77,9 @@ session_lake_config! {
     /// Comma-separated columns whose first and last non-NULL value per session sessions()
     /// returns as first_<column> and last_<column>.
     properties: "",
+    /// EVENT_TYPE.COLUMN (e.g. session_end.duration_ms): sessions() returns
+    /// reported_duration_ms, the largest value of COLUMN on events of that type in the session.
+    reported_duration: "",
 }
 
 impl SessionLakeConfig {
@@ -208,6 +211,38 @@ pub struct SessionOptions {
     /// Columns whose first and last non-NULL value per session `sessions` returns, in the
     /// order given, without repeats.
     pub properties: Vec<String>,
+    /// The event type and the column of the duration an app reports (`reported_duration`).
+    pub reported_duration: Option<ReportedDuration>,
+}
+
+/// `sessionlake.reported_duration`: the events of `event_type` carry in `column` the length of
+/// their session as the app measured it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReportedDuration {
+    pub event_type: String,
+    pub column: String,
+}
+
+impl ReportedDuration {
+    /// `EVENT_TYPE.COLUMN`, split at the last dot (an event type may contain dots).
+    fn parse(text: &str) -> Result<Option<Self>> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        match text.rsplit_once('.') {
+            Some((event_type, column)) if !event_type.is_empty() && !column.is_empty() => {
+                Ok(Some(Self {
+                    event_type: event_type.to_string(),
+                    column: column.to_string(),
+                }))
+            }
+            _ => plan_err!(
+                "sessionlake.reported_duration: '{text}' must look like EVENT_TYPE.COLUMN, for \
+                 example session_end.duration_ms"
+            ),
+        }
+    }
 }
 
 /// The non-empty items of a comma-separated list, trimmed.
@@ -281,6 +316,7 @@ impl SessionOptions {
             active_column: config.active_column.trim().to_string(),
             inactive_event_types: comma_list(&config.inactive_event_types),
             properties,
+            reported_duration: ReportedDuration::parse(&config.reported_duration)?,
         })
     }
 

@@ -10,11 +10,14 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, Int64Array, RecordBatch, UInt32Array, make_array, new_null_array,
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, Scalar, StringArray, UInt32Array,
+    make_array, new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::compute::kernels::cmp;
+use datafusion::arrow::compute::unary;
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::common::Result;
 use sessionlake_functions::time_unit::ticks_to_ms;
 
@@ -29,6 +32,9 @@ pub const SESSION_COLUMNS: [&str; 5] = [
     "session_index",
     "event_index",
 ];
+
+/// The column of `sessions` with the largest reported duration (`sessionlake.reported_duration`).
+pub const REPORTED_DURATION: &str = "reported_duration_ms";
 
 /// The input's columns followed by the five session columns.
 pub fn events_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
@@ -59,6 +65,9 @@ pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
         let data_type = input.field(event_type).data_type().clone();
         fields.push(Field::new("first_event_type", data_type.clone(), true));
         fields.push(Field::new("last_event_type", data_type, true));
+    }
+    if columns.reported.is_some() {
+        fields.push(Field::new(REPORTED_DURATION, DataType::Int64, true));
     }
     for &property in &columns.properties {
         let field = input.field(property);
@@ -184,6 +193,8 @@ pub struct SessionsLayout {
     pub event_type: Option<usize>,
     /// The property columns of the buffered rows, in output order.
     pub properties: Vec<usize>,
+    /// The reported-duration column of the buffered rows and the event type carrying it.
+    pub reported: Option<(usize, String)>,
 }
 
 /// Sessions collected for `sessions`, until a batch is built from them.
@@ -198,6 +209,8 @@ pub struct SessionRows {
     last: Vec<Position>,
     /// Per property: the rows of its first and last non-NULL value per session.
     properties: Vec<[Vec<Position>; 2]>,
+    /// Per session: the largest reported duration, in milliseconds.
+    reported: Vec<Option<i64>>,
 }
 
 impl SessionRows {
@@ -216,7 +229,12 @@ impl SessionRows {
         sessions: &[SessionSpan],
         rows: &RowStore,
         layout: &SessionsLayout,
-    ) {
+    ) -> Result<()> {
+        if let (Some((column, reported_type)), Some(event_type)) =
+            (&layout.reported, layout.event_type)
+        {
+            self.push_reported(entries, sessions, rows, *column, reported_type, event_type)?;
+        }
         self.properties
             .resize_with(layout.properties.len(), Default::default);
         let nulls: Vec<Vec<Option<NullBuffer>>> = layout
@@ -251,6 +269,51 @@ impl SessionRows {
                 last.push(events.iter().rev().find_map(valid_at));
             }
         }
+        Ok(())
+    }
+
+    /// The largest value of `column` on the events of `reported_type` of each session, in
+    /// milliseconds (NULL when the session has none).
+    fn push_reported<S: SessionId>(
+        &mut self,
+        entries: &[Entry<S>],
+        sessions: &[SessionSpan],
+        rows: &RowStore,
+        column: usize,
+        reported_type: &str,
+        event_type: usize,
+    ) -> Result<()> {
+        let positions: Vec<Position> = sessions
+            .iter()
+            .flat_map(|span| entries[span.events.clone()].iter())
+            .map(|entry| Some(rows.locate(entry.row)))
+            .collect();
+        let types = cast(&rows.gather(event_type, &positions)?, &DataType::Utf8)?;
+        let is_reported = cmp::eq(&types, &Scalar::new(StringArray::from(vec![reported_type])))?;
+        let values = rows.gather(column, &positions)?;
+        let millis = match values.data_type() {
+            DataType::Duration(unit) => {
+                let ticks = cast(&values, &DataType::Int64)?;
+                let unit = *unit;
+                Arc::new(unary::<Int64Type, _, Int64Type>(
+                    ticks.as_primitive(),
+                    |t| ticks_to_ms(t, unit),
+                )) as ArrayRef
+            }
+            _ => cast(&values, &DataType::Int64)?,
+        };
+        let millis = millis.as_primitive::<Int64Type>();
+        let mut at = 0;
+        for span in sessions {
+            let len = span.events.len();
+            let largest = (at..at + len)
+                .filter(|&i| is_reported.is_valid(i) && is_reported.value(i) && millis.is_valid(i))
+                .map(|i| millis.value(i))
+                .max();
+            self.reported.push(largest);
+            at += len;
+        }
+        Ok(())
     }
 
     /// The collected sessions as one batch (`users` holds every user by id), and empties the
@@ -285,6 +348,9 @@ impl SessionRows {
         if let Some(event_type) = layout.event_type {
             columns.push(rows.gather(event_type, &taken.first)?);
             columns.push(rows.gather(event_type, &taken.last)?);
+        }
+        if layout.reported.is_some() {
+            columns.push(Arc::new(Int64Array::from(taken.reported)));
         }
         for (&property, [first, last]) in layout.properties.iter().zip(&taken.properties) {
             columns.push(rows.gather(property, first)?);

@@ -143,8 +143,10 @@ impl TableFunctionImpl for SessionizeTableFunction {
         let mut options =
             SessionOptions::from_config_options(name, session.config_options(), &overrides)?;
         if self.output == SessionOutput::Events {
-            // every column is already there; properties shape only the rows of `sessions`
+            // every column is already there; properties and reported durations shape only
+            // the rows of `sessions`
             options.properties.clear();
+            options.reported_duration = None;
         }
         let inner = resolve_table(name, session, &table_name)?;
         let schema = inner.schema();

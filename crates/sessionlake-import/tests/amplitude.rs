@@ -105,6 +105,7 @@ fn reference_sessions(events: &[Event], mode: Mode) -> Vec<Vec<String>> {
         max_length_ms: Some(DAY_MS),
         inactive_event_types: Vec::new(),
         event_gaps_ms: BTreeMap::new(),
+        reported: None,
     };
     let mut rows: Vec<Vec<String>> = reference::sessions(events, &rules)
         .into_iter()

@@ -36,9 +36,9 @@ pub async fn register_outputs(ctx: &SessionContext, job: &Job) -> Result<Option<
         return Ok(None);
     };
     for table in [
-        crate::manifest::SESSIONS_TABLE,
-        crate::manifest::METRICS_TABLE,
-        crate::manifest::ALERTS_TABLE,
+        manifest::SESSIONS_TABLE,
+        manifest::METRICS_TABLE,
+        manifest::ALERTS_TABLE,
     ] {
         let urls: Vec<String> = current
             .files(table)

@@ -61,6 +61,9 @@ pub struct Rules {
     /// Per-event timeouts (`sessionlake.gap_column`) by `row_id`, in milliseconds; an event not
     /// listed (NULL in the column) has `gap_ms`.
     pub event_gaps_ms: BTreeMap<i64, i64>,
+    /// `sessionlake.reported_duration`: the event type carrying a reported duration, and the
+    /// non-NULL durations in milliseconds by `row_id`.
+    pub reported: Option<(String, BTreeMap<i64, i64>)>,
 }
 
 /// The five session columns `sessionize` appends to one event; all `None` for an event in no
@@ -85,6 +88,8 @@ pub struct SessionRow {
     pub event_count: i64,
     pub first_event_type: String,
     pub last_event_type: String,
+    /// With `sessionlake.reported_duration`: the largest reported duration, if any.
+    pub reported_duration_ms: Option<i64>,
 }
 
 /// A session while it is being built: its events in session order.
@@ -265,6 +270,14 @@ pub fn sessions(events: &[Event], rules: &Rules) -> Vec<SessionRow> {
                 event_count: session.events.len() as i64,
                 first_event_type,
                 last_event_type,
+                reported_duration_ms: rules.reported.as_ref().and_then(|(event_type, values)| {
+                    session
+                        .events
+                        .iter()
+                        .filter(|e| &e.event_type == event_type)
+                        .filter_map(|e| values.get(&e.row_id).copied())
+                        .max()
+                }),
             });
         }
     }
@@ -342,6 +355,7 @@ mod tests {
             max_length_ms,
             inactive_event_types: vec![],
             event_gaps_ms: BTreeMap::new(),
+            reported: None,
         }
     }
 
