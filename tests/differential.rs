@@ -628,6 +628,20 @@ fn with_column(batch: &RecordBatch, name: &str, values: ArrayRef) -> RecordBatch
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
 }
 
+/// `check_case` on `batch` shuffled into 1, 2 or 8 partitions (by `seed`).
+async fn check_at_1_2_or_8_partitions(
+    case: &Case,
+    batch: &RecordBatch,
+    seed: u64,
+    rng: &mut impl Rng,
+    what: &str,
+) {
+    let partitions = [1, 2, 8][seed as usize % 3];
+    let input = shuffled_partitions(batch, partitions, rng);
+    let ctx = context_with_memtable(case, partitions, batch.schema(), input).await;
+    check_case(&ctx, case, what).await;
+}
+
 /// Per-event timeouts: random cases (every mode) with a `gap` column naming each event's
 /// timeout, NULL for about a third (the case's gap then applies), as integer milliseconds or
 /// as an interval, at 1, 2 and 8 partitions, against the reference's per-event rule.
@@ -669,10 +683,7 @@ async fn per_event_gaps_match_reference() {
             ))
         };
         let batch = with_column(&batch, "gap", gap_column);
-        let partitions = [1, 2, 8][seed as usize % 3];
-        let input = shuffled_partitions(&batch, partitions, &mut rng);
-        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
-        check_case(&ctx, &case, "per-event gaps").await;
+        check_at_1_2_or_8_partitions(&case, &batch, seed, &mut rng, "per-event gaps").await;
     }
 }
 
@@ -708,10 +719,7 @@ async fn reported_durations_match_reference() {
             .push(format!("reported_duration={event_type}.reported_ms"));
         let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
         let batch = with_column(&batch, "reported_ms", Arc::new(Int64Array::from(values)));
-        let partitions = [1, 2, 8][seed as usize % 3];
-        let input = shuffled_partitions(&batch, partitions, &mut rng);
-        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
-        check_case(&ctx, &case, "reported durations").await;
+        check_at_1_2_or_8_partitions(&case, &batch, seed, &mut rng, "reported durations").await;
     }
 }
 
@@ -750,11 +758,15 @@ async fn string_session_ids_match_reference() {
         for (event, text) in case.events.iter_mut().zip(&texts) {
             event.session_id = reference::string_session_id(text.as_deref());
         }
-        let partitions = [1, 2, 8][seed as usize % 3];
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let input = shuffled_partitions(&batch, partitions, &mut rng);
-        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
-        check_case(&ctx, &case, &format!("string session ids as {data_type}")).await;
+        check_at_1_2_or_8_partitions(
+            &case,
+            &batch,
+            seed,
+            &mut rng,
+            &format!("string session ids as {data_type}"),
+        )
+        .await;
         checked += 1;
     }
     assert!(checked > 0, "no case in an instrumented mode");

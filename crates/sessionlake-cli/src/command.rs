@@ -12,8 +12,10 @@ use std::sync::Arc;
 use clap::ValueEnum;
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::catalog::SchemaProvider;
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::Documentation;
+use datafusion::prelude::SessionContext;
 use sessionlake_engine::memory::Bytes;
 use sessionlake_engine::{SessionOutput, SessionizeTableFunction};
 
@@ -238,21 +240,29 @@ fn print_strings(
     shell.print(&schema, &[batch])
 }
 
-/// `\d`: every table and view outside `information_schema`.
-async fn list_tables(shell: &mut Shell) -> Result<(), Failure> {
+/// A table or view a query can name: the schema holding it, its name there, and the name a
+/// query uses (qualified outside the default catalog and schema).
+pub struct VisibleTable {
+    pub schema: Arc<dyn SchemaProvider>,
+    pub table: String,
+    pub name: String,
+}
+
+/// Every table and view outside `information_schema`, by catalog, schema and table name.
+pub fn visible_tables(ctx: &SessionContext) -> Vec<VisibleTable> {
     let (default_catalog, default_schema) = {
-        let state = shell.ctx.state();
+        let state = ctx.state();
         let catalog = &state.config_options().catalog;
         (
             catalog.default_catalog.clone(),
             catalog.default_schema.clone(),
         )
     };
-    let mut rows: Vec<(String, String)> = Vec::new();
-    let mut catalogs = shell.ctx.catalog_names();
+    let mut tables = Vec::new();
+    let mut catalogs = ctx.catalog_names();
     catalogs.sort();
     for catalog_name in catalogs {
-        let Some(catalog) = shell.ctx.catalog(&catalog_name) else {
+        let Some(catalog) = ctx.catalog(&catalog_name) else {
             continue;
         };
         let mut schemas = catalog.schema_names();
@@ -264,25 +274,38 @@ async fn list_tables(shell: &mut Shell) -> Result<(), Failure> {
             let Some(schema) = catalog.schema(&schema_name) else {
                 continue;
             };
-            let mut tables = schema.table_names();
-            tables.sort();
-            for table in tables {
-                let kind = match schema.table(&table).await? {
-                    Some(provider) => match provider.table_type() {
-                        TableType::Base => "table",
-                        TableType::View => "view",
-                        TableType::Temporary => "temporary",
-                    },
-                    None => continue,
-                };
+            let mut names = schema.table_names();
+            names.sort();
+            for table in names {
                 let name = if catalog_name == default_catalog && schema_name == default_schema {
-                    table
+                    table.clone()
                 } else {
                     format!("{catalog_name}.{schema_name}.{table}")
                 };
-                rows.push((name, kind.to_string()));
+                tables.push(VisibleTable {
+                    schema: Arc::clone(&schema),
+                    table,
+                    name,
+                });
             }
         }
+    }
+    tables
+}
+
+/// `\d`: every table and view outside `information_schema`.
+async fn list_tables(shell: &mut Shell) -> Result<(), Failure> {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    for visible in visible_tables(&shell.ctx) {
+        let kind = match visible.schema.table(&visible.table).await? {
+            Some(provider) => match provider.table_type() {
+                TableType::Base => "table",
+                TableType::View => "view",
+                TableType::Temporary => "temporary",
+            },
+            None => continue,
+        };
+        rows.push((visible.name, kind.to_string()));
     }
     let (names, kinds) = rows.into_iter().unzip();
     print_strings(shell, &["name", "type"], vec![names, kinds])

@@ -26,7 +26,7 @@ use rustyline::{Helper, Result};
 use sessionlake_engine::SessionLakeConfig;
 
 use crate::args::ColorChoice;
-use crate::command::Command;
+use crate::command::{Command, visible_tables};
 
 /// The keywords completed and coloured: the words of the statements an analyst writes, not
 /// every word the parser reserves (so that a column such as `user` stays plain).
@@ -314,34 +314,12 @@ impl SqlHelper {
         (start, out)
     }
 
-    /// Every table and view, by the name a query uses (qualified outside the default schema).
+    /// Every table and view, by the name a query uses.
     fn table_names(&self) -> Vec<String> {
-        let state = self.ctx.state();
-        let catalog_options = &state.config_options().catalog;
-        let mut names = Vec::new();
-        for catalog_name in self.ctx.catalog_names() {
-            let Some(catalog) = self.ctx.catalog(&catalog_name) else {
-                continue;
-            };
-            for schema_name in catalog.schema_names() {
-                if schema_name == "information_schema" {
-                    continue;
-                }
-                let Some(schema) = catalog.schema(&schema_name) else {
-                    continue;
-                };
-                for table in schema.table_names() {
-                    if catalog_name == catalog_options.default_catalog
-                        && schema_name == catalog_options.default_schema
-                    {
-                        names.push(table);
-                    } else {
-                        names.push(format!("{catalog_name}.{schema_name}.{table}"));
-                    }
-                }
-            }
-        }
-        names
+        visible_tables(&self.ctx)
+            .into_iter()
+            .map(|visible| visible.name)
+            .collect()
     }
 
     /// The names of every function of the session: scalar, aggregate, window and table.
