@@ -723,6 +723,77 @@ async fn reported_durations_match_reference() {
     }
 }
 
+/// Identity stitching: random cases (every mode and rule) where about a third of the events
+/// lose their user and three in four carry a device from a pool a little larger than the users
+/// (so devices are shared by users, identified on tied instants, or never identified), the
+/// device as text or as an integer, at 1, 2 and 8 partitions: the sessions and the sessionized
+/// events against the reference run on the events as [`reference::stitch_users`] re-attributes
+/// them, and each event's stitched user.
+#[tokio::test]
+async fn stitched_users_match_reference() {
+    for seed in 0..case_count(300) {
+        let mut case = Case::new(80_000 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let pool = rng.random_range(2..12);
+        let mut devices: Vec<Option<i64>> = Vec::with_capacity(case.events.len());
+        for event in &mut case.events {
+            if rng.random_bool(0.33) {
+                event.user = None;
+            }
+            devices.push(rng.random_bool(0.75).then(|| rng.random_range(0..pool)));
+        }
+        let by_row: BTreeMap<i64, String> = case
+            .events
+            .iter()
+            .zip(&devices)
+            .filter_map(|(event, device)| device.map(|d| (event.row_id, d.to_string())))
+            .collect();
+        case.options.push("anonymous_column=device_id".to_string());
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let device_column: ArrayRef = if seed % 2 == 0 {
+            Arc::new(Int64Array::from(devices))
+        } else {
+            Arc::new(StringArray::from(
+                devices
+                    .iter()
+                    .map(|d| d.map(|d| d.to_string()))
+                    .collect::<Vec<_>>(),
+            ))
+        };
+        let batch = with_column(&batch, "device_id", device_column);
+        let original = case.events.clone();
+        case.events = reference::stitch_users(&original, &by_row);
+
+        let partitions = [1, 2, 8][seed as usize % 3];
+        let input = shuffled_partitions(&batch, partitions, &mut rng);
+        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
+        check_case(&ctx, &case, "stitched users").await;
+
+        let sql = format!(
+            "SELECT row_id, user_id FROM sessionize('events'{})",
+            case.sql_arguments()
+        );
+        let mut users = BTreeMap::new();
+        for batch in run(&ctx, &sql, &case).await {
+            let row_ids = millis_or_ints(batch.column(0));
+            for (row_id, user) in row_ids.into_iter().zip(strings(batch.column(1))) {
+                users.insert(row_id.expect("row_id"), user);
+            }
+        }
+        let expected: BTreeMap<i64, Option<String>> = case
+            .events
+            .iter()
+            .map(|e| (e.row_id, e.user.clone()))
+            .collect();
+        assert_eq!(
+            users,
+            expected,
+            "stitched users per event\n{}",
+            case.describe()
+        );
+    }
+}
+
 /// String session ids: random cases in the instrumented modes with the session id column as
 /// text in every string encoding (a valid id `n` as `sdk-n`, the invalid -1 as `'-1'`, `'none'`
 /// or `''`, NULL as NULL), at 1, 2 and 8 partitions, against the reference given the ids the

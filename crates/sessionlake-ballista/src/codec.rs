@@ -18,7 +18,7 @@ use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::TaskContext;
-use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Extension, LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::{AsLogicalPlan, LogicalExtensionCodec};
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
@@ -27,6 +27,7 @@ use prost::Message;
 use sessionlake_engine::assign::SessionRules;
 use sessionlake_engine::columns::BoundColumns;
 use sessionlake_engine::lake::LakeTable;
+use sessionlake_engine::stitch::{STITCHED_USER, stitched_user_udf};
 use sessionlake_engine::{SessionMode, SessionOutput, SessionizeExec, SessionizeTable};
 
 /// The first bytes of every node this module writes.
@@ -109,6 +110,9 @@ pub struct SessionizeNode {
     /// The event type that carries the reported duration.
     #[prost(string, tag = "18")]
     pub reported_event_type: String,
+    /// The index of the `sessionlake.anonymous_column` column, if set.
+    #[prost(uint64, optional, tag = "19")]
+    pub anonymous_column: Option<u64>,
 }
 
 impl SessionizeNode {
@@ -137,6 +141,7 @@ impl SessionizeNode {
                 .as_ref()
                 .map(|(_, event_type)| event_type.clone())
                 .unwrap_or_default(),
+            anonymous_column: columns.anonymous.map(index),
         }
     }
 
@@ -154,6 +159,7 @@ impl SessionizeNode {
         };
         Ok(BoundColumns {
             user: index(self.user_column)?,
+            anonymous: self.anonymous_column.map(index).transpose()?,
             time: index(self.time_column)?,
             unit: unit_from_wire(self.column_unit)?,
             active: self.active_column.map(index).transpose()?,
@@ -406,5 +412,17 @@ impl PhysicalExtensionCodec for SessionLakePhysicalCodec {
         let mut wire = SessionizeNode::new(exec.columns(), exec.rules(), exec.output());
         wire.schema_metadata = exec.schema().metadata().clone();
         wire.encode_into(buf)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        // identity stitching's function is in plans the scheduler makes, not in any registry
+        if name == STITCHED_USER {
+            return Ok(stitched_user_udf());
+        }
+        self.ballista.try_decode_udf(name, buf)
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.ballista.try_encode_udf(node, buf)
     }
 }

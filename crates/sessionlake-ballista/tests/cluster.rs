@@ -27,7 +27,7 @@ const FLOAT_TOLERANCE: f64 = 1e-9;
 const STARTUP_LIMIT: Duration = Duration::from_secs(120);
 
 /// Queries beyond the recipes: `sessions()`, per-call options, `SET`, the window function.
-const EXTRA_QUERIES: [(&str, &str); 4] = [
+const EXTRA_QUERIES: [(&str, &str); 5] = [
     (
         "sessions() per day",
         "SELECT CAST(session_start AS DATE) AS day, count(*) AS sessions, \
@@ -39,6 +39,11 @@ const EXTRA_QUERIES: [(&str, &str); 4] = [
         "sessions() with per-call options",
         "SELECT count(*) AS sessions, max(event_count) AS longest \
          FROM sessions('events', 'gap=5 minutes', 'mode=instrumented_gap', 'max_length=none')",
+    ),
+    (
+        "sessions() with identity stitching",
+        "SELECT count(*) AS sessions, count(DISTINCT user_id) AS users, sum(event_count) AS events \
+         FROM sessions('events', 'anonymous_column=device_id')",
     ),
     (
         "SET sessionlake.gap, then sessionize()",

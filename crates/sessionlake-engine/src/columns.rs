@@ -8,6 +8,7 @@ use sessionlake_functions::time_unit::is_span_type;
 use sessionlake_functions::types::is_string_type;
 
 use crate::options::SessionOptions;
+use crate::stitch;
 
 /// The column name of event types, used for `first_event_type` / `last_event_type` and the
 /// inactive event type list.
@@ -17,6 +18,9 @@ pub const EVENT_TYPE_COLUMN: &str = "event_type";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BoundColumns {
     pub user: usize,
+    /// The anonymous ids stitched to users (`sessionlake.anonymous_column`), if set; the user
+    /// column then holds the stitched user, as text (see [`crate::stitch`]).
+    pub anonymous: Option<usize>,
     pub time: usize,
     /// The time column's unit: every span is converted to it.
     pub unit: TimeUnit,
@@ -65,6 +69,26 @@ impl BoundColumns {
                 options.user_column
             );
         }
+        let anonymous = match &options.anonymous_column {
+            None => None,
+            Some(name) => {
+                let i = find(name, "sessionlake.anonymous_column")?;
+                if i == user {
+                    return plan_err!(
+                        "{function}: sessionlake.anonymous_column and sessionlake.user_column \
+                         both name \"{name}\""
+                    );
+                }
+                stitch::check_types(
+                    function,
+                    &options.user_column,
+                    user_type,
+                    name,
+                    schema.field(i).data_type(),
+                )?;
+                Some(i)
+            }
+        };
         let time = find(&options.time_column, "sessionlake.time_column")?;
         let unit = match schema.field(time).data_type() {
             DataType::Timestamp(unit, _) => *unit,
@@ -173,6 +197,7 @@ impl BoundColumns {
         }
         Ok(Self {
             user,
+            anonymous,
             time,
             unit,
             active,
@@ -188,6 +213,7 @@ impl BoundColumns {
     pub fn key_columns(&self) -> Vec<usize> {
         let mut columns: Vec<usize> = [
             Some(self.user),
+            self.anonymous,
             Some(self.time),
             self.active,
             self.event_type,
@@ -216,6 +242,7 @@ impl BoundColumns {
         };
         Ok(Self {
             user: map(self.user)?,
+            anonymous: self.anonymous.map(map).transpose()?,
             time: map(self.time)?,
             unit: self.unit,
             active: self.active.map(map).transpose()?,

@@ -35,6 +35,7 @@ pub mod location;
 pub mod memory;
 pub mod options;
 pub mod output;
+pub mod stitch;
 pub mod table_function;
 
 pub use exec::{SessionOutput, SessionizeExec};

@@ -66,6 +66,9 @@ session_lake_config! {
     max_length: "1 day",
     /// The column naming who an event belongs to.
     user_column: "user_id",
+    /// A column of anonymous ids (e.g. device_id): an event with a NULL user takes the user
+    /// its device is identified as, or anonymous:<id> if never identified; empty: off.
+    anonymous_column: "",
     /// The timestamp column.
     time_column: "event_time",
     /// The client SDK's session id column (instrumented modes).
@@ -202,6 +205,8 @@ pub struct SessionOptions {
     /// The maximum length in nanoseconds; `None` disables the rule.
     pub max_length_nanos: Option<i128>,
     pub user_column: String,
+    /// The column of anonymous ids whose events are stitched to users, if any.
+    pub anonymous_column: Option<String>,
     pub time_column: String,
     pub session_id_column: String,
     /// The column of per-event timeouts, if any.
@@ -308,6 +313,9 @@ impl SessionOptions {
             gap_nanos,
             max_length_nanos,
             user_column: config.user_column.trim().to_string(),
+            anonymous_column: Some(config.anonymous_column.trim())
+                .filter(|name| !name.is_empty())
+                .map(str::to_string),
             time_column: config.time_column.trim().to_string(),
             session_id_column: config.session_id_column.trim().to_string(),
             gap_column: Some(config.gap_column.trim())

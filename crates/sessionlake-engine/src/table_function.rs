@@ -31,6 +31,7 @@ use crate::exec::{SessionOutput, SessionizeExec};
 use crate::lake;
 use crate::options::{SessionLakeConfig, SessionOptions};
 use crate::output::{SESSION_COLUMNS, events_schema, sessions_schema};
+use crate::stitch;
 
 /// `sessionize('<table>', ...)` or `sessions('<table>', ...)`, depending on `output`.
 #[derive(Debug)]
@@ -152,9 +153,14 @@ impl TableFunctionImpl for SessionizeTableFunction {
         let schema = inner.schema();
         let columns = BoundColumns::bind(name, &schema, &options, &table_name)?;
         let rules = SessionRules::new(&options, columns.unit);
+        // with identity stitching the user column the operator sees is the stitched one
+        let input_schema = match columns.anonymous {
+            Some(_) => Arc::new(stitch::stitched_schema(&schema, columns.user)),
+            None => Arc::clone(&schema),
+        };
         let output_schema = match self.output {
-            SessionOutput::Events => events_schema(&schema, &columns),
-            SessionOutput::Sessions => sessions_schema(&schema, &columns),
+            SessionOutput::Events => events_schema(&input_schema, &columns),
+            SessionOutput::Sessions => sessions_schema(&input_schema, &columns),
         };
         let output_schema = with_call_metadata(&output_schema, name, &table_name, &options);
         Ok(Arc::new(SessionizeTable {
@@ -426,7 +432,21 @@ impl TableProvider for SessionizeTable {
             .map(|(f, _)| f.clone())
             .collect();
 
-        let mut scan = self.inner.scan(state, Some(&read), &pushed, None).await?;
+        let mut scan = match self.columns.anonymous {
+            // the filters name the stitched user, which the table does not hold: they apply
+            // after stitching, below
+            Some(anonymous) => {
+                let plan = stitch::stitched_events(
+                    Arc::clone(&self.inner),
+                    &read,
+                    self.columns.user,
+                    anonymous,
+                    self.columns.time,
+                )?;
+                state.create_physical_plan(&plan).await?
+            }
+            None => self.inner.scan(state, Some(&read), &pushed, None).await?,
+        };
         // whatever the input did with them, the rows of other users are dropped before they
         // are buffered (and a Parquet scan takes this filter in as its predicate)
         if let Some(predicate) = conjunction(user_filters) {

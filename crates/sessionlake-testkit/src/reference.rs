@@ -330,6 +330,45 @@ pub fn string_session_id(id: Option<&str>) -> Option<i64> {
     Some(i64::from_ne_bytes(hash.to_ne_bytes()))
 }
 
+/// Identity stitching (`sessionlake.anonymous_column`): `events` with each event's user as the
+/// stitching rule gives it, from the device of each event (`devices`, by `row_id`; an event not
+/// listed has a NULL device).
+///
+/// A device is identified as the user of its earliest event (by time; events with a NULL time
+/// do not count) that has a user, the smallest user id winning a tie on one instant. An event
+/// with a NULL user takes its device's user, or `anonymous:<device>` when the device is never
+/// identified; without a device it keeps its NULL user.
+pub fn stitch_users(events: &[Event], devices: &BTreeMap<i64, String>) -> Vec<Event> {
+    let mut identified: BTreeMap<&str, (i64, &str)> = BTreeMap::new();
+    for event in events {
+        let (Some(user), Some(time), Some(device)) =
+            (&event.user, event.time, devices.get(&event.row_id))
+        else {
+            continue;
+        };
+        let candidate = (time, user.as_str());
+        identified
+            .entry(device.as_str())
+            .and_modify(|best| *best = (*best).min(candidate))
+            .or_insert(candidate);
+    }
+    events
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            if event.user.is_none()
+                && let Some(device) = devices.get(&event.row_id)
+            {
+                event.user = Some(match identified.get(device.as_str()) {
+                    Some((_, user)) => user.to_string(),
+                    None => format!("anonymous:{device}"),
+                });
+            }
+            event
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
