@@ -285,6 +285,14 @@ impl LogicalExtensionCodec for SessionLakeLogicalCodec {
         self.ballista.try_encode(node, buf)
     }
 
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        decode_udf(name, buf, |name, buf| self.ballista.try_decode_udf(name, buf))
+    }
+
+    fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
+        self.ballista.try_encode_udf(node, buf)
+    }
+
     fn try_decode_table_provider(
         &self,
         buf: &[u8],
@@ -366,6 +374,19 @@ impl LogicalExtensionCodec for SessionLakeLogicalCodec {
     }
 }
 
+/// A scalar function by name: identity stitching's (in plans made by the scheduler's table
+/// functions and by lake jobs, not in any registry), else `other`'s.
+fn decode_udf(
+    name: &str,
+    buf: &[u8],
+    other: impl FnOnce(&str, &[u8]) -> Result<Arc<ScalarUDF>>,
+) -> Result<Arc<ScalarUDF>> {
+    if name == STITCHED_USER {
+        return Ok(stitched_user_udf());
+    }
+    other(name, buf)
+}
+
 /// The physical codec: `SessionizeExec`, then Ballista's own operators (shuffles and so on).
 #[derive(Debug, Default)]
 pub struct SessionLakePhysicalCodec {
@@ -415,11 +436,7 @@ impl PhysicalExtensionCodec for SessionLakePhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        // identity stitching's function is in plans the scheduler makes, not in any registry
-        if name == STITCHED_USER {
-            return Ok(stitched_user_udf());
-        }
-        self.ballista.try_decode_udf(name, buf)
+        decode_udf(name, buf, |name, buf| self.ballista.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {

@@ -40,6 +40,8 @@ pub const STITCHED_USER: &str = "sessionlake_stitched_user";
 
 /// The alias of the events relation in the stitching plan.
 const EVENTS: &str = "sessionlake_events";
+/// The alias of the rows devices are identified from.
+const SOURCE: &str = "sessionlake_identify_from";
 /// The alias of the identified devices relation.
 const IDENTIFIED: &str = "sessionlake_identified";
 const IDENTIFIED_DEVICE: &str = "identified_device";
@@ -170,8 +172,8 @@ pub fn check_types(
 
 /// The plan of `table`'s columns `read` (indexes into its schema, ascending) with the user
 /// column, at `user`, replaced by the stitched user (same name, text) for devices in the column
-/// at `anonymous`; `time` is the time column. Every index is into `table`'s schema, and each of
-/// `user`, `anonymous` and `time` is in `read`.
+/// at `anonymous`, identified over the whole table; `time` is the time column. Each of `user`,
+/// `anonymous` and `time` is in `read`.
 pub fn stitched_events(
     table: Arc<dyn TableProvider>,
     read: &[usize],
@@ -181,27 +183,57 @@ pub fn stitched_events(
 ) -> Result<LogicalPlan> {
     let schema = table.schema();
     let name = |i: usize| schema.field(i).name().clone();
-    let column = |relation: &str, i: usize| Expr::Column(Column::new(Some(relation), name(i)));
     let source = provider_as_source(table);
     let events = LogicalPlanBuilder::scan(EVENTS, Arc::clone(&source), Some(read.to_vec()))?;
+    let identify_from =
+        LogicalPlanBuilder::scan(EVENTS, source, Some(vec![user, anonymous, time]))?;
+    stitch(
+        events.build()?,
+        identify_from.build()?,
+        &name(user),
+        &name(anonymous),
+        &name(time),
+    )
+}
+
+/// `events` with its column `user` replaced by the stitched user (same name and position,
+/// text), its devices (column `anonymous`) identified over the rows of `identify_from`, a plan
+/// with the columns `user`, `anonymous` and `time` (the same table, or for a lake job reading a
+/// window of the lake, the whole lake).
+pub fn stitch(
+    events: LogicalPlan,
+    identify_from: LogicalPlan,
+    user: &str,
+    anonymous: &str,
+    time: &str,
+) -> Result<LogicalPlan> {
+    let column = |relation: &str, name: &str| Expr::Column(Column::new(Some(relation), name));
+    let events = LogicalPlanBuilder::from(events).alias(EVENTS)?.build()?;
+    let names: Vec<String> = events
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
 
     // one row per identified device: the user of its earliest event with a user, ties to the
     // smallest user as text
-    let user_text = cast_expr(column(EVENTS, user), DataType::Utf8);
-    let identified = LogicalPlanBuilder::scan(EVENTS, source, Some(vec![user, anonymous, time]))?
+    let user_text = cast_expr(column(SOURCE, user), DataType::Utf8);
+    let identified = LogicalPlanBuilder::from(identify_from)
+        .alias(SOURCE)?
         .filter(
-            column(EVENTS, user)
+            column(SOURCE, user)
                 .is_not_null()
-                .and(column(EVENTS, anonymous).is_not_null())
-                .and(column(EVENTS, time).is_not_null()),
+                .and(column(SOURCE, anonymous).is_not_null())
+                .and(column(SOURCE, time).is_not_null()),
         )?
         .aggregate(
-            vec![column(EVENTS, anonymous).alias(IDENTIFIED_DEVICE)],
+            vec![column(SOURCE, anonymous).alias(IDENTIFIED_DEVICE)],
             vec![
                 first_value(
                     user_text.clone(),
                     vec![
-                        column(EVENTS, time).sort(true, true),
+                        column(SOURCE, time).sort(true, true),
                         user_text.sort(true, true),
                     ],
                 )
@@ -214,28 +246,28 @@ pub fn stitched_events(
     // the identified devices on the build side of the join (they are far fewer than events)
     let joined = LogicalPlanBuilder::from(identified)
         .join(
-            events.build()?,
+            events,
             JoinType::Right,
             (
                 vec![Column::new(Some(IDENTIFIED), IDENTIFIED_DEVICE)],
-                vec![Column::new(Some(EVENTS), name(anonymous))],
+                vec![Column::new(Some(EVENTS), anonymous)],
             ),
             None,
         )?
         .build()?;
-    let projection: Vec<Expr> = read
+    let projection: Vec<Expr> = names
         .iter()
-        .map(|&i| {
-            if i == user {
+        .map(|name| {
+            if name == user {
                 stitched_user_udf()
                     .call(vec![
                         column(EVENTS, user),
                         col(Column::new(Some(IDENTIFIED), IDENTIFIED_USER)),
                         column(EVENTS, anonymous),
                     ])
-                    .alias(name(user))
+                    .alias(name)
             } else {
-                column(EVENTS, i).alias(name(i))
+                column(EVENTS, name).alias(name)
             }
         })
         .collect();

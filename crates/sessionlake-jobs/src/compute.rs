@@ -16,8 +16,10 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::prelude::{SessionContext, col, lit};
+use datafusion::prelude::{DataFrame, SessionContext, col, lit};
 use object_store::ObjectMeta;
+use sessionlake_engine::SessionOptions;
+use sessionlake_engine::stitch::stitch;
 use sessionlake_functions::time_unit::nanos_to_ticks;
 
 use crate::cluster::Cluster;
@@ -82,6 +84,28 @@ pub async fn files_table(
     Ok(Arc::new(table))
 }
 
+/// `events` with the user column replaced by the stitched user, devices (the column
+/// `anonymous`) identified over the events of `identify_from`.
+fn stitched(
+    engine: &SessionContext,
+    events: DataFrame,
+    identify_from: Arc<dyn TableProvider>,
+    options: &SessionOptions,
+    anonymous: &str,
+) -> Result<DataFrame, JobError> {
+    let context = |e| from_datafusion(e, "identifying devices (session.anonymous_column)");
+    let identify_from = engine.read_table(identify_from).map_err(context)?;
+    let plan = stitch(
+        events.into_unoptimized_plan(),
+        identify_from.into_unoptimized_plan(),
+        &options.user_column,
+        anonymous,
+        &options.time_column,
+    )
+    .map_err(context)?;
+    Ok(DataFrame::new(engine.state(), plan))
+}
+
 /// Quotes an identifier for SQL.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -92,8 +116,23 @@ pub fn quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
-/// Computes the sessions and metrics of the output days in `days` (all days when `None`) from
-/// the events of `files` whose time is in `window` (all when `None`).
+/// One computation of a run: the files to read, the read window and the output days.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub files: Vec<ObjectMeta>,
+    /// The source partitions the files are in.
+    pub partitions: usize,
+    /// The events read are those with a time in this window (epoch ms, inclusive); all when
+    /// `None`.
+    pub window: Option<(i64, i64)>,
+    /// The output days computed; all days when `None`.
+    pub days: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// Computes the sessions and metrics of `plan`'s output days from the events of its files in
+/// its read window. With `session.anonymous_column`, devices are identified over the events of
+/// `lake_files`, the whole lake (a window alone could miss a device's earliest identified
+/// event).
 ///
 /// With a `cluster`, the heavy part runs there: reading the files, counting the events and
 /// sessionizing them (the statement of `sessions_sql`); its result, one row per session of
@@ -101,12 +140,12 @@ pub fn quote(text: &str) -> String {
 pub async fn compute(
     job: &Job,
     source: &Place,
-    files: &[ObjectMeta],
+    plan: &ReadPlan,
+    lake_files: &[ObjectMeta],
     schema: &SchemaRef,
-    window: Option<(i64, i64)>,
-    days: Option<(NaiveDate, NaiveDate)>,
     cluster: Option<&Cluster>,
 ) -> Result<Computed, JobError> {
+    let files = &plan.files;
     if files.is_empty() {
         return Ok(Computed::default());
     }
@@ -121,12 +160,39 @@ pub async fn compute(
         .unwrap_or_default();
     let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
     let table = files_table(&engine, &urls, Some(Arc::clone(schema))).await?;
+    let identify_from: Option<Arc<dyn TableProvider>> =
+        match (&job.session.options.anonymous_column, plan.window) {
+            (Some(_), Some(_)) => {
+                let urls: Vec<String> =
+                    lake_files.iter().map(|f| source.url(&f.location)).collect();
+                Some(files_table(&engine, &urls, Some(Arc::clone(schema))).await?)
+            }
+            _ => None,
+        };
     let engines = Engines {
         local: ctx,
         reader: engine,
         on_cluster,
     };
-    compute_table(job, source, &engines, table, schema, window, days).await
+    let window = Window {
+        read: plan.window,
+        days: plan.days,
+        identify_from,
+    };
+    compute_table(job, source, &engines, table, schema, window).await
+}
+
+/// Which part of a table a computation covers.
+#[derive(Default)]
+pub struct Window {
+    /// The events read are those with a time in this window (epoch ms, inclusive); all when
+    /// `None`.
+    pub read: Option<(i64, i64)>,
+    /// The output days computed; all days when `None`.
+    pub days: Option<(NaiveDate, NaiveDate)>,
+    /// With `session.anonymous_column`: the events devices are identified over, when not the
+    /// whole table read (a read window of a larger lake).
+    pub identify_from: Option<Arc<dyn TableProvider>>,
 }
 
 /// The contexts a computation runs on.
@@ -146,9 +212,13 @@ pub async fn compute_table(
     engines: &Engines,
     table: Arc<dyn TableProvider>,
     schema: &SchemaRef,
-    window: Option<(i64, i64)>,
-    days: Option<(NaiveDate, NaiveDate)>,
+    window: Window,
 ) -> Result<Computed, JobError> {
+    let Window {
+        read: window,
+        days,
+        identify_from,
+    } = window;
     let mut computed = Computed::default();
     let ctx = &engines.local;
     let engine = &engines.reader;
@@ -169,6 +239,7 @@ pub async fn compute_table(
             )));
         }
     };
+    let identify_from = identify_from.unwrap_or_else(|| Arc::clone(&table));
     let mut frame = engine
         .read_table(table)
         .map_err(|e| from_datafusion(e, "reading the lake"))?;
@@ -194,6 +265,9 @@ pub async fn compute_table(
                     .and(time.lt_eq(lit(bound(end_ms, true)))),
             )
             .map_err(|e| from_datafusion(e, "filtering the read window"))?;
+    }
+    if let Some(anonymous) = &options.anonymous_column {
+        frame = stitched(engine, frame, identify_from, options, anonymous)?;
     }
     engine
         .register_table("events", frame.into_view())

@@ -87,7 +87,8 @@ pub struct SessionSettings {
     /// The engine's options, validated by the engine itself.
     pub options: SessionOptions,
     /// The engine options as `key=value` arguments for `sessions('events', ...)`, without
-    /// `max_length` (the job applies that rule itself, see `docs/jobs.md`).
+    /// `max_length` and `anonymous_column` (the job applies those rules itself, see
+    /// `docs/jobs.md`).
     pub engine_args: Vec<String>,
     /// The zone whose calendar days partition the outputs.
     pub time_zone: Tz,
@@ -268,6 +269,7 @@ struct SessionFile {
     max_length: Option<String>,
     time_zone: Option<String>,
     user_column: Option<String>,
+    anonymous_column: Option<String>,
     time_column: Option<String>,
     session_id_column: Option<String>,
     active_column: Option<String>,
@@ -592,6 +594,7 @@ fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str,
     push("session.gap", file.gap)?;
     push("session.mode", file.mode)?;
     push("session.user_column", file.user_column)?;
+    push("session.anonymous_column", file.anonymous_column)?;
     push("session.time_column", file.time_column)?;
     push("session.session_id_column", file.session_id_column)?;
     push("session.active_column", file.active_column)?;
@@ -617,9 +620,11 @@ fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str,
             e.strip_backtrace().replace("Error during planning: ", ""),
         )
     })?;
+    // the job applies the length rule itself, and stitches users over the whole lake, not
+    // over the window it reads (see `identities`)
     let engine_args = args
         .into_iter()
-        .filter(|(key, _)| *key != "session.max_length")
+        .filter(|(key, _)| !matches!(*key, "session.max_length" | "session.anonymous_column"))
         .map(|(_, a)| a)
         .collect();
     let time_zone = match file.time_zone {

@@ -33,6 +33,7 @@ pub mod delta_sink;
 pub mod encode;
 pub mod error;
 pub mod exports;
+pub mod identities;
 pub mod job_file;
 pub mod lake;
 pub mod location;

@@ -16,10 +16,11 @@ use serde::Serialize;
 use crate::alerts::{self, Alert};
 use crate::checkpoint::checkpoint;
 use crate::cluster::Cluster;
-use crate::compute::{self, Computed, DAY_COLUMN, ident};
+use crate::compute::{self, Computed, DAY_COLUMN, ReadPlan, ident};
 use crate::encode::{csv_bytes, parquet_bytes};
 use crate::error::{JobError, from_datafusion, from_store};
 use crate::exports;
+use crate::identities;
 use crate::job_file::{ExportFormat, Job, SinkFormat};
 use crate::lake::{self, Partition};
 use crate::location::Place;
@@ -479,18 +480,12 @@ async fn read_source(
     let zone = job.session.time_zone;
 
     // plan: (files, read window, output days) per computation
-    struct Plan {
-        files: Vec<ObjectMeta>,
-        partitions: usize,
-        window: Option<(i64, i64)>,
-        days: Option<(NaiveDate, NaiveDate)>,
-    }
     let mut plans = Vec::new();
     let mut affected: BTreeSet<NaiveDate> = BTreeSet::new();
     if let Some(reason) = full_reason {
         summary.strategy = "full".into();
         summary.full_reason = Some(reason.to_string());
-        plans.push(Plan {
+        plans.push(ReadPlan {
             files: partitions.values().flat_map(|p| p.files.clone()).collect(),
             partitions: partitions.len(),
             window: None,
@@ -500,7 +495,17 @@ async fn read_source(
         summary.strategy = "incremental".into();
         let asked_files: Vec<ObjectMeta> = asked.iter().flat_map(|p| p.files.clone()).collect();
         check_files(source, &asked_files, &reference_schema, &reference_shown).await?;
-        let hours = event_hours(job, source, &asked_files, &reference_schema).await?;
+        let mut hours = event_hours(job, source, &asked_files, &reference_schema).await?;
+        if options_session.anonymous_column.is_some() {
+            let earlier: Vec<ObjectMeta> = partitions
+                .values()
+                .filter(|p| !asked.iter().any(|a| a.day == p.day))
+                .flat_map(|p| p.files.clone())
+                .collect();
+            hours.extend(
+                rewired_hours(job, source, &asked_files, &earlier, &reference_schema).await?,
+            );
+        }
         affected = window::affected_days_of_hours(&hours, spans, zone);
         for (first, last) in window::consecutive_runs(&affected) {
             let (start, end) = window::read_window(first, last, spans, zone);
@@ -509,7 +514,7 @@ async fn read_source(
                 .range(first_partition..)
                 .map(|(_, p)| p)
                 .collect();
-            plans.push(Plan {
+            plans.push(ReadPlan {
                 files: read.iter().flat_map(|p| p.files.clone()).collect(),
                 partitions: read.len(),
                 window: Some((start, end)),
@@ -541,16 +546,19 @@ async fn read_source(
     checkpoint("planned").await;
     progress.add(plans.len() as u64);
 
-    // compute
+    // compute (devices are identified over the whole lake)
+    let lake_files: Vec<ObjectMeta> = partitions
+        .values()
+        .flat_map(|p| p.files.iter().cloned())
+        .collect();
     let mut computed = Computed::default();
     for plan in &plans {
         let part = compute::compute(
             job,
             source,
-            &plan.files,
+            plan,
+            &lake_files,
             &reference_schema,
-            plan.window,
-            plan.days,
             options.cluster.as_ref(),
         )
         .await?;
@@ -662,8 +670,15 @@ async fn read_delta_source(
         reader: ctx,
         on_cluster: String::new(),
     };
-    let computed =
-        compute::compute_table(job, source, &engines, table, &schema, None, None).await?;
+    let computed = compute::compute_table(
+        job,
+        source,
+        &engines,
+        table,
+        &schema,
+        compute::Window::default(),
+    )
+    .await?;
     progress.step("computed all days");
     Ok(Some(SourceRead {
         affected: computed.metrics.keys().copied().collect(),
@@ -817,6 +832,48 @@ async fn event_hours(
     if files.is_empty() {
         return Ok(Vec::new());
     }
+    let hour = hour_expr(job, source, schema)?;
+    let ctx = compute::new_context(&[source])?;
+    register_files(&ctx, "new_events", source, files, schema).await?;
+    let time = ident(&job.session.options.time_column);
+    hours_of(
+        &ctx,
+        &format!("SELECT DISTINCT {hour} AS hour FROM new_events WHERE {time} IS NOT NULL"),
+        source,
+    )
+    .await
+}
+
+/// The distinct UTC hours of the anonymous events that the partitions of `new_files` can give
+/// another user than the rest of the lake (`old_files`) does (see [`identities`]).
+async fn rewired_hours(
+    job: &Job,
+    source: &Place,
+    new_files: &[ObjectMeta],
+    old_files: &[ObjectMeta],
+    schema: &SchemaRef,
+) -> Result<Vec<i64>, JobError> {
+    let options = &job.session.options;
+    let Some(anonymous) = &options.anonymous_column else {
+        return Ok(Vec::new());
+    };
+    if new_files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hour = hour_expr(job, source, schema)?;
+    let ctx = compute::new_context(&[source])?;
+    register_files(&ctx, "new_events", source, new_files, schema).await?;
+    register_files(&ctx, "old_events", source, old_files, schema).await?;
+    hours_of(
+        &ctx,
+        &identities::rewired_devices_sql(options, anonymous, &hour),
+        source,
+    )
+    .await
+}
+
+/// The SQL expression of an event's UTC hour (epoch ms of its start), from the time column.
+fn hour_expr(job: &Job, source: &Place, schema: &SchemaRef) -> Result<String, JobError> {
     let time_column = &job.session.options.time_column;
     let unit = match schema
         .field_with_name(time_column)
@@ -842,21 +899,42 @@ async fn event_hours(
         TimeUnit::Microsecond => 3_600_000_000,
         TimeUnit::Nanosecond => 3_600_000_000_000,
     };
-    let ctx = compute::new_context(&[source])?;
-    let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
-    let table = compute::files_table(&ctx, &urls, Some(Arc::clone(schema))).await?;
-    ctx.register_table("new_events", table)
-        .map_err(|e| from_datafusion(e, "registering new events"))?;
     let time = ident(time_column);
-    let batches = compute::query(
-        &ctx,
-        &format!(
-            "SELECT DISTINCT CAST(floor(CAST(arrow_cast({time}, 'Int64') AS DOUBLE) / {ticks_per_hour}) AS BIGINT) * 3600000 AS hour
-             FROM new_events WHERE {time} IS NOT NULL"
-        ),
-    )
-    .await
-    .map_err(|e| e.context(format!("reading the new partitions of {}", source.shown)))?;
+    Ok(format!(
+        "CAST(floor(CAST(arrow_cast({time}, 'Int64') AS DOUBLE) / {ticks_per_hour}) AS BIGINT) * 3600000"
+    ))
+}
+
+/// Registers the Parquet `files` (with `schema`) as the table `name`; no files, no rows.
+async fn register_files(
+    ctx: &SessionContext,
+    name: &str,
+    source: &Place,
+    files: &[ObjectMeta],
+    schema: &SchemaRef,
+) -> Result<(), JobError> {
+    let registered = if files.is_empty() {
+        ctx.register_table(
+            name,
+            Arc::new(
+                MemTable::try_new(Arc::clone(schema), vec![])
+                    .map_err(|e| from_datafusion(e, "an empty table"))?,
+            ),
+        )
+    } else {
+        let urls: Vec<String> = files.iter().map(|f| source.url(&f.location)).collect();
+        let table = compute::files_table(ctx, &urls, Some(Arc::clone(schema))).await?;
+        ctx.register_table(name, table)
+    };
+    registered.map_err(|e| from_datafusion(e, format!("registering {name}")))?;
+    Ok(())
+}
+
+/// The non-NULL BIGINT values of the first column of `sql`'s result.
+async fn hours_of(ctx: &SessionContext, sql: &str, source: &Place) -> Result<Vec<i64>, JobError> {
+    let batches = compute::query(ctx, sql)
+        .await
+        .map_err(|e| e.context(format!("reading the new partitions of {}", source.shown)))?;
     let mut hours = Vec::new();
     for batch in &batches {
         if let Some(column) = batch.column(0).as_primitive_opt::<Int64Type>() {

@@ -10,7 +10,7 @@ use std::fs;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimestampMillisecondType};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -129,14 +129,16 @@ fn add_late_rows(
     let mut columns = batch.columns().to_vec();
     columns[time_index] = Arc::new(moved);
     let batch = RecordBatch::try_new(schema, columns).unwrap();
-    write_parquet(to_file, &batch);
+    write_parquet(to_file, &[batch]);
 }
 
-/// Writes `batch` as one Parquet file at `path`.
-fn write_parquet(path: &std::path::Path, batch: &RecordBatch) {
+/// Writes `batches` (at least one) as one Parquet file at `path`.
+fn write_parquet(path: &std::path::Path, batches: &[RecordBatch]) {
     let file = fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-    writer.write(batch).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batches[0].schema(), None).unwrap();
+    for batch in batches {
+        writer.write(batch).unwrap();
+    }
     writer.close().unwrap();
 }
 
@@ -193,6 +195,195 @@ async fn late_rows_in_a_later_partition_then_a_rerun_equal_a_full_recompute() {
     assert_same(&after, &snapshot(&fresh).await);
 }
 
+/// The day of the month (0-based) before which `log_out_devices` takes the user off a device's
+/// events: one device in six signs in late, on a day its id's hash picks; one in forty never
+/// does (`i64::MAX`); the others are always signed in (`None`).
+fn logged_out_before(device: &str) -> Option<i64> {
+    let hash = device.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    if hash.is_multiple_of(40) {
+        Some(i64::MAX)
+    } else if hash % 6 == 1 {
+        Some((hash / 6 % 25) as i64 + 2)
+    } else {
+        None
+    }
+}
+
+/// The user, device and time columns of a batch of the generated lake.
+fn users_devices_times(
+    batch: &RecordBatch,
+) -> (&StringArray, &StringArray, &TimestampMillisecondArray) {
+    let column = |name: &str| batch.column_by_name(name).unwrap();
+    (
+        column("user_id").as_string::<i32>(),
+        column("device_id").as_string::<i32>(),
+        column("event_time").as_primitive::<TimestampMillisecondType>(),
+    )
+}
+
+/// Rewrites every file of `lake` so that logged-out traffic looks as web products log it: the
+/// events of one device in six lose their user before a day of the month that the device's
+/// hash picks (they sign in late, after anonymous events on earlier days), and those of one
+/// device in forty lose it always (never identified).
+fn log_out_devices(lake: &std::path::Path) {
+    let first_day_ms = 1_709_251_200_000; // 2024-03-01T00:00:00Z
+    for partition in partition_dirs(lake) {
+        for file in fs::read_dir(&partition).unwrap() {
+            let path = file.unwrap().path();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(&path).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+            let schema = batches[0].schema();
+            let user_index = schema.index_of("user_id").unwrap();
+            let mut out = Vec::new();
+            for batch in &batches {
+                let (users, devices, times) = users_devices_times(batch);
+                let users: StringArray = (0..batch.num_rows())
+                    .map(|i| {
+                        let day = (times.value(i) - first_day_ms) / 86_400_000;
+                        let logged_out =
+                            logged_out_before(devices.value(i)).is_some_and(|before| day < before);
+                        (!logged_out && users.is_valid(i)).then(|| users.value(i))
+                    })
+                    .collect();
+                let mut columns = batch.columns().to_vec();
+                columns[user_index] = Arc::new(users);
+                out.push(RecordBatch::try_new(Arc::clone(&schema), columns).unwrap());
+            }
+            write_parquet(&path, &out);
+        }
+    }
+}
+
+/// Identity stitching (`session.anonymous_column`): the 30-day lake with logged-out devices
+/// arriving one day at a time, the job run after each day, equals one full recompute, and so
+/// does a late row in the last partition that identifies a device earlier, as another user,
+/// than the sign-in already committed (every anonymous event of that device moves to the new
+/// user, on days long committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_runs_with_late_identifications_equal_one_full_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    generate_lake(&lake, 30, 24_000, 400);
+    log_out_devices(&lake);
+    let stitching = |body: String| {
+        body.replace(
+            "[session]\n",
+            "[session]\nanonymous_column = \"device_id\"\n",
+        )
+    };
+
+    let daily_lake = dir.path().join("daily_lake");
+    fs::create_dir_all(&daily_lake).unwrap();
+    let body = stitching(job_toml(daily_lake.to_str().unwrap(), "out_daily", ""));
+    let (_, daily_job) = write_job(dir.path(), "daily.toml", &body);
+    let mut rewired_runs = 0;
+    let partitions = partition_dirs(&lake);
+    for (i, partition) in partitions.iter().enumerate() {
+        copy_partition(partition, &daily_lake);
+        let summary = run(&daily_job, Dates::Pending).await;
+        assert_eq!(summary.status, "committed", "day {i}");
+        if i > 0 {
+            assert_eq!(summary.strategy, "incremental", "day {i}");
+            // a sign-in re-attributes the device's anonymous events of earlier days
+            if summary.days_rewritten.len() > 5 {
+                rewired_runs += 1;
+            }
+        }
+    }
+    assert!(
+        rewired_runs >= 5,
+        "only {rewired_runs} runs rewrote earlier days for late sign-ins"
+    );
+
+    // a late row in the last partition: a device that signs in late was used by another user
+    // on day 3 already
+    let (late_device, late_time) = first_late_signer(&lake);
+    let last = daily_lake.join(partitions.last().unwrap().file_name().unwrap());
+    let template = ParquetRecordBatchReaderBuilder::try_new(
+        fs::File::open(partitions[0].join("part-0.parquet")).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap()
+    .slice(0, 1);
+    let schema = template.schema();
+    let mut columns = template.columns().to_vec();
+    columns[schema.index_of("user_id").unwrap()] =
+        Arc::new(StringArray::from(vec![Some("early-signer")]));
+    columns[schema.index_of("device_id").unwrap()] =
+        Arc::new(StringArray::from(vec![late_device.as_str()]));
+    columns[schema.index_of("event_time").unwrap()] =
+        Arc::new(TimestampMillisecondArray::from(vec![late_time]).with_timezone("UTC"));
+    let late = RecordBatch::try_new(schema, columns).unwrap();
+    write_parquet(&last.join("late-identification.parquet"), &[late]);
+    let rerun = run(&daily_job, Dates::Pending).await;
+    assert_eq!(rerun.strategy, "incremental");
+    let daily = snapshot(&daily_job).await;
+    let early_signer_sessions = daily["sessions"]
+        .iter()
+        .filter(|row| row.contains("early-signer"))
+        .count();
+    assert!(
+        early_signer_sessions >= 2,
+        "the late row should take over the device's anonymous sessions: {early_signer_sessions}"
+    );
+    assert!(
+        daily["sessions"]
+            .iter()
+            .any(|row| row.contains("anonymous:")),
+        "devices never identified are users of their own"
+    );
+
+    // one full recompute of the lake as it is now
+    let body = stitching(job_toml(daily_lake.to_str().unwrap(), "out_full", ""));
+    let (_, full_job) = write_job(dir.path(), "full.toml", &body);
+    let full = run(&full_job, Dates::Pending).await;
+    assert_eq!(full.strategy, "full");
+    assert_same(&daily, &snapshot(&full_job).await);
+
+    // and stitching changes what the job computes
+    let body = job_toml(daily_lake.to_str().unwrap(), "out_plain", "");
+    let (_, plain_job) = write_job(dir.path(), "plain.toml", &body);
+    run(&plain_job, Dates::Pending).await;
+    assert_ne!(snapshot(&plain_job).await["sessions"], daily["sessions"]);
+}
+
+/// A device of `log_out_devices`' late sign-ins with anonymous events on day 3 or later, and
+/// an instant on day 3 (before its first anonymous event there) for a late identifying row.
+fn first_late_signer(lake: &std::path::Path) -> (String, i64) {
+    let day_3 = 1_709_251_200_000 + 2 * 86_400_000;
+    for partition in partition_dirs(lake).iter().skip(2) {
+        for file in fs::read_dir(partition).unwrap() {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(
+                fs::File::open(file.unwrap().path()).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            for batch in reader {
+                let batch = batch.unwrap();
+                let (users, devices, times) = users_devices_times(&batch);
+                for i in 0..batch.num_rows() {
+                    let signs_in_late =
+                        logged_out_before(devices.value(i)).is_some_and(|before| before < i64::MAX);
+                    if users.is_null(i) && signs_in_late && times.value(i) >= day_3 {
+                        return (devices.value(i).to_string(), day_3 + 60_000);
+                    }
+                }
+            }
+        }
+    }
+    panic!("no late sign-in with anonymous events after day 3");
+}
+
 fn small_lake(dir: &std::path::Path) -> std::path::PathBuf {
     let lake = dir.join("lake");
     generate_lake(&lake, 5, 3_000, 100);
@@ -231,7 +422,10 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
         ],
     )
     .unwrap();
-    write_parquet(&new_partition.join("part-0.parquet"), &batch);
+    write_parquet(
+        &new_partition.join("part-0.parquet"),
+        std::slice::from_ref(&batch),
+    );
     let err = run_job(&job, &options).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Data, "{err}");
     assert!(
@@ -247,7 +441,10 @@ async fn a_schema_change_or_a_corrupt_file_fails_with_65_and_changes_nothing() {
         true,
     )]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![1]))]).unwrap();
-    write_parquet(&new_partition.join("part-0.parquet"), &batch);
+    write_parquet(
+        &new_partition.join("part-0.parquet"),
+        std::slice::from_ref(&batch),
+    );
     let err = run_job(&job, &options).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Data);
     assert!(
@@ -495,7 +692,7 @@ fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event])
     .unwrap();
     let dir = lake.join(format!("event_date={day}"));
     fs::create_dir_all(&dir).unwrap();
-    write_parquet(&dir.join(name), &batch);
+    write_parquet(&dir.join(name), std::slice::from_ref(&batch));
 }
 
 fn hand_job(dir: &std::path::Path, lake: &std::path::Path, sink: &str) -> Job {
