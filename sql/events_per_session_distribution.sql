@@ -1,8 +1,9 @@
 -- Events per session distribution (Amplitude User Sessions chart counting events,
 -- "Distribution").
 -- Definition: the number of sessions starting in the interval whose count of active events
--- falls in each bin [lo, hi): 1, 2, 3, 4, 5, 6-10, 11-20, 21-50, 51-100, 101 and more. Every
--- bin is listed, empty bins with 0.
+-- falls in each bin [lo, hi): 1, 2, 3, 4, 5, 6-10, 11-20, 21-50, 51-100, 101 and more (hi is
+-- Infinity), so the sessions of a day and country add up to all of them. Every bin is listed,
+-- empty bins with 0.
 -- Day = the session's start day in America/New_York; group = its first non-NULL country.
 -- Output: day DATE, country VARCHAR, lo DOUBLE, hi DOUBLE, sessions BIGINT; ordered by day,
 -- country, lo.
@@ -20,7 +21,7 @@ sessions AS (
     GROUP BY user_id, session_key
 ),
 histograms AS (
-    SELECT day, country, HIST(events, [1, 2, 3, 4, 5, 6, 11, 21, 51, 101, 1000000000]) AS bins
+    SELECT day, country, HIST(events, [1, 2, 3, 4, 5, 6, 11, 21, 51, 101]) AS bins
     FROM sessions
     GROUP BY day, country
 ),
@@ -29,4 +30,6 @@ bins AS (
 )
 SELECT day, country, bin['lo'] AS lo, bin['hi'] AS hi, bin['count'] AS sessions
 FROM bins
+-- HIST's first bin, [-inf, 1), is always empty: every session has an event
+WHERE bin['lo'] >= 1
 ORDER BY day, country, lo;

@@ -63,6 +63,76 @@ fn table_format_and_timing_line() {
     );
 }
 
+/// The chart's counts against plain SQL over the same sessions: the line under the bars tells
+/// the sessions below and at or above the bins, and shares are of all sessions.
+#[test]
+fn histogram_chart_counts_the_values_outside_its_bins() {
+    let lake = ["--lake", "events=data/sample_lake", "-q"];
+    let counts = sessionlake(
+        &[
+            &lake[..],
+            &[
+                "--format",
+                "csv",
+                "-c",
+                "SELECT count(*) FILTER (WHERE duration_ms < 60000), \
+                 count(*) FILTER (WHERE duration_ms >= 60000 AND duration_ms < 120000), \
+                 count(*) FILTER (WHERE duration_ms >= 600000), count(duration_ms) \
+                 FROM sessions('events')",
+            ],
+        ]
+        .concat(),
+    );
+    let counts = stdout(&counts);
+    let numbers: Vec<i64> = counts
+        .lines()
+        .nth(1)
+        .expect("a row of counts")
+        .split(',')
+        .map(|n| n.parse().expect("a count"))
+        .collect();
+    let &[below, first_bin, above, total] = numbers.as_slice() else {
+        panic!("{counts}");
+    };
+    assert!(
+        below > 0 && above > 0,
+        "the bins leave values out: {counts}"
+    );
+    let percent = |n: i64| 100.0 * n as f64 / total as f64;
+
+    let chart = sessionlake(
+        &[
+            &lake[..],
+            &[
+                "-c",
+                "SELECT HIST(duration_ms, 60000, 600000, 60000) AS length FROM sessions('events')",
+            ],
+        ]
+        .concat(),
+    );
+    let chart = stdout(&chart);
+    assert!(
+        chart.contains(&format!(
+            "9 bins + 2 open-ended, {total} values (chart below)"
+        )),
+        "{chart}"
+    );
+    let first_line = chart
+        .lines()
+        .find(|line| line.trim_start().starts_with("[60000, 120000)"))
+        .expect("a bar for [60000, 120000)");
+    assert!(
+        first_line.ends_with(&format!(" {first_bin} {:5.1}%", percent(first_bin))),
+        "{first_line}"
+    );
+    let outside = format!(
+        "  {below} values ({:.1}%) below 60000; {above} values ({:.1}%) at or above 600000\n",
+        percent(below),
+        percent(above)
+    );
+    assert!(chart.ends_with(&outside), "{chart}");
+}
+
 #[test]
 fn maxrows_limits_the_table() {
     let output = sessionlake(&[

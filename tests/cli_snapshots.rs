@@ -125,6 +125,35 @@ fn histograms_per_group_are_titled_by_the_group() {
 }
 
 #[test]
+fn histogram_tells_the_values_below_and_above_its_bins() {
+    assert_cmd_snapshot!(with_lake().args([
+        "-q",
+        "-c",
+        "SELECT HIST(duration_ms, 60000, 600000, 60000) AS length FROM sessions('events')",
+    ]));
+}
+
+#[test]
+fn histogram_with_nothing_outside_its_bins() {
+    assert_cmd_snapshot!(cli().args([
+        "-q",
+        "-c",
+        "SELECT HIST(x, 0, 3, 1) AS h FROM (VALUES (0), (1), (1), (2)) AS t(x)",
+    ]));
+}
+
+#[test]
+fn histogram_in_json_writes_the_open_ends_as_null() {
+    assert_cmd_snapshot!(cli().args([
+        "-q",
+        "--format",
+        "json",
+        "-c",
+        "SELECT HIST(x, [0, 3]) AS h FROM (VALUES (-1), (0), (3), (7)) AS t(x)",
+    ]));
+}
+
+#[test]
 fn histogram_in_csv_stays_data() {
     assert_cmd_snapshot!(cli().args([
         "-q",

@@ -21,12 +21,17 @@ const GAP_MS: i64 = 30 * 60_000;
 const MAX_LENGTH_MS: i64 = 24 * 60 * 60_000;
 /// Relative tolerance for floats: the engine and the reference may sum in different orders.
 const FLOAT_TOLERANCE: f64 = 1e-9;
-/// Amplitude's default session-length bin edges, in seconds (`HIST(length)`).
-const LENGTH_EDGES_S: [f64; 10] = [
-    0.0, 3.0, 10.0, 30.0, 60.0, 180.0, 600.0, 1800.0, 3600.0, 86400.0,
+/// The upper edge of HIST's open-ended last bin.
+const OPEN_END: f64 = f64::INFINITY;
+/// The bin edges of `length_distribution.sql`, in seconds: Amplitude's default session-length
+/// bins (`HIST(length)`), the last of them HIST's open-ended `[1 day, +inf)`.
+const LENGTH_EDGES_S: [f64; 11] = [
+    0.0, 3.0, 10.0, 30.0, 60.0, 180.0, 600.0, 1800.0, 3600.0, 86400.0, OPEN_END,
 ];
-/// The event-count bin edges of `events_per_session_distribution.sql`.
-const EVENT_COUNT_EDGES: [f64; 11] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 11.0, 21.0, 51.0, 101.0, 1e9];
+/// The event-count bin edges of `events_per_session_distribution.sql`, the last bin open-ended.
+const EVENT_COUNT_EDGES: [f64; 11] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 11.0, 21.0, 51.0, 101.0, OPEN_END,
+];
 
 /// One value of a result row.
 #[derive(Debug, Clone)]
@@ -218,12 +223,18 @@ fn distinct_users(sessions: &[&Session]) -> usize {
         .len()
 }
 
-/// One row per (day, group) and bin `[lo, hi)` of `value(session)`, empty bins included.
+/// One row per (day, group) and bin `[lo, hi)` of `value(session)`, empty bins included. The
+/// recipes leave out HIST's bin below the first edge: no session's value is there.
 fn histogram_rows(
     sessions: &[Session],
     edges: &[f64],
     value: impl Fn(&Session) -> f64,
 ) -> Vec<Vec<Cell>> {
+    assert!(
+        sessions.iter().all(|s| value(s) >= edges[0]),
+        "a session below the first edge {}, which the recipe leaves out",
+        edges[0]
+    );
     let mut rows = Vec::new();
     for ((day, country), group) in by_day_and(sessions, Session::country) {
         for bin in edges.windows(2) {

@@ -232,11 +232,9 @@ fn summarise_histograms(
                 let lists = column.as_list::<i32>();
                 let text: StringArray = (0..lists.len())
                     .map(|row| {
-                        lists.is_valid(row).then(|| {
-                            let bins = histogram_bins(lists, row);
-                            let values: i64 = bins.iter().map(|b| b.2).sum();
-                            format!("{} bins, {values} values (chart below)", bins.len())
-                        })
+                        lists
+                            .is_valid(row)
+                            .then(|| Histogram::read(lists, row).summary())
                     })
                     .collect();
                 Arc::new(text) as ArrayRef
@@ -247,16 +245,123 @@ fn summarise_histograms(
     Ok((summary_schema, summaries))
 }
 
-/// `(lo, hi, count)` of each bin of the histogram in `row`.
-fn histogram_bins(lists: &ListArray, row: usize) -> Vec<(f64, f64, i64)> {
-    let bins = lists.value(row);
-    let bins = bins.as_struct();
-    let lo = bins.column(0).as_primitive::<Float64Type>();
-    let hi = bins.column(1).as_primitive::<Float64Type>();
-    let count = bins.column(2).as_primitive::<Int64Type>();
-    (0..bins.len())
-        .map(|i| (lo.value(i), hi.value(i), count.value(i)))
-        .collect()
+/// One histogram as the table shows it: the bins drawn as bars, and the open-ended bins `HIST`
+/// adds on each side (`[-inf, e0)` and `[en, +inf)`), told in a line under the bars.
+#[derive(Debug, PartialEq)]
+struct Histogram {
+    /// `(lo, hi, count)` of each bin with finite edges.
+    bins: Vec<(f64, f64, i64)>,
+    /// `(e0, count)` of the bin below the first edge, if the list has one.
+    below: Option<(f64, i64)>,
+    /// `(en, count)` of the bin at or above the last edge, if the list has one.
+    above: Option<(f64, i64)>,
+}
+
+impl Histogram {
+    /// The histogram in `row`.
+    fn read(lists: &ListArray, row: usize) -> Self {
+        let values = lists.value(row);
+        let values = values.as_struct();
+        let lo = values.column(0).as_primitive::<Float64Type>();
+        let hi = values.column(1).as_primitive::<Float64Type>();
+        let count = values.column(2).as_primitive::<Int64Type>();
+        Self::from_bins(
+            (0..values.len())
+                .map(|i| (lo.value(i), hi.value(i), count.value(i)))
+                .collect(),
+        )
+    }
+
+    /// The open-ended bins are told apart by their infinite edge, so a list without them (such
+    /// as a slice of a `HIST` result) is charted as it is.
+    fn from_bins(mut bins: Vec<(f64, f64, i64)>) -> Self {
+        let below = match bins.first() {
+            Some(&(lo, hi, count)) if lo == f64::NEG_INFINITY => {
+                bins.remove(0);
+                Some((hi, count))
+            }
+            _ => None,
+        };
+        let above = match bins.last() {
+            Some(&(lo, hi, count)) if hi == f64::INFINITY => {
+                bins.pop();
+                Some((lo, count))
+            }
+            _ => None,
+        };
+        Self { bins, below, above }
+    }
+
+    /// `(edge, count)` of the open-ended bins the list has.
+    fn open_ended(&self) -> impl Iterator<Item = (f64, i64)> {
+        [self.below, self.above].into_iter().flatten()
+    }
+
+    /// Every value counted, in the bins and outside them.
+    fn total(&self) -> i64 {
+        let outside = self.open_ended().map(|b| b.1);
+        self.bins.iter().map(|b| b.2).chain(outside).sum()
+    }
+
+    /// The table cell: `9 bins + 2 open-ended, 22813 values (chart below)`.
+    fn summary(&self) -> String {
+        let open_ended = match self.open_ended().count() {
+            0 => String::new(),
+            n => format!(" + {n} open-ended"),
+        };
+        format!(
+            "{}{open_ended}, {} (chart below)",
+            counted(self.bins.len() as i64, "bin"),
+            counted(self.total(), "value")
+        )
+    }
+
+    /// The line under the bars on the values outside them: `none outside [0, 86400000)`, or
+    /// `none below 0; 23 values (0.1%) at or above 86400000`; None without open-ended bins.
+    fn outside_line(&self) -> Option<String> {
+        if let (Some((first, 0)), Some((last, 0))) = (self.below, self.above) {
+            return Some(format!(
+                "none outside [{}, {})",
+                short_number(first),
+                short_number(last)
+            ));
+        }
+        let total = self.total();
+        let side = |bin: Option<(f64, i64)>, place: &str| {
+            bin.map(|(edge, count)| {
+                let edge = short_number(edge);
+                if count == 0 {
+                    format!("none {place} {edge}")
+                } else {
+                    let values = counted(count, "value");
+                    format!("{values} ({:.1}%) {place} {edge}", share(count, total))
+                }
+            })
+        };
+        let sides: Vec<String> = [side(self.below, "below"), side(self.above, "at or above")]
+            .into_iter()
+            .flatten()
+            .collect();
+        (!sides.is_empty()).then(|| sides.join("; "))
+    }
+}
+
+/// `1 value`, `2 values`.
+fn counted(count: i64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// `count` in percent of `total`; 0 when there is nothing.
+fn share(count: i64, total: i64) -> f64 {
+    if total > 0 {
+        100.0 * count as f64 / total as f64
+    } else {
+        0.0
+    }
 }
 
 /// The width of the longest bar, in characters.
@@ -298,16 +403,18 @@ fn write_histogram_charts(
                     writeln!(out, "  NULL")?;
                     continue;
                 }
-                write_chart(out, &histogram_bins(lists, row))?;
+                write_chart(out, &Histogram::read(lists, row))?;
             }
         }
     }
     Ok(())
 }
 
-/// Bars scaled to the largest count, drawn in eighths of a character.
-fn write_chart(out: &mut dyn Write, bins: &[(f64, f64, i64)]) -> Result<()> {
+/// Bars scaled to the largest count, drawn in eighths of a character, with each bin's share of
+/// all values (those outside the bars too), then the line on the values outside.
+fn write_chart(out: &mut dyn Write, histogram: &Histogram) -> Result<()> {
     const EIGHTHS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
+    let bins = &histogram.bins;
     let labels: Vec<String> = bins
         .iter()
         .map(|&(lo, hi, _)| format!("[{}, {})", short_number(lo), short_number(hi)))
@@ -316,7 +423,7 @@ fn write_chart(out: &mut dyn Write, bins: &[(f64, f64, i64)]) -> Result<()> {
     let counts: Vec<String> = bins.iter().map(|b| b.2.to_string()).collect();
     let count_width = counts.iter().map(String::len).max().unwrap_or(0);
     let max = bins.iter().map(|b| b.2).max().unwrap_or(0);
-    let total: i64 = bins.iter().map(|b| b.2).sum();
+    let total = histogram.total();
     for ((label, count), &(_, _, n)) in labels.iter().zip(&counts).zip(bins) {
         let eighths = if max > 0 {
             (n as f64 / max as f64 * (BAR_WIDTH * 8) as f64).round() as usize
@@ -325,17 +432,16 @@ fn write_chart(out: &mut dyn Write, bins: &[(f64, f64, i64)]) -> Result<()> {
         };
         let mut bar = "█".repeat(eighths / 8);
         bar.push_str(EIGHTHS[eighths % 8]);
-        let share = if total > 0 {
-            100.0 * n as f64 / total as f64
-        } else {
-            0.0
-        };
+        let share = share(n, total);
         let padding = BAR_WIDTH + 1 - bar.chars().count();
         writeln!(
             out,
             "  {label:>label_width$} {bar}{:padding$}{count:>count_width$} {share:5.1}%",
             ""
         )?;
+    }
+    if let Some(line) = histogram.outside_line() {
+        writeln!(out, "  {line}")?;
     }
     Ok(())
 }
@@ -347,5 +453,60 @@ fn short_number(x: f64) -> String {
     } else {
         let text = format!("{x:.3}");
         text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INF: f64 = f64::INFINITY;
+
+    fn histogram(bins: &[(f64, f64, i64)]) -> Histogram {
+        Histogram::from_bins(bins.to_vec())
+    }
+
+    #[test]
+    fn the_open_ended_bins_are_told_under_the_bars() {
+        let both = histogram(&[(-INF, 0.0, 1), (0.0, 10.0, 2), (10.0, INF, 0)]);
+        assert_eq!(both.bins, vec![(0.0, 10.0, 2)]);
+        assert_eq!(
+            both.summary(),
+            "1 bin + 2 open-ended, 3 values (chart below)"
+        );
+        assert_eq!(
+            both.outside_line().as_deref(),
+            Some("1 value (33.3%) below 0; none at or above 10")
+        );
+
+        let inside = histogram(&[
+            (-INF, 0.5, 0),
+            (0.5, 5.0, 4),
+            (5.0, 10.0, 0),
+            (10.0, INF, 0),
+        ]);
+        assert_eq!(
+            inside.outside_line().as_deref(),
+            Some("none outside [0.5, 10)")
+        );
+    }
+
+    /// A list without HIST's open-ended bins, or with one of them, such as a slice of a HIST
+    /// result: charted as it is, nothing said of a side it does not have.
+    #[test]
+    fn a_list_without_open_ended_bins_is_charted_as_it_is() {
+        let sliced = histogram(&[(0.0, 5.0, 4), (5.0, 10.0, 1)]);
+        assert_eq!(sliced.summary(), "2 bins, 5 values (chart below)");
+        assert_eq!(sliced.outside_line(), None);
+
+        let upper = histogram(&[(0.0, 5.0, 4), (5.0, INF, 2)]);
+        assert_eq!(
+            upper.summary(),
+            "1 bin + 1 open-ended, 6 values (chart below)"
+        );
+        assert_eq!(
+            upper.outside_line().as_deref(),
+            Some("2 values (33.3%) at or above 5")
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `HIST(x [, min, max, size | , [edges]])`: a histogram of `x` over fixed bins, as Amplitude's
-//! session-length distribution; the bins are constant arguments, validated at planning.
+//! session-length distribution, with an open-ended bin on each side so that the values outside
+//! the requested bins are counted too; the bins are constant arguments, validated at planning.
 
 use std::sync::Arc;
 
@@ -22,7 +23,8 @@ use crate::time_unit::{is_span_type, span_array_to_seconds};
 
 make_udaf_function!(Hist, hist_udaf, hist, x);
 
-/// The most bins a call may ask for: every group holds one counter per bin.
+/// The most bins a call may ask for (the two open-ended bins come on top): every group holds
+/// one counter per bin.
 pub const MAX_BINS: usize = 10_000;
 
 /// Amplitude's default session-length bin edges in milliseconds: 0, 3 s, 10 s, 30 s, 1 min,
@@ -42,10 +44,15 @@ pub const DEFAULT_EDGES_MS: [f64; 10] = [
 
 #[user_doc(
     doc_section(label = "Session Functions"),
-    description = "A histogram of `x`: a list with one `{lo, hi, count}` struct per bin, in \
-ascending order, bins with no value included. A bin holds the values `v` with `lo <= v < hi`: a \
-value equal to an edge counts in the bin above it, values below the first edge or at or above \
-the last edge are not counted, and NULLs are skipped. Over no rows every count is 0.\n\n\
+    description = "A histogram of `x`: a list of `{lo, hi, count}` structs in ascending order, \
+one per requested bin and one open-ended bin on each side, so that every non-NULL value is \
+counted exactly once. With bin edges `e0 < e1 < ... < en`, the first bin is \
+`{lo: -inf, hi: e0}` with the values below `e0`; each requested bin `[lo, hi)` holds the values \
+`v` with `lo <= v < hi` (a value equal to an edge counts in the bin above it); the last bin is \
+`{lo: en, hi: +inf}` with the values at or above `en` (+inf included). Empty bins are included, \
+so a call always gives its requested bins plus two, whatever the data, and the counts add up to \
+the number of values. NULLs are skipped, and so is NaN, which lies in no order with the edges. \
+Over no rows every count is 0.\n\n\
 Units: a numeric `x` is binned as it is, and the bin arguments are in the same unit, except that \
 `HIST(x)` without bin arguments on a numeric `x` reads `x` as milliseconds (it is meant for \
 `sessions(...).duration_ms`), so its `lo` and `hi` are milliseconds: 0, 3000, 10000, ... A \
@@ -53,13 +60,13 @@ duration (of any unit) or an interval without months is converted to seconds (fr
 sub-second parts), and `lo`, `hi` and the bin arguments are then seconds: `HIST(x)` gives 0, 3, \
 10, ... An interval with months is an error, since a month's length varies.\n\n\
 Bins: `HIST(x)` uses Amplitude's default session-length bins with edges 0, 3 s, 10 s, 30 s, \
-1 min, 3 min, 10 min, 30 min, 1 h and 1 day (9 bins; sessions of a day or more are not counted). \
-`HIST(x, min, max, size)` makes bins of width `size` starting at `min`, `[min, min + size)`, \
-`[min + size, min + 2 size)`, ...; the last bin is cut at `max`, so it is narrower when \
-`max - min` is not a multiple of `size`. `HIST(x, [e0, e1, ..., en])` makes the bins \
-`[e0, e1)`, ..., `[en-1, en)`. Bin arguments must be constants: `size <= 0`, `min >= max`, more \
-than 10000 bins, fewer than two edges, or edges that are not strictly ascending are planning \
-errors.",
+1 min, 3 min, 10 min, 30 min, 1 h and 1 day (9 bins, plus the open-ended ones: sessions of a \
+day or more are in the last, `[1 day, +inf)`). `HIST(x, min, max, size)` makes bins of width \
+`size` starting at `min`, `[min, min + size)`, `[min + size, min + 2 size)`, ...; the last \
+requested bin is cut at `max`, so it is narrower when `max - min` is not a multiple of `size`. \
+`HIST(x, [e0, e1, ..., en])` makes the bins `[e0, e1)`, ..., `[en-1, en)`. Bin arguments must \
+be constants: `size <= 0`, `min >= max`, more than 10000 requested bins, fewer than two edges, \
+or edges that are not strictly ascending are planning errors.",
     syntax_example = "HIST(x) | HIST(x, min, max, size) | HIST(x, [edges])",
     sql_example = r#"```sql
 > SELECT HIST(duration_ms) FROM sessions('events');
@@ -74,16 +81,17 @@ errors.",
     ),
     argument(
         name = "min",
-        description = "Constant number: the lower edge of the first bin (inclusive)."
+        description = "Constant number: the lower edge of the first requested bin (inclusive)."
     ),
     argument(
         name = "max",
-        description = "Constant number: the upper edge of the last bin (exclusive); greater than \
-`min`."
+        description = "Constant number: the upper edge of the last requested bin (exclusive); \
+greater than `min`."
     ),
     argument(
         name = "size",
-        description = "Constant positive number: the width of every bin but possibly the last."
+        description = "Constant positive number: the width of every requested bin but possibly \
+the last."
     ),
     argument(
         name = "edges",
@@ -230,13 +238,14 @@ fn hist_type() -> DataType {
     DataType::List(bin_field())
 }
 
-/// The partial state: one list of per-bin counts per group.
+/// The partial state: one list of per-bin counts per group, open-ended bins included.
 fn counts_type() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true)))
 }
 
-/// The bin edges of one call, in the unit `x` is converted to; bin `i` is
-/// `[edges[i], edges[i + 1])`.
+/// The bin edges of one call, in the unit `x` is converted to. A histogram has `edges + 1` bins:
+/// bin 0 is `[-inf, edges[0])`, bin `i` is `[edges[i - 1], edges[i])`, the last is
+/// `[edges[last], +inf)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bins {
     edges: Vec<f64>,
@@ -331,12 +340,12 @@ impl Bins {
         }
     }
 
-    /// The number of bins.
+    /// The number of bins of a histogram: the requested ones and the two open-ended ones.
     pub fn len(&self) -> usize {
-        self.edges.len() - 1
+        self.edges.len() + 1
     }
 
-    /// Always false: there is at least one bin.
+    /// Always false: there are at least three bins.
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -345,16 +354,24 @@ impl Bins {
         &self.edges
     }
 
-    /// The bin holding `value`, if any (NaN is in none).
+    /// The bin holding `value`; NaN, in no order with the edges, is in none.
     #[inline]
     pub fn bin_of(&self, value: f64) -> Option<usize> {
-        let (first, last) = (self.edges[0], self.edges[self.edges.len() - 1]);
-        if value >= first && value < last {
-            // the number of edges <= value is at least 1 (first) and at most len (not last)
-            Some(self.edges.partition_point(|&edge| edge <= value) - 1)
-        } else {
-            None
-        }
+        // the number of edges <= value: 0 below the first edge, edges.len() at or above the last
+        (!value.is_nan()).then(|| self.edges.partition_point(|&edge| edge <= value))
+    }
+
+    /// The lower bounds of the bins, `-inf` first.
+    fn lows(&self) -> impl Iterator<Item = f64> + Clone + '_ {
+        std::iter::once(f64::NEG_INFINITY).chain(self.edges.iter().copied())
+    }
+
+    /// The upper bounds of the bins, `+inf` last.
+    fn highs(&self) -> impl Iterator<Item = f64> + Clone + '_ {
+        self.edges
+            .iter()
+            .copied()
+            .chain(std::iter::once(f64::INFINITY))
     }
 
     fn size(&self) -> usize {
@@ -428,7 +445,8 @@ fn values_in_bin_unit(x: &ArrayRef) -> Result<Float64Array> {
     }
 }
 
-/// Calls `count(row, bin)` for every row whose value falls in a bin and that passes the filter.
+/// Calls `count(row, bin)` for every row with a value (not NULL, not NaN) that passes the
+/// filter.
 fn for_each_binned(
     bins: &Bins,
     x: &ArrayRef,
@@ -499,18 +517,8 @@ fn for_each_state_row(
 fn histogram_lists(bins: &Bins, counts: Vec<i64>) -> Result<ListArray> {
     let width = bins.len();
     let groups = counts.len() / width;
-    let lows: Vec<f64> = bins.edges[..width]
-        .iter()
-        .copied()
-        .cycle()
-        .take(counts.len())
-        .collect();
-    let highs: Vec<f64> = bins.edges[1..]
-        .iter()
-        .copied()
-        .cycle()
-        .take(counts.len())
-        .collect();
+    let lows: Vec<f64> = bins.lows().cycle().take(counts.len()).collect();
+    let highs: Vec<f64> = bins.highs().cycle().take(counts.len()).collect();
     let structs = StructArray::try_new(
         bin_fields(),
         vec![
@@ -689,7 +697,7 @@ mod tests {
     use datafusion::arrow::datatypes::{IntervalMonthDayNano, TimeUnit};
 
     use super::*;
-    use crate::aggregate_testing::{Arg, Call, Row, Subject, check_against_naive};
+    use crate::aggregate_testing::{Arg, Call, Row, Subject, check_against_naive, property_float};
 
     /// The arguments of `HIST(x, params...)`.
     fn hist_args(x: Arg, params: Vec<ScalarValue>) -> Vec<Arg> {
@@ -760,21 +768,56 @@ mod tests {
         Arc::new(Float64Array::from(values.to_vec()))
     }
 
+    const NEG_INF: f64 = f64::NEG_INFINITY;
+    const INF: f64 = f64::INFINITY;
+
     #[test]
-    fn edges_go_to_the_upper_bin_and_max_is_not_counted() {
+    fn edges_go_to_the_upper_bin_and_outside_values_to_the_open_ended_bins() {
         let mut acc = accumulator(DataType::Float64, floats(&[0.0, 10.0, 5.0])).unwrap();
         let x = float_column(&[
+            Some(NEG_INF),
             Some(-0.5),
+            Some(-0.0),
             Some(0.0),
             Some(4.999),
             Some(5.0),
             Some(9.999),
             Some(10.0),
+            Some(INF),
             None,
-            Some(f64::NAN),
         ]);
         acc.update_batch(&[x]).unwrap();
-        assert_eq!(evaluate(acc.as_mut()), vec![(0.0, 5.0, 2), (5.0, 10.0, 2)]);
+        assert_eq!(
+            evaluate(acc.as_mut()),
+            vec![
+                (NEG_INF, 0.0, 2),
+                (0.0, 5.0, 3),
+                (5.0, 10.0, 2),
+                (10.0, INF, 2)
+            ]
+        );
+    }
+
+    /// NaN is skipped like NULL, by both accumulators and by `convert_to_state`.
+    #[test]
+    fn nan_is_in_no_bin() {
+        let x = float_column(&[Some(f64::NAN), Some(-f64::NAN), Some(1.0), None]);
+        let mut acc = accumulator(DataType::Float64, floats(&[0.0, 2.0, 1.0])).unwrap();
+        acc.update_batch(&[Arc::clone(&x)]).unwrap();
+        assert_eq!(counts(acc.as_mut()), vec![0, 0, 1, 0]);
+
+        let mut groups = groups_accumulator(DataType::Float64, floats(&[0.0, 2.0, 1.0])).unwrap();
+        groups
+            .update_batch(&[Arc::clone(&x)], &[0, 0, 0, 0], None, 1)
+            .unwrap();
+        let state = groups.convert_to_state(&[x], None).unwrap();
+        groups.merge_batch(&state, &[0, 0, 0, 0], 1).unwrap();
+        let lists = groups.evaluate(EmitTo::All).unwrap();
+        let counts: Vec<i64> = bins_of(lists.as_list::<i32>(), 0)
+            .into_iter()
+            .map(|(_, _, c)| c)
+            .collect();
+        assert_eq!(counts, vec![0, 0, 2, 0]);
     }
 
     #[test]
@@ -784,10 +827,16 @@ mod tests {
             .unwrap();
         assert_eq!(
             evaluate(acc.as_mut()),
-            vec![(0.0, 10.0, 0), (10.0, 20.0, 0), (20.0, 25.0, 2)]
+            vec![
+                (NEG_INF, 0.0, 0),
+                (0.0, 10.0, 0),
+                (10.0, 20.0, 0),
+                (20.0, 25.0, 2),
+                (25.0, INF, 1)
+            ]
         );
-        // no float drift: 0.1-wide bins up to 1 make exactly 10 bins
-        assert_eq!(Bins::uniform(0.0, 1.0, 0.1).unwrap().len(), 10);
+        // no float drift: 0.1-wide bins up to 1 make exactly 10 bins (11 edges)
+        assert_eq!(Bins::uniform(0.0, 1.0, 0.1).unwrap().edges().len(), 11);
     }
 
     #[test]
@@ -802,7 +851,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             evaluate(acc.as_mut()),
-            vec![(0.0, 60.0, 2), (60.0, 600.0, 1)]
+            vec![
+                (NEG_INF, 0.0, 0),
+                (0.0, 60.0, 2),
+                (60.0, 600.0, 1),
+                (600.0, INF, 1)
+            ]
         );
     }
 
@@ -822,11 +876,14 @@ mod tests {
         ]);
         acc.update_batch(&[x]).unwrap();
         let bins = evaluate(acc.as_mut());
-        let edges: Vec<f64> = bins.iter().map(|b| b.0).chain([bins[8].1]).collect();
-        assert_eq!(edges, DEFAULT_EDGES_MS.to_vec());
+        let lows: Vec<f64> = bins.iter().map(|b| b.0).collect();
+        let highs: Vec<f64> = bins.iter().map(|b| b.1).collect();
+        assert_eq!(lows, [&[NEG_INF][..], &DEFAULT_EDGES_MS].concat());
+        assert_eq!(highs, [&DEFAULT_EDGES_MS[..], &[INF]].concat());
+        // -1 below; 86400000 (a day) at or above the last edge
         assert_eq!(
             bins.iter().map(|b| b.2).collect::<Vec<_>>(),
-            vec![2, 1, 0, 1, 0, 0, 0, 0, 2]
+            vec![1, 2, 1, 0, 1, 0, 0, 0, 0, 2, 1]
         );
     }
 
@@ -841,16 +898,16 @@ mod tests {
         let mut acc = accumulator(millis.data_type().clone(), vec![]).unwrap();
         acc.update_batch(&[millis]).unwrap();
         let bins = evaluate(acc.as_mut());
-        assert_eq!((bins[0].0, bins[0].1, bins[8].1), (0.0, 3.0, 86_400.0));
+        assert_eq!((bins[1].0, bins[1].1, bins[9].1), (0.0, 3.0, 86_400.0));
         assert_eq!(
             bins.iter().map(|b| b.2).collect::<Vec<_>>(),
-            vec![1, 1, 0, 0, 1, 0, 0, 0, 0]
+            vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0]
         );
 
         let nanos: ArrayRef = Arc::new(DurationNanosecondArray::from(vec![10_000_000_000]));
         let mut acc = accumulator(nanos.data_type().clone(), vec![]).unwrap();
         acc.update_batch(&[nanos]).unwrap();
-        assert_eq!(counts(acc.as_mut())[2], 1);
+        assert_eq!(counts(acc.as_mut())[3], 1);
 
         let intervals: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
             IntervalMonthDayNano::new(0, 0, 30_000_000_000),
@@ -858,8 +915,8 @@ mod tests {
         ]));
         let mut acc = accumulator(intervals.data_type().clone(), vec![]).unwrap();
         acc.update_batch(&[Arc::clone(&intervals)]).unwrap();
-        // 30 s is in [30 s, 1 min); one day is at the last edge, so not counted
-        assert_eq!(counts(acc.as_mut()), vec![0, 0, 0, 1, 0, 0, 0, 0, 0]);
+        // 30 s is in [30 s, 1 min); one day is at the last edge, so in the open-ended bin
+        assert_eq!(counts(acc.as_mut()), vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
 
         let months: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
             IntervalMonthDayNano::new(1, 0, 0),
@@ -871,7 +928,7 @@ mod tests {
     #[test]
     fn no_rows_give_every_bin_with_count_zero() {
         let mut acc = accumulator(DataType::Float64, floats(&[0.0, 3.0, 1.0])).unwrap();
-        assert_eq!(counts(acc.as_mut()), vec![0, 0, 0]);
+        assert_eq!(counts(acc.as_mut()), vec![0, 0, 0, 0, 0]);
         let mut groups = groups_accumulator(DataType::Float64, floats(&[0.0, 3.0, 1.0])).unwrap();
         groups
             .update_batch(&[float_column(&[])], &[], None, 2)
@@ -881,7 +938,13 @@ mod tests {
         assert_eq!(lists.len(), 2);
         assert_eq!(
             bins_of(lists, 1),
-            vec![(0.0, 1.0, 0), (1.0, 2.0, 0), (2.0, 3.0, 0)]
+            vec![
+                (NEG_INF, 0.0, 0),
+                (0.0, 1.0, 0),
+                (1.0, 2.0, 0),
+                (2.0, 3.0, 0),
+                (3.0, INF, 0)
+            ]
         );
     }
 
@@ -928,8 +991,8 @@ mod tests {
             assert!(err.contains(expected), "{err}");
             assert!(err.starts_with("Error during planning: HIST"), "{err}");
         }
-        // 10,000 bins are allowed
-        assert_eq!(Bins::uniform(0.0, 10_000.0, 1.0).unwrap().len(), 10_000);
+        // 10,000 requested bins are allowed, and the two open-ended ones come on top
+        assert_eq!(Bins::uniform(0.0, 10_000.0, 1.0).unwrap().len(), 10_002);
         // a non-constant bin argument
         let mut args = hist_args(Arg::Column(DataType::Float64), floats(&[0.0, 1.0]));
         args.insert(1, Arg::Column(DataType::Float64));
@@ -969,25 +1032,25 @@ mod tests {
         value as f64 / 8.0
     }
 
-    /// The histogram of the rows' `x` over `edges`, each bin counted by a scan of the rows.
-    fn naive_histogram(edges: &[f64], rows: &[&Row]) -> ScalarValue {
-        let bins = edges.len() - 1;
-        let counts: Vec<i64> = edges
-            .windows(2)
-            .map(|bin| {
-                let inside = |x: &f64| bin[0] <= *x && *x < bin[1];
-                rows.iter()
-                    .filter_map(|r| r.value.map(x_of))
-                    .filter(inside)
-                    .count() as i64
-            })
-            .collect();
+    /// The histogram of the rows' values (as `x`) over `edges`, each bin counted by a scan of
+    /// the rows: below the first edge, each `[lo, hi)`, at or above the last edge.
+    fn naive_histogram(edges: &[f64], x: fn(i64) -> f64, rows: &[&Row]) -> ScalarValue {
+        let values: Vec<f64> = rows.iter().filter_map(|r| r.value.map(x)).collect();
+        let count = |inside: &dyn Fn(f64) -> bool| -> i64 {
+            values.iter().filter(|&&v| inside(v)).count() as i64
+        };
+        let (first, last) = (edges[0], edges[edges.len() - 1]);
+        let mut bins = vec![(f64::NEG_INFINITY, first, count(&|v| v < first))];
+        for bin in edges.windows(2) {
+            bins.push((bin[0], bin[1], count(&|v| bin[0] <= v && v < bin[1])));
+        }
+        bins.push((last, f64::INFINITY, count(&|v| v >= last)));
         let bins = StructArray::new(
             bin_fields(),
             vec![
-                Arc::new(Float64Array::from(edges[..bins].to_vec())),
-                Arc::new(Float64Array::from(edges[1..].to_vec())),
-                Arc::new(Int64Array::from(counts)),
+                Arc::new(Float64Array::from_iter_values(bins.iter().map(|b| b.0))),
+                Arc::new(Float64Array::from_iter_values(bins.iter().map(|b| b.1))),
+                Arc::new(Int64Array::from_iter_values(bins.iter().map(|b| b.2))),
             ],
             None,
         );
@@ -1000,14 +1063,21 @@ mod tests {
         ScalarValue::List(Arc::new(lists))
     }
 
-    /// `HIST(x, params...)` against the naive histogram over `edges`.
-    fn subject(x: Arg, params: Vec<ScalarValue>, edges: Vec<f64>) -> Subject {
-        let naive = move |rows: &[&Row]| naive_histogram(&edges, rows);
+    /// `HIST(x, params...)` against the naive histogram over `edges`, `x(value)` being the
+    /// value the aggregate sees for a row's property value.
+    fn subject(
+        x: Arg,
+        params: Vec<ScalarValue>,
+        edges: Vec<f64>,
+        x_value: fn(i64) -> f64,
+    ) -> Subject {
+        let naive = move |rows: &[&Row]| naive_histogram(&edges, x_value, rows);
         Subject::new(&hist_udaf(), &hist_args(x, params), naive)
     }
 
     /// Uniform bins and explicit edges over floats, and uniform bins over durations (in
-    /// seconds), with values below, inside, on the edges of and above the bins.
+    /// seconds), with values below, inside, on the edges of and above the bins; and floats with
+    /// NaN of both signs and both zeros, NaN counted nowhere.
     #[test]
     fn accumulators_match_naive() {
         let uniform: Vec<f64> = (0..13)
@@ -1020,13 +1090,26 @@ mod tests {
             ScalarValue::DurationMillisecond(Some(v * 125))
         });
         let subjects = [
-            subject(floats_x(), floats(&[0.0, 125.0, 10.0]), uniform.clone()),
+            subject(
+                floats_x(),
+                floats(&[0.0, 125.0, 10.0]),
+                uniform.clone(),
+                x_of,
+            ),
             subject(
                 floats_x(),
                 vec![edges_param(&[-10, 0, 30, 31, 100])],
                 vec![-10.0, 0.0, 30.0, 31.0, 100.0],
+                x_of,
             ),
-            subject(durations_x, floats(&[0.0, 125.0, 10.0]), uniform),
+            subject(durations_x, floats(&[0.0, 125.0, 10.0]), uniform, x_of),
+            // property floats run from -2 to 3.5 in halves, with NaN, -NaN, -0.0 and 0.0
+            subject(
+                Arg::float_values(),
+                vec![edges_param(&[-1, 0, 2])],
+                vec![-1.0, 0.0, 2.0],
+                property_float,
+            ),
         ];
         check_against_naive(&subjects, 7);
     }
@@ -1037,6 +1120,7 @@ mod tests {
         let before = acc.size();
         acc.update_batch(&[float_column(&[Some(1.0)])], &[999], None, 1_000)
             .unwrap();
-        assert!(acc.size() >= before + 1_000 * 100 * size_of::<i64>());
+        // 100 requested bins and the two open-ended ones per group
+        assert!(acc.size() >= before + 1_000 * 102 * size_of::<i64>());
     }
 }
