@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use clap::Parser;
+use sessionlake_testkit::app_lake::write_app_lake;
 use sessionlake_testkit::lake::{
     DEFAULT_ROW_GROUP_ROWS, LakeError, LakeSpec, PARTITION_COLUMN, write_lake,
 };
@@ -44,6 +45,11 @@ struct Args {
     /// Replace DIR if it already holds a lake (only event_date=... directories).
     #[arg(long)]
     force: bool,
+    /// Write the lake as an app that measures its sessions logs it: closing `session_end`
+    /// events with `duration_ms`, and a `timeout_ms` on every event (see
+    /// sessionlake_testkit::app_lake).
+    #[arg(long)]
+    app_events: bool,
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
@@ -87,7 +93,12 @@ fn run(args: &Args) -> Result<(), Failure> {
         clear_lake_dir(&args.out)?;
     }
     let started = Instant::now();
-    let summary = write_lake(&spec, &args.out).map_err(|e| match e {
+    let write = if args.app_events {
+        write_app_lake
+    } else {
+        write_lake
+    };
+    let summary = write(&spec, &args.out).map_err(|e| match e {
         LakeError::InvalidSpec(_) | LakeError::NotEmpty(_) => Failure::Usage(format!(
             "{e}{}",
             if matches!(e, LakeError::NotEmpty(_)) {
