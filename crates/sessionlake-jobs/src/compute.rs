@@ -29,6 +29,10 @@ use crate::location::Place;
 
 /// The Date32 day of the sessions and metrics tables' partition column.
 pub const DAY_COLUMN: &str = "session_date";
+/// The days of a session's events in the window's sessions (not written).
+const ACTIVE_DAYS: &str = "active_days";
+/// [`ACTIVE_DAYS`] in the property aggregates over `sessionize`.
+const P_ACTIVE_DAYS: &str = "p_active_days";
 
 /// What one computation produced, per output day.
 #[derive(Debug, Default)]
@@ -291,6 +295,10 @@ pub async fn compute_table(
         .map_or(0, |a| u64::try_from(a.value(0)).unwrap_or(0));
 
     let sql = sessions_sql(job, schema, unit, days, &mut computed);
+    let in_days = match days {
+        Some((first, last)) => format!("BETWEEN DATE '{first}' AND DATE '{last}'"),
+        None => "IS NOT NULL".to_string(),
+    };
     let all = engine
         .sql(&sql)
         .await
@@ -315,10 +323,12 @@ pub async fn compute_table(
     let user = ident(&options.user_column);
     let counts = query(
         ctx,
-        "SELECT CAST(count(*) FILTER (WHERE is_long) AS BIGINT), \
+        &format!(
+            "SELECT CAST(count(*) FILTER (WHERE is_long) AS BIGINT), \
          CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason = 'events_per_minute') AS BIGINT), \
          CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason = 'user_agent') AS BIGINT) \
-         FROM window_sessions",
+         FROM window_sessions WHERE {DAY_COLUMN} {in_days}"
+        ),
     )
     .await?;
     if let Some(batch) = counts.first() {
@@ -339,7 +349,8 @@ pub async fn compute_table(
     let kept = query(
         ctx,
         &format!(
-            "SELECT * EXCLUDE (is_long) FROM window_sessions WHERE NOT is_long \
+            "SELECT * EXCLUDE (is_long, {ACTIVE_DAYS}) FROM window_sessions \
+             WHERE NOT is_long AND {DAY_COLUMN} {in_days} \
              ORDER BY {DAY_COLUMN}, {user}, session_start, session_key, session_end"
         ),
     )
@@ -363,14 +374,26 @@ pub async fn compute_table(
                         AS bot_sessions,
                     CAST(count(*) FILTER (WHERE is_long) AS BIGINT) AS long_sessions_excluded
                 FROM flagged
+                WHERE {DAY_COLUMN} {in_days}
                 GROUP BY {DAY_COLUMN}
+            ),
+            active_events AS (
+                SELECT {user} AS active_user, unnest({ACTIVE_DAYS}) AS active_day
+                FROM flagged WHERE clean
+            ),
+            active AS (
+                SELECT active_day, CAST(count(DISTINCT active_user) AS BIGINT) AS active_users
+                FROM active_events
+                WHERE active_day {in_days}
+                GROUP BY active_day
             )
-            SELECT {DAY_COLUMN}, sessions, users,
+            SELECT {DAY_COLUMN}, sessions, users, coalesce(active_users, 0) AS active_users,
                 time_s / CAST(NULLIF(sessions, 0) AS DOUBLE) AS avg_length_s,
-                time_s / CAST(NULLIF(users, 0) AS DOUBLE) AS time_per_user_s,
+                time_s / CAST(NULLIF(active_users, 0) AS DOUBLE) AS time_per_user_s,
                 CAST(bounces AS DOUBLE) / CAST(NULLIF(sessions, 0) AS DOUBLE) AS bounce_rate,
                 length_distribution, bot_sessions, long_sessions_excluded
-            FROM counted ORDER BY {DAY_COLUMN}"
+            FROM counted LEFT JOIN active ON {DAY_COLUMN} = active_day
+            ORDER BY {DAY_COLUMN}"
         ),
     )
     .await?;
@@ -378,8 +401,11 @@ pub async fn compute_table(
     Ok(computed)
 }
 
-/// The statement producing every session of the window (over-long ones flagged `is_long`) with
-/// its day, properties, bounce and bot flags.
+/// The statement producing the sessions of the window (over-long ones flagged `is_long`) with
+/// their day, properties, bounce and bot flags, and the days (in the job's zone) of their
+/// events: every session starting on one of `days`, and every other session that may have an
+/// event on one of them (its start day is not after the last, its end day not before the
+/// first), for the active users of those days.
 fn sessions_sql(
     job: &Job,
     schema: &SchemaRef,
@@ -480,7 +506,7 @@ fn sessions_sql(
     };
     let day_filter = match days {
         Some((first, last)) => {
-            format!("WHERE s.{DAY_COLUMN} BETWEEN DATE '{first}' AND DATE '{last}'")
+            format!("WHERE s.{DAY_COLUMN} <= DATE '{last}' AND s.p_end_day >= DATE '{first}'")
         }
         None => String::new(),
     };
@@ -489,42 +515,50 @@ fn sessions_sql(
     } else {
         ""
     };
-    let (props_cte, join, prop_columns) = if props.is_empty() {
-        (String::new(), String::new(), String::new())
-    } else {
-        let aggregates: Vec<String> = props
-            .iter()
-            .map(|(name, expr)| format!("{expr} AS {}", ident(name)))
-            .collect();
-        let cte = format!(
-            ", p AS (
-                SELECT {user} AS p_user, session_key AS p_key, session_start AS p_start, {}
-                FROM sessionize('events', {args})
-                WHERE session_key IS NOT NULL
-                GROUP BY {user}, session_key, session_start
-            )",
-            aggregates.join(", ")
-        );
-        let join = "LEFT JOIN p ON s.".to_string()
-            + &user
-            + " = p.p_user AND s.session_key = p.p_key AND s.session_start = p.p_start";
-        let columns: String = props
-            .iter()
-            .filter(|(name, _)| !name.starts_with("p_"))
-            .map(|(name, _)| format!("p.{}, ", ident(name)))
-            .collect();
-        (cte, join, columns)
-    };
+    // the days of a session's events, in the zone; the time column as UTC first (a column
+    // without a zone holds UTC times, as for the engine)
+    let utc = format!("Timestamp({unit:?}, Some(\"UTC\"))");
+    props.push((
+        P_ACTIVE_DAYS.into(),
+        format!(
+            "array_agg(DISTINCT CAST(arrow_cast({}, {}) AT TIME ZONE {zone} AS DATE))",
+            ident(&options.time_column),
+            quote(&utc)
+        ),
+    ));
+    let aggregates: Vec<String> = props
+        .iter()
+        .map(|(name, expr)| format!("{expr} AS {}", ident(name)))
+        .collect();
+    let props_cte = format!(
+        ", p AS (
+            SELECT {user} AS p_user, session_key AS p_key, session_start AS p_start, {}
+            FROM sessionize('events', {args})
+            WHERE session_key IS NOT NULL
+            GROUP BY {user}, session_key, session_start
+        )",
+        aggregates.join(", ")
+    );
+    let join = "LEFT JOIN p ON s.".to_string()
+        + &user
+        + " = p.p_user AND s.session_key = p.p_key AND s.session_start = p.p_start";
+    let prop_columns: String = props
+        .iter()
+        .filter(|(name, _)| !name.starts_with("p_"))
+        .map(|(name, _)| format!("p.{}, ", ident(name)))
+        .collect();
     format!(
         "WITH s AS (
-            SELECT *, CAST(session_start AT TIME ZONE {zone} AS DATE) AS {DAY_COLUMN}
+            SELECT *, CAST(session_start AT TIME ZONE {zone} AS DATE) AS {DAY_COLUMN},
+                CAST(session_end AT TIME ZONE {zone} AS DATE) AS p_end_day
             FROM sessions('events', {args})
         ){props_cte}
         SELECT s.{DAY_COLUMN}, s.{user}, s.session_key, s.session_start, s.session_end,
             s.duration_ms, s.event_count, {event_type_columns} {prop_columns}
             {bounce} AS is_bounce,
             {bot_reason} AS bot_reason,
-            {is_long} AS is_long
+            {is_long} AS is_long,
+            p.{P_ACTIVE_DAYS} AS {ACTIVE_DAYS}
         FROM s {join}
         {day_filter}"
     )

@@ -121,6 +121,7 @@ pub enum Bounce {
 pub enum Metric {
     Sessions,
     Users,
+    ActiveUsers,
     AvgLengthSeconds,
     TimePerUserSeconds,
     BounceRate,
@@ -130,9 +131,10 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric with its column name in the daily metrics table.
-    pub const ALL: [(Metric, &'static str); 7] = [
+    pub const ALL: [(Metric, &'static str); 8] = [
         (Metric::Sessions, "sessions"),
         (Metric::Users, "users"),
+        (Metric::ActiveUsers, "active_users"),
         (Metric::AvgLengthSeconds, "avg_length_s"),
         (Metric::TimePerUserSeconds, "time_per_user_s"),
         (Metric::BounceRate, "bounce_rate"),
@@ -543,7 +545,7 @@ impl Job {
     /// settings differ from the committed output's recomputes everything.
     pub fn fingerprint(&self) -> String {
         format!(
-            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}",
+            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{};{METRICS_DEFINITION}",
             self.source,
             self.partition_column,
             self.session.options,
@@ -564,6 +566,12 @@ impl Job {
         )
     }
 }
+
+/// Names what the daily metrics mean beyond the job's settings, in every fingerprint: when a
+/// new version defines a metric differently, outputs committed by the old one are recomputed
+/// whole by the first run, instead of mixing both definitions across days.
+/// `active_users`: `time_per_user_s` divides by the users with an active event that day.
+const METRICS_DEFINITION: &str = "metrics=active_users";
 
 /// Column names are quoted in SQL; they only need to be non-empty and free of quotes.
 fn check_identifier(name: &str) -> Result<(), String> {

@@ -57,11 +57,13 @@ pub fn days_between(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
     first.iter_days().take_while(|d| *d <= last).collect()
 }
 
-/// The output days whose sessions an event at any instant of the UTC hour starting at
-/// `hour_ms` can change: those overlapping `[hour - L - g, hour + 1 h + g]`.
+/// The output days whose rows an event at any instant of the UTC hour starting at `hour_ms`
+/// can change: those overlapping `[hour - L - g, hour + 1 h + g + L]`. The sessions that
+/// change start in `[t - L - g, t + g]`; their events, which decide who is active on which
+/// day, reach `L` further.
 pub fn affected_days(hour_ms: i64, spans: Spans, zone: Tz) -> Vec<NaiveDate> {
     let first = local_day(hour_ms - spans.max_length_ms - spans.gap_ms, zone);
-    let last = local_day(hour_ms + HOUR_MS + spans.gap_ms, zone);
+    let last = local_day(hour_ms + HOUR_MS + spans.gap_ms + spans.max_length_ms, zone);
     days_between(first, last)
 }
 
@@ -85,10 +87,11 @@ pub fn consecutive_runs(days: &BTreeSet<NaiveDate>) -> Vec<(NaiveDate, NaiveDate
     runs
 }
 
-/// The events to read to recompute the sessions starting on the days `first..=last`: those
-/// with a time in `[start(first) - g, start(last + 1) + L + g]` (inclusive, epoch ms).
+/// The events to read to recompute the days `first..=last` (the sessions starting on them, and
+/// the sessions with an event on them, which start up to `L` earlier): those with a time in
+/// `[start(first) - L - g, start(last + 1) + L + g]` (inclusive, epoch ms).
 pub fn read_window(first: NaiveDate, last: NaiveDate, spans: Spans, zone: Tz) -> (i64, i64) {
-    let start = day_start_ms(first, zone) - spans.gap_ms;
+    let start = day_start_ms(first, zone) - spans.max_length_ms - spans.gap_ms;
     let after_last = last.checked_add_days(Days::new(1)).unwrap_or(last);
     let end = day_start_ms(after_last, zone) + spans.max_length_ms + spans.gap_ms;
     (start, end)
@@ -113,33 +116,43 @@ mod tests {
     }
 
     #[test]
-    fn an_hour_just_after_midnight_reaches_back_two_days() {
+    fn an_hour_reaches_back_and_forward_a_length_and_a_gap() {
         let hour = day_start_ms(date("2024-01-10"), Tz::UTC);
-        // [01-08 23:30, 01-10 01:30]
+        // [01-08 23:30, 01-11 01:30]
         assert_eq!(
             affected_days(hour, spans(), Tz::UTC),
-            vec![date("2024-01-08"), date("2024-01-09"), date("2024-01-10")]
+            vec![
+                date("2024-01-08"),
+                date("2024-01-09"),
+                date("2024-01-10"),
+                date("2024-01-11")
+            ]
         );
         let late_hour = hour + 23 * HOUR_MS;
-        // [01-09 22:30, 01-11 00:30]
+        // [01-09 22:30, 01-12 00:30]
         assert_eq!(
             affected_days(late_hour, spans(), Tz::UTC),
-            vec![date("2024-01-09"), date("2024-01-10"), date("2024-01-11")]
+            vec![
+                date("2024-01-09"),
+                date("2024-01-10"),
+                date("2024-01-11"),
+                date("2024-01-12")
+            ]
         );
     }
 
     #[test]
-    fn window_covers_gap_before_and_length_plus_gap_after() {
+    fn window_covers_length_plus_gap_on_both_sides() {
         let (start, end) = read_window(date("2024-01-10"), date("2024-01-11"), spans(), Tz::UTC);
         assert_eq!(
             start,
-            day_start_ms(date("2024-01-10"), Tz::UTC) - 30 * 60_000
+            day_start_ms(date("2024-01-10"), Tz::UTC) - 86_400_000 - 30 * 60_000
         );
         assert_eq!(
             end,
             day_start_ms(date("2024-01-12"), Tz::UTC) + 86_400_000 + 30 * 60_000
         );
-        assert_eq!(first_partition(start), date("2024-01-09"));
+        assert_eq!(first_partition(start), date("2024-01-08"));
     }
 
     #[test]

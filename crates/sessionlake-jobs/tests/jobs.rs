@@ -918,3 +918,90 @@ async fn chains_across_midnight_late_bridges_and_bots_by_hand() {
     run(&full, Dates::Pending).await;
     assert_same(&state, &snapshot(&full).await);
 }
+
+/// `n` events of `user` every 20 minutes from `start` (`2024-05-02T12:00:00`).
+fn every_20_minutes(user: &'static str, start: &str, n: i64) -> Vec<Event> {
+    let start = chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").unwrap();
+    (0..n)
+        .map(|k| {
+            let t = start + chrono::Duration::minutes(20 * k);
+            let time = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            (user, time, "click", "Mozilla/5.0")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_users_stay_exact_a_length_away_from_new_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // "b": one session from 05-02 12:00 to 05-03 11:40, 23 h 40 min; "other": 5 minutes on
+    // 05-03; then a late event of "b" at 05-02 11:35 makes b's session 24 h 5 min, over a day;
+    // then an event of "other" at 05-05 00:30, which rewrites the days from 05-03 on, where a
+    // read window starting 30 minutes before 05-03 would see a part of b's session under a day
+    let mut day3 = every_20_minutes("b", "2024-05-03T00:00:00", 36);
+    day3.extend([
+        (
+            "other",
+            "2024-05-03T15:00:00".to_string(),
+            "page_view",
+            "Mozilla/5.0",
+        ),
+        (
+            "other",
+            "2024-05-03T15:05:00".to_string(),
+            "click",
+            "Mozilla/5.0",
+        ),
+    ]);
+    let days = [
+        (
+            "2024-05-02",
+            every_20_minutes("b", "2024-05-02T12:00:00", 36),
+        ),
+        ("2024-05-03", day3),
+        (
+            "2024-05-04",
+            every_20_minutes("b", "2024-05-02T11:35:00", 1),
+        ),
+        (
+            "2024-05-05",
+            every_20_minutes("other", "2024-05-05T00:30:00", 1),
+        ),
+    ];
+    let job = hand_job(dir.path(), &lake, "out");
+    let metrics_of = |state: &std::collections::BTreeMap<String, Vec<String>>, day: &str| {
+        state["daily_metrics"]
+            .iter()
+            .find(|r| r.starts_with(day))
+            .cloned()
+            .unwrap()
+    };
+    for (day, events) in &days {
+        write_events(&lake, day, "part-0.parquet", events);
+        run(&job, Dates::Pending).await;
+        let state = snapshot(&job).await;
+        match *day {
+            "2024-05-02" => {}
+            "2024-05-03" => {
+                // b is active on 05-03 in a session of 05-02: 300 s of time over 2 active users
+                assert!(
+                    metrics_of(&state, "2024-05-03").starts_with("2024-05-03|1|1|2|300.0|150.0|"),
+                    "{state:#?}"
+                );
+            }
+            _ => {
+                // b's session is over a day and left out: b is active on no day. The late
+                // event is on 05-02; 05-03 is a day (L) later and must be rewritten too
+                let day2 = metrics_of(&state, "2024-05-02");
+                assert!(day2.starts_with("2024-05-02|0|0|0|NULL|NULL|"), "{day2}");
+                assert!(day2.ends_with("|0|1"), "{day2}");
+                let day3 = metrics_of(&state, "2024-05-03");
+                assert!(day3.starts_with("2024-05-03|1|1|1|300.0|300.0|"), "{day3}");
+            }
+        }
+    }
+    let full = hand_job(dir.path(), &lake, "out_full");
+    run(&full, Dates::Pending).await;
+    assert_same(&snapshot(&job).await, &snapshot(&full).await);
+}
