@@ -215,12 +215,21 @@ fn total_length_s(sessions: &[&Session]) -> f64 {
     seconds(sessions.iter().map(|s| s.length_ms()).sum())
 }
 
-fn distinct_users(sessions: &[&Session]) -> usize {
-    sessions
-        .iter()
-        .map(|s| &s.user)
-        .collect::<BTreeSet<_>>()
-        .len()
+/// The users with an active event (an event of a valid session) on the event's day, by (day,
+/// group), the group being that session's first non-NULL country.
+fn active_users<'a>(
+    sessions: &'a [Session],
+) -> BTreeMap<(String, Option<String>), BTreeSet<&'a str>> {
+    let mut active: BTreeMap<(String, Option<String>), BTreeSet<&str>> = BTreeMap::new();
+    for session in sessions {
+        for row in &session.rows {
+            active
+                .entry((new_york_day(row.time_ms), session.country()))
+                .or_default()
+                .insert(&session.user);
+        }
+    }
+    active
 }
 
 /// One row per (day, group) and bin `[lo, hi)` of `value(session)`, empty bins included. The
@@ -326,16 +335,21 @@ fn reference_rows(name: &str, sessions: &[Session]) -> Option<Vec<Vec<Cell>>> {
                 [key(day, country), vec![int(group.len()), total]].concat()
             })
             .collect(),
-        "time_spent_per_user" => per_country()
-            .iter()
-            .map(|((day, country), group)| {
-                let users = distinct_users(group);
-                let total = total_length_s(group);
-                let per_user = Cell::Float(total / users as f64);
-                let values = vec![int(users), Cell::Float(total), per_user];
-                [key(day, country), values].concat()
-            })
-            .collect(),
+        "time_spent_per_user" => {
+            // divided by the active users of the day, not by the users who started a session
+            let started = per_country();
+            active_users(sessions)
+                .iter()
+                .map(|((day, country), users)| {
+                    let total = started
+                        .get(&(day.clone(), country.clone()))
+                        .map_or(0.0, |group| total_length_s(group));
+                    let per_user = Cell::Float(total / users.len() as f64);
+                    let values = vec![int(users.len()), Cell::Float(total), per_user];
+                    [key(day, country), values].concat()
+                })
+                .collect()
+        }
         "avg_length" | "per_feature_timeouts" => per_country()
             .iter()
             .map(|((day, country), group)| {
@@ -348,17 +362,7 @@ fn reference_rows(name: &str, sessions: &[Session]) -> Option<Vec<Vec<Cell>>> {
         }
         "avg_per_user" => {
             let started = per_country();
-            // users with an active event (an event of a valid session) on the event's day
-            let mut active: BTreeMap<(String, Option<String>), BTreeSet<&str>> = BTreeMap::new();
-            for session in sessions {
-                for row in &session.rows {
-                    active
-                        .entry((new_york_day(row.time_ms), session.country()))
-                        .or_default()
-                        .insert(&session.user);
-                }
-            }
-            active
+            active_users(sessions)
                 .iter()
                 .map(|((day, country), users)| {
                     let count = started
