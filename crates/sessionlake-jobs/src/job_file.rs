@@ -92,6 +92,28 @@ pub struct SessionSettings {
     pub engine_args: Vec<String>,
     /// The zone whose calendar days partition the outputs.
     pub time_zone: Tz,
+    /// `session.max_gap`: the largest timeout an event's `gap_column` value may give (checked
+    /// on every event a run reads for the first time); set exactly when `gap_column` is.
+    pub max_gap: Option<MaxGap>,
+}
+
+/// `session.max_gap`, as written and in nanoseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxGap {
+    pub text: String,
+    pub nanos: i128,
+}
+
+impl SessionSettings {
+    /// The largest timeout any event can have, in nanoseconds: the gap, or `max_gap` when it
+    /// is larger (the `g` of the incremental rule in `docs/jobs.md`).
+    pub fn largest_gap_nanos(&self) -> i128 {
+        self.max_gap
+            .as_ref()
+            .map_or(self.options.gap_nanos, |max_gap| {
+                max_gap.nanos.max(self.options.gap_nanos)
+            })
+    }
 }
 
 /// Which property columns the sessions table carries.
@@ -276,6 +298,8 @@ struct SessionFile {
     session_id_column: Option<String>,
     active_column: Option<String>,
     inactive_event_types: Option<Vec<String>>,
+    gap_column: Option<String>,
+    max_gap: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -545,7 +569,7 @@ impl Job {
     /// settings differ from the committed output's recomputes everything.
     pub fn fingerprint(&self) -> String {
         format!(
-            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{};{METRICS_DEFINITION}",
+            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}{};{METRICS_DEFINITION}",
             self.source,
             self.partition_column,
             self.session.options,
@@ -558,10 +582,14 @@ impl Job {
                 &b.user_agent_pattern
             )),
             // only a non-default format is named, so that the default's fingerprints stay
-            // those of the versions before `sink.format` existed
+            // those of the versions before `sink.format` existed; the same for max_gap
             match self.sink_format {
                 SinkFormat::Parquet => String::new(),
                 other => format!(";format={}", other.name()),
+            },
+            match &self.session.max_gap {
+                Some(max_gap) => format!(";max_gap_ns={}", max_gap.nanos),
+                None => String::new(),
             },
         )
     }
@@ -585,6 +613,8 @@ fn check_identifier(name: &str) -> Result<(), String> {
 }
 
 fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str, String)> {
+    let defaults = SessionLakeConfig::default();
+    let gap_text = file.gap.clone().unwrap_or_else(|| defaults.gap.clone());
     let mut args = Vec::new();
     let mut push =
         |key: &'static str, value: Option<String>| -> Result<(), (&'static str, String)> {
@@ -610,9 +640,9 @@ fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str,
         "session.inactive_event_types",
         file.inactive_event_types.map(|types| types.join(",")),
     )?;
+    push("session.gap_column", file.gap_column)?;
     push("session.max_length", file.max_length)?;
     // validate key by key so the error names the key, then all together
-    let defaults = SessionLakeConfig::default();
     for (key, arg) in &args {
         SessionOptions::resolve(&defaults, std::slice::from_ref(arg)).map_err(|e| {
             (
@@ -628,6 +658,7 @@ fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str,
             e.strip_backtrace().replace("Error during planning: ", ""),
         )
     })?;
+    let max_gap = validate_max_gap(&options, file.max_gap, &gap_text)?;
     // the job applies the length rule itself, and stitches users over the whole lake, not
     // over the window it reads (see `identities`)
     let engine_args = args
@@ -648,7 +679,40 @@ fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str,
         options,
         engine_args,
         time_zone,
+        max_gap,
     })
+}
+
+/// `session.max_gap`: required with `gap_column` (it bounds every event's timeout, and so an
+/// incremental run's read window), at least `session.gap`, and nothing without `gap_column`.
+fn validate_max_gap(
+    options: &SessionOptions,
+    max_gap: Option<String>,
+    gap_text: &str,
+) -> Result<Option<MaxGap>, (&'static str, String)> {
+    let key = "session.max_gap";
+    match (&options.gap_column, max_gap) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err((key, "only applies with session.gap_column".into())),
+        (Some(column), None) => Err((
+            key,
+            format!(
+                "required when session.gap_column is set (here \"{column}\"): the largest \
+                 timeout an event's value may give, such as \"2 hours\", which bounds what an \
+                 incremental run reads"
+            ),
+        )),
+        (Some(_), Some(text)) => {
+            let nanos = parse_span(&text).map_err(|m| (key, m))?;
+            if nanos < options.gap_nanos {
+                return Err((
+                    key,
+                    format!("'{text}' must be at least session.gap ('{gap_text}')"),
+                ));
+            }
+            Ok(Some(MaxGap { text, nanos }))
+        }
+    }
 }
 
 fn validate_alert(file: AlertFile) -> Result<AlertRule, (&'static str, String)> {

@@ -38,6 +38,7 @@ pub mod job_file;
 pub mod lake;
 pub mod location;
 pub mod manifest;
+pub mod max_gap;
 pub mod progress;
 pub mod reader;
 pub mod runner;

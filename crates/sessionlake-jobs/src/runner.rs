@@ -27,6 +27,7 @@ use crate::location::Place;
 use crate::manifest::{
     self, ALERTS_TABLE, METRICS_TABLE, Manifest, RUNS_DIR, SESSIONS_TABLE, WHOLE_TABLE,
 };
+use crate::max_gap;
 use crate::progress::{OnProgress, Reporter};
 use crate::window::{self, Spans};
 
@@ -474,7 +475,7 @@ async fn read_source(
         Some(_) => None,
     };
     let spans = Spans::from_nanos(
-        options_session.gap_nanos,
+        job.session.largest_gap_nanos(),
         options_session.max_length_nanos.unwrap_or(0),
     );
     let zone = job.session.time_zone;
@@ -533,6 +534,16 @@ async fn read_source(
         .cloned()
         .collect();
     check_files(source, &all_read, &reference_schema, &reference_shown).await?;
+    // the events no committed run has read with these settings: every partition for a full
+    // run, else those not processed with their current files (docs/jobs.md)
+    let new_to_job: Vec<ObjectMeta> = partitions
+        .values()
+        .filter(|p| full_reason.is_some() || processed.get(&p.day.to_string()) != Some(&p.digest()))
+        .flat_map(|p| p.files.iter())
+        .filter(|f| read_files.contains(&f.location))
+        .cloned()
+        .collect();
+    max_gap::check_files(job, source, &new_to_job, &reference_schema).await?;
     summary.files_read = all_read.len();
     summary.partitions_read = plans.iter().map(|p| p.partitions).max().unwrap_or(0);
     tracing::info!(
@@ -662,6 +673,8 @@ async fn read_delta_source(
         .await
         .map_err(data)?;
     let schema = table.schema();
+    // the whole table is read anew at each version, so all of it is checked
+    max_gap::check(job, source, &ctx, Arc::clone(&table)).await?;
     tracing::info!(job = %job.name, version, "planned: the whole Delta table");
     checkpoint("planned").await;
     progress.add(1);

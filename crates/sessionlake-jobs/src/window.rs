@@ -15,7 +15,8 @@ const HOUR_MS: i64 = 3_600_000;
 /// The two spans of the gap-mode rule, in milliseconds rounded up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spans {
-    /// The inactivity gap `g`.
+    /// `g`: the largest timeout any event can have (the gap, or `session.max_gap` with a
+    /// `gap_column`).
     pub gap_ms: i64,
     /// The maximum session length `L`.
     pub max_length_ms: i64,
@@ -153,6 +154,22 @@ mod tests {
             day_start_ms(date("2024-01-12"), Tz::UTC) + 86_400_000 + 30 * 60_000
         );
         assert_eq!(first_partition(start), date("2024-01-08"));
+    }
+
+    #[test]
+    fn a_larger_max_gap_widens_both_bounds() {
+        // gap 30 minutes, max_gap 2 hours: g is 2 hours
+        let wide = Spans::from_nanos(2 * 3_600 * 1_000_000_000, 86_400 * 1_000_000_000);
+        let hour = day_start_ms(date("2024-01-10"), Tz::UTC) + 22 * HOUR_MS;
+        // [01-08 20:00, 01-12 01:00]: the 2-hour g reaches 01-12, the 30-minute one does not
+        assert_eq!(
+            affected_days(hour, wide, Tz::UTC).last(),
+            Some(&date("2024-01-12"))
+        );
+        assert_eq!(
+            affected_days(hour, spans(), Tz::UTC).last(),
+            Some(&date("2024-01-11"))
+        );
     }
 
     #[test]

@@ -46,28 +46,13 @@ async fn daily_runs_over_30_days_equal_one_full_recompute() {
         "the test job's alerts should trip"
     );
 
-    // the same lake arriving one day at a time, the job run after each day
+    // the same lake arriving one day at a time, the job run after each day; a day of events
+    // (with the few late rows of the days before) reaches back and forward L + g: 3 to 5 New
+    // York days
     let daily_lake = dir.path().join("daily_lake");
-    fs::create_dir_all(&daily_lake).unwrap();
     let body = job_toml(daily_lake.to_str().unwrap(), "out_daily", "");
     let (_, daily_job) = write_job(dir.path(), "daily.toml", &body);
-    for (i, partition) in partition_dirs(&lake).iter().enumerate() {
-        copy_partition(partition, &daily_lake);
-        let summary = run(&daily_job, Dates::Pending).await;
-        assert_eq!(summary.partitions_processed.len(), 1, "day {i}");
-        assert_eq!(summary.status, "committed");
-        if i > 0 {
-            assert_eq!(summary.strategy, "incremental", "day {i}");
-            // a day of events reaches back L + g and forward g: 3 to 5 New York days
-            let rewritten = summary.days_rewritten.len();
-            assert!(
-                (3..=5).contains(&rewritten),
-                "day {i}: {rewritten} days rewritten"
-            );
-        }
-    }
-    let again = run(&daily_job, Dates::Pending).await;
-    assert_eq!(again.status, "up_to_date");
+    run_daily(&lake, &daily_lake, &daily_job, 3..=5).await;
     assert_same(&snapshot(&daily_job).await, &expected);
 
     // rerunning old days with --from/--to converges to the same rows
@@ -109,6 +94,11 @@ fn add_late_rows(
     rows: usize,
     shift_ms: i64,
 ) {
+    write_parquet(to_file, &[moved_rows(from_file, rows, shift_ms)]);
+}
+
+/// The first `rows` rows of the Parquet file `from_file`, their times moved by `shift_ms`.
+fn moved_rows(from_file: &std::path::Path, rows: usize, shift_ms: i64) -> RecordBatch {
     let file = fs::File::open(from_file).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .unwrap()
@@ -128,8 +118,7 @@ fn add_late_rows(
         .with_timezone("UTC");
     let mut columns = batch.columns().to_vec();
     columns[time_index] = Arc::new(moved);
-    let batch = RecordBatch::try_new(schema, columns).unwrap();
-    write_parquet(to_file, &[batch]);
+    RecordBatch::try_new(schema, columns).unwrap()
 }
 
 /// Writes `batches` (at least one) as one Parquet file at `path`.
@@ -580,15 +569,17 @@ async fn a_dry_run_writes_nothing() {
     assert!(!dir.path().join("out").join("_manifests").exists());
 }
 
+/// The message of the configuration error that the job file `body` (read from `bad.toml`)
+/// fails with.
+fn config_error(body: &str) -> String {
+    let e = Job::parse(body, std::path::Path::new("bad.toml")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Config, "{e}");
+    e.message
+}
+
 #[test]
 fn job_file_errors_name_the_file_and_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    let error = |body: &str| {
-        let e = Job::parse(body, &path).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Config, "{e}");
-        e.message
-    };
+    let error = config_error;
     let base = job_toml("lake", "out", "");
     let e = error(&base.replace("[session]\n", "[session]\ngapp = \"5 minutes\"\n"));
     assert!(e.contains("bad.toml") && e.contains("gapp"), "{e}");
@@ -652,7 +643,13 @@ type Event = (&'static str, String, &'static str, &'static str);
 /// Writes `events` as the partition `event_date=<day>` (file `name`) of a small lake whose
 /// schema has a `user_agent` column.
 fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event]) {
-    let schema = Arc::new(Schema::new(vec![
+    write_partition_file(lake, day, name, &events_batch(events, None));
+}
+
+/// `events` as a batch of the hand-written lake's schema, with a `timeout_ms` column holding
+/// `timeouts` if given.
+fn events_batch(events: &[Event], timeouts: Option<&[Option<i64>]>) -> RecordBatch {
+    let mut fields = vec![
         Field::new("user_id", DataType::Utf8, true),
         Field::new(
             "event_time",
@@ -665,38 +662,48 @@ fn write_events(lake: &std::path::Path, day: &str, name: &str, events: &[Event])
         Field::new("event_type", DataType::Utf8, false),
         Field::new("page", DataType::Utf8, true),
         Field::new("user_agent", DataType::Utf8, true),
-    ]));
+    ];
     let millis = |t: &str| {
         chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
             .unwrap()
             .and_utc()
             .timestamp_millis()
     };
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.0))),
-            Arc::new(
-                TimestampMillisecondArray::from_iter_values(events.iter().map(|e| millis(&e.1)))
-                    .with_timezone("UTC"),
-            ),
-            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.2))),
-            Arc::new(StringArray::from_iter(
-                events
-                    .iter()
-                    .map(|e| (e.2 == "page_view").then_some("/home")),
-            )),
-            Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.3))),
-        ],
-    )
-    .unwrap();
+    let mut columns: Vec<datafusion::arrow::array::ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.0))),
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(events.iter().map(|e| millis(&e.1)))
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.2))),
+        Arc::new(StringArray::from_iter(
+            events
+                .iter()
+                .map(|e| (e.2 == "page_view").then_some("/home")),
+        )),
+        Arc::new(StringArray::from_iter_values(events.iter().map(|e| e.3))),
+    ];
+    if let Some(timeouts) = timeouts {
+        fields.push(Field::new("timeout_ms", DataType::Int64, true));
+        columns.push(Arc::new(Int64Array::from(timeouts.to_vec())));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// Writes `batch` as the file `name` of the partition `event_date=<day>` of `lake`.
+fn write_partition_file(lake: &std::path::Path, day: &str, name: &str, batch: &RecordBatch) {
     let dir = lake.join(format!("event_date={day}"));
     fs::create_dir_all(&dir).unwrap();
-    write_parquet(&dir.join(name), std::slice::from_ref(&batch));
+    write_parquet(&dir.join(name), std::slice::from_ref(batch));
 }
 
 fn hand_job(dir: &std::path::Path, lake: &std::path::Path, sink: &str) -> Job {
-    let body = format!(
+    write_job(dir, &format!("{sink}.toml"), &hand_job_toml(lake, sink)).1
+}
+
+/// The hand-written lakes' job: UTC days, the first user agent, bots by rate and user agent.
+fn hand_job_toml(lake: &std::path::Path, sink: &str) -> String {
+    format!(
         r#"[source]
 lake = "{}"
 
@@ -714,8 +721,7 @@ max_events_per_minute = 10.0
 user_agent_pattern = "(?i)bot"
 "#,
         lake.display()
-    );
-    write_job(dir, &format!("{sink}.toml"), &body).1
+    )
 }
 
 /// The sessions table's rows whose text contains `needle`.
@@ -919,6 +925,139 @@ async fn chains_across_midnight_late_bridges_and_bots_by_hand() {
     assert_same(&state, &snapshot(&full).await);
 }
 
+/// The test job over `lake` into `sink` with per-event timeouts (`gap_column`, `max_gap` of 2
+/// hours).
+fn app_job_toml(lake: &std::path::Path, sink: &str) -> String {
+    let body = job_toml(lake.to_str().unwrap(), sink, "");
+    with_keys(&body, "session", APP_SESSION_KEYS)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daily_runs_with_per_event_timeouts_equal_one_full_recompute() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    generate_app_lake(&lake, 30, 24_000, 400);
+
+    let (_, full_job) = write_job(dir.path(), "full.toml", &app_job_toml(&lake, "out_full"));
+    let full = run(&full_job, Dates::Pending).await;
+    assert_eq!(full.strategy, "full");
+    let expected = snapshot(&full_job).await;
+    assert!(
+        expected["sessions"].len() > 3000,
+        "{}",
+        expected["sessions"].len()
+    );
+
+    // the timeouts matter: one global gap gives other sessions
+    let plain = job_toml(lake.to_str().unwrap(), "out_plain", "");
+    let (_, plain_job) = write_job(dir.path(), "plain.toml", &plain);
+    run(&plain_job, Dates::Pending).await;
+    let plain_sessions = snapshot(&plain_job).await["sessions"].len();
+    assert_ne!(plain_sessions, expected["sessions"].len());
+
+    // one day at a time: events keep sessions open up to 2 hours, so each day reaches back and
+    // forward L + 2 hours
+    let daily_lake = dir.path().join("daily_lake");
+    let body = app_job_toml(&daily_lake, "out_daily");
+    let (_, daily_job) = write_job(dir.path(), "daily.toml", &body);
+    run_daily(&lake, &daily_lake, &daily_job, 3..=6).await;
+    assert_same(&snapshot(&daily_job).await, &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_over_max_gap_fails_with_65_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    generate_app_lake(&lake, 3, 2_000, 80);
+    let body = app_job_toml(&lake, "out");
+    let (_, job) = write_job(dir.path(), "job.toml", &body);
+    run(&job, Dates::Pending).await;
+    let committed = snapshot(&job).await;
+    let runs_before = run_dirs(&dir.path().join("out"));
+
+    // a new partition, the last one a day later, where one event keeps its session open 3 hours
+    let partitions = partition_dirs(&lake);
+    let new_partition = lake.join("event_date=2024-03-04");
+    fs::create_dir_all(&new_partition).unwrap();
+    let batch = moved_rows(&partitions[2].join("part-0.parquet"), 200, 86_400_000);
+    let timeout = batch.schema().index_of("timeout_ms").unwrap();
+    let mut timeouts: Vec<Option<i64>> = batch
+        .column(timeout)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .iter()
+        .collect();
+    timeouts[57] = Some(3 * 3_600_000);
+    let mut columns = batch.columns().to_vec();
+    columns[timeout] = Arc::new(Int64Array::from(timeouts));
+    let batch = RecordBatch::try_new(batch.schema(), columns).unwrap();
+    write_parquet(
+        &new_partition.join("part-0.parquet"),
+        std::slice::from_ref(&batch),
+    );
+
+    let error_of = async |job: &Job| {
+        let err = run_job(job, &options(Dates::Pending, false))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Data, "{err}");
+        err.message
+    };
+    let message = error_of(&job).await;
+    for part in [
+        "column 'timeout_ms' (session.gap_column)",
+        "a timeout of 10800000 ms",
+        "over session.max_gap (2 hours)",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert_same(&snapshot(&job).await, &committed);
+    assert_eq!(run_dirs(&dir.path().join("out")), runs_before);
+
+    // a first run reads the whole lake for the first time, and fails the same way
+    let (_, fresh) = write_job(dir.path(), "fresh.toml", &app_job_toml(&lake, "fresh"));
+    assert!(error_of(&fresh).await.contains("10800000 ms"));
+    assert!(!dir.path().join("fresh").join("_manifests").exists());
+
+    // a larger max_gap takes it; the settings changed, so everything is recomputed (and checked)
+    let raised = body.replace("max_gap = \"2 hours\"", "max_gap = \"3 hours\"");
+    assert_ne!(raised, body);
+    let (_, raised_job) = write_job(dir.path(), "raised.toml", &raised);
+    let summary = run(&raised_job, Dates::Pending).await;
+    assert_eq!(
+        summary.full_reason.as_deref(),
+        Some("the job's settings changed")
+    );
+    let raised_fresh = raised.replace("path = \"out\"", "path = \"raised_fresh\"");
+    let (_, raised_fresh) = write_job(dir.path(), "raised_fresh.toml", &raised_fresh);
+    run(&raised_fresh, Dates::Pending).await;
+    assert_same(&snapshot(&raised_job).await, &snapshot(&raised_fresh).await);
+    assert_eq!(run(&raised_job, Dates::Pending).await.status, "up_to_date");
+}
+
+#[test]
+fn session_rule_errors_name_both_keys() {
+    let base = job_toml("lake", "out", "");
+    let e = config_error(&with_keys(&base, "session", "gap_column = \"timeout_ms\""));
+    assert!(
+        e.contains("session.max_gap: required when session.gap_column is set"),
+        "{e}"
+    );
+    let e = config_error(&with_keys(
+        &base,
+        "session",
+        "gap_column = \"timeout_ms\"\nmax_gap = \"10 minutes\"",
+    ));
+    assert!(
+        e.contains("session.max_gap: '10 minutes' must be at least session.gap ('30 minutes')"),
+        "{e}"
+    );
+    let e = config_error(&with_keys(&base, "session", "max_gap = \"2 hours\""));
+    assert!(
+        e.contains("session.max_gap: only applies with session.gap_column"),
+        "{e}"
+    );
+}
+
 /// `n` events of `user` every 20 minutes from `start` (`2024-05-02T12:00:00`).
 fn every_20_minutes(user: &'static str, start: &str, n: i64) -> Vec<Event> {
     let start = chrono::NaiveDateTime::parse_from_str(start, "%Y-%m-%dT%H:%M:%S").unwrap();
@@ -1004,4 +1143,48 @@ async fn active_users_stay_exact_a_length_away_from_new_events() {
     let full = hand_job(dir.path(), &lake, "out_full");
     run(&full, Dates::Pending).await;
     assert_same(&snapshot(&job).await, &snapshot(&full).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_hour_timeout_reaches_a_day_the_gap_would_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    // "a": every 20 minutes from 05-01 23:55 to 05-02 23:35 (23 h 40 min, kept), the last
+    // event keeping the session open 2 hours; then an event at 05-03 01:30, 1 h 55 min later,
+    // joins it: 25 h 35 min, over a day. That run's events reach back L + g: with g = 30
+    // minutes to 05-02 00:30, with g = max_gap = 2 hours to 05-01 23:00, the session's day
+    let chain = every_20_minutes("a", "2024-05-01T23:55:00", 72);
+    let (day1, day2): (Vec<Event>, Vec<Event>) = chain
+        .into_iter()
+        .partition(|e| e.1.starts_with("2024-05-01"));
+    let mut day2_timeouts = vec![None; day2.len()];
+    if let Some(last) = day2_timeouts.last_mut() {
+        *last = Some(2 * 3_600_000);
+    }
+    let day3 = every_20_minutes("a", "2024-05-03T01:30:00", 1);
+    let days = [
+        ("2024-05-01", day1.clone(), vec![None; day1.len()]),
+        ("2024-05-02", day2, day2_timeouts),
+        ("2024-05-03", day3, vec![None]),
+    ];
+    let keys = "gap_column = \"timeout_ms\"\nmax_gap = \"2 hours\"";
+    let body = with_keys(&hand_job_toml(&lake, "out"), "session", keys);
+    let (_, job) = write_job(dir.path(), "out.toml", &body);
+    for (day, events, timeouts) in &days {
+        let batch = events_batch(events, Some(timeouts));
+        write_partition_file(&lake, day, "part-0.parquet", &batch);
+        let summary = run(&job, Dates::Pending).await;
+        if *day == "2024-05-02" {
+            assert_eq!(rows_with(&snapshot(&job).await, "|a|").len(), 1);
+        }
+        if *day == "2024-05-03" {
+            assert_eq!(summary.days_rewritten[0], "2024-05-01");
+        }
+    }
+    let state = snapshot(&job).await;
+    assert!(rows_with(&state, "|a|").is_empty(), "{state:#?}");
+    let full_body = with_keys(&hand_job_toml(&lake, "out_full"), "session", keys);
+    let (_, full) = write_job(dir.path(), "out_full.toml", &full_body);
+    run(&full, Dates::Pending).await;
+    assert_same(&state, &snapshot(&full).await);
 }

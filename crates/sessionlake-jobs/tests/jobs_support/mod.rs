@@ -16,11 +16,12 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use sessionlake_jobs::location::Place;
 use sessionlake_jobs::{Dates, Job, RunOptions, RunSummary, run_job};
+use sessionlake_testkit::app_lake::write_app_lake;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 
-/// A seeded lake of `days` days starting 2024-03-01, small enough for quick tests.
-pub fn generate_lake(dir: &Path, days: u32, events: u64, users: u64) {
-    let spec = LakeSpec {
+/// The spec of the test lakes: `days` days starting 2024-03-01.
+fn test_spec(days: u32, events: u64, users: u64) -> LakeSpec {
+    LakeSpec {
         seed: 7,
         events,
         days,
@@ -28,8 +29,58 @@ pub fn generate_lake(dir: &Path, days: u32, events: u64, users: u64) {
         start_date: NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
         files_per_day: 2,
         ..LakeSpec::default()
-    };
-    write_lake(&spec, dir).unwrap();
+    }
+}
+
+/// A seeded lake of `days` days starting 2024-03-01, small enough for quick tests.
+pub fn generate_lake(dir: &Path, days: u32, events: u64, users: u64) {
+    write_lake(&test_spec(days, events, users), dir).unwrap();
+}
+
+/// The same lake as an app logs it (`sessionlake_testkit::app_lake`): `session_end` events
+/// with `duration_ms`, and every event's own timeout in `timeout_ms` (NULL, 5 or 10 minutes,
+/// 45 minutes or 2 hours).
+pub fn generate_app_lake(dir: &Path, days: u32, events: u64, users: u64) {
+    write_app_lake(&test_spec(days, events, users), dir).unwrap();
+}
+
+/// `body` (a job file from [`job_toml`]) with `lines` added at the start of its `[section]`.
+pub fn with_keys(body: &str, section: &str, lines: &str) -> String {
+    let header = format!("[{section}]\n");
+    assert!(body.contains(&header), "no [{section}] in the job file");
+    body.replacen(&header, &format!("{header}{lines}\n"), 1)
+}
+
+/// The `[session]` keys of per-event timeouts over an app lake (`timeout_ms`, at most 2 hours).
+pub const APP_SESSION_KEYS: &str = "gap_column = \"timeout_ms\"
+max_gap = \"2 hours\"";
+
+/// Copies the partitions of `lake` one at a time into `daily_lake`, running `job` (whose
+/// source is `daily_lake`) after each; each run processes the new partition, incrementally
+/// after the first, rewriting a number of days in `rewritten`. Then the job is up to date.
+pub async fn run_daily(
+    lake: &Path,
+    daily_lake: &Path,
+    job: &Job,
+    rewritten: std::ops::RangeInclusive<usize>,
+) {
+    fs::create_dir_all(daily_lake).unwrap();
+    for (i, partition) in partition_dirs(lake).iter().enumerate() {
+        copy_partition(partition, daily_lake);
+        let summary = run(job, Dates::Pending).await;
+        assert_eq!(summary.partitions_processed.len(), 1, "day {i}");
+        assert_eq!(summary.status, "committed");
+        if i > 0 {
+            assert_eq!(summary.strategy, "incremental", "day {i}");
+            let days = summary.days_rewritten.len();
+            assert!(
+                rewritten.contains(&days),
+                "day {i}: {days} days rewritten, not in {rewritten:?}"
+            );
+        }
+    }
+    let again = run(job, Dates::Pending).await;
+    assert_eq!(again.status, "up_to_date");
 }
 
 /// The partition directories of a lake, sorted.
