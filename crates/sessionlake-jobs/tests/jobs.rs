@@ -215,7 +215,8 @@ fn users_devices_times(
 /// Rewrites every file of `lake` so that logged-out traffic looks as web products log it: the
 /// events of one device in six lose their user before a day of the month that the device's
 /// hash picks (they sign in late, after anonymous events on earlier days), and those of one
-/// device in forty lose it always (never identified).
+/// device in forty lose it always (never identified). Every file also gains `timeout_ms`,
+/// a per-event timeout.
 fn log_out_devices(lake: &std::path::Path) {
     let first_day_ms = 1_709_251_200_000; // 2024-03-01T00:00:00Z
     for partition in partition_dirs(lake) {
@@ -226,8 +227,15 @@ fn log_out_devices(lake: &std::path::Path) {
                 .build()
                 .unwrap();
             let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
-            let schema = batches[0].schema();
-            let user_index = schema.index_of("user_id").unwrap();
+            let user_index = batches[0].schema().index_of("user_id").unwrap();
+            let mut fields: Vec<Field> = batches[0]
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect();
+            fields.push(Field::new("timeout_ms", DataType::Int64, true));
+            let schema = Arc::new(Schema::new(fields));
             let mut out = Vec::new();
             for batch in &batches {
                 let (users, devices, times) = users_devices_times(batch);
@@ -239,8 +247,18 @@ fn log_out_devices(lake: &std::path::Path) {
                         (!logged_out && users.is_valid(i)).then(|| users.value(i))
                     })
                     .collect();
+                // per-event timeouts: 30 minutes on the web, 5 in the apps, NULL (the gap)
+                // on one event in seven
+                let platforms = batch.column_by_name("platform").unwrap().as_string::<i32>();
+                let timeouts: Int64Array = (0..batch.num_rows())
+                    .map(|i| {
+                        let web = platforms.value(i) == "web";
+                        (times.value(i) % 7 != 0).then_some(if web { 1_800_000 } else { 300_000 })
+                    })
+                    .collect();
                 let mut columns = batch.columns().to_vec();
                 columns[user_index] = Arc::new(users);
+                columns.push(Arc::new(timeouts));
                 out.push(RecordBatch::try_new(Arc::clone(&schema), columns).unwrap());
             }
             write_parquet(&path, &out);
@@ -248,7 +266,8 @@ fn log_out_devices(lake: &std::path::Path) {
     }
 }
 
-/// Identity stitching (`session.anonymous_column`): the 30-day lake with logged-out devices
+/// Identity stitching (`session.anonymous_column`) with per-event timeouts (`gap_column`):
+/// the 30-day lake with logged-out devices
 /// arriving one day at a time, the job run after each day, equals one full recompute, and so
 /// does a late row in the last partition that identifies a device earlier, as another user,
 /// than the sign-in already committed (every anonymous event of that device moves to the new
@@ -262,7 +281,8 @@ async fn daily_runs_with_late_identifications_equal_one_full_recompute() {
     let stitching = |body: String| {
         body.replace(
             "[session]\n",
-            "[session]\nanonymous_column = \"device_id\"\n",
+            "[session]\nanonymous_column = \"device_id\"\ngap_column = \"timeout_ms\"\n\
+             max_gap = \"30 minutes\"\n",
         )
     };
 
