@@ -286,7 +286,9 @@ impl LogicalExtensionCodec for SessionLakeLogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(name, buf, |name, buf| self.ballista.try_decode_udf(name, buf))
+        decode_udf(name, buf, |name, buf| {
+            self.ballista.try_decode_udf(name, buf)
+        })
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
@@ -436,7 +438,9 @@ impl PhysicalExtensionCodec for SessionLakePhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        decode_udf(name, buf, |name, buf| self.ballista.try_decode_udf(name, buf))
+        decode_udf(name, buf, |name, buf| {
+            self.ballista.try_decode_udf(name, buf)
+        })
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
