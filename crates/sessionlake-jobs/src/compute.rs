@@ -24,7 +24,7 @@ use sessionlake_functions::time_unit::nanos_to_ticks;
 
 use crate::cluster::Cluster;
 use crate::error::{JobError, from_datafusion};
-use crate::job_file::{Bounce, Job};
+use crate::job_file::{Bounce, Job, LengthRule};
 use crate::location::Place;
 
 /// The Date32 day of the sessions and metrics tables' partition column.
@@ -357,19 +357,22 @@ pub async fn compute_table(
     .await?;
     computed.sessions = split_by_day(&kept)?;
 
+    let length = length_ms(job.length);
     let metrics = query(
         ctx,
         &format!(
             "WITH flagged AS (
-                SELECT *, NOT is_long AND bot_reason IS NULL AS clean FROM window_sessions
+                SELECT *, NOT is_long AND bot_reason IS NULL AS clean, {length} AS length_ms
+                FROM window_sessions
             ),
             counted AS (
                 SELECT {DAY_COLUMN},
                     CAST(SESSIONTOTALS({user}, session_key) FILTER (WHERE clean) AS BIGINT) AS sessions,
                     CAST(UNIQUES({user}) FILTER (WHERE clean) AS BIGINT) AS users,
-                    CAST(sum(duration_ms) FILTER (WHERE clean) AS DOUBLE) / 1000.0 AS time_s,
+                    CAST(sum(length_ms) FILTER (WHERE clean) AS DOUBLE) / 1000.0 AS time_s,
+                    CAST(count(length_ms) FILTER (WHERE clean) AS BIGINT) AS timed_sessions,
                     CAST(count(*) FILTER (WHERE clean AND is_bounce) AS BIGINT) AS bounces,
-                    HIST(duration_ms) FILTER (WHERE clean) AS length_distribution,
+                    HIST(length_ms) FILTER (WHERE clean) AS length_distribution,
                     CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason IS NOT NULL) AS BIGINT)
                         AS bot_sessions,
                     CAST(count(*) FILTER (WHERE is_long) AS BIGINT) AS long_sessions_excluded
@@ -388,7 +391,7 @@ pub async fn compute_table(
                 GROUP BY active_day
             )
             SELECT {DAY_COLUMN}, sessions, users, coalesce(active_users, 0) AS active_users,
-                time_s / CAST(NULLIF(sessions, 0) AS DOUBLE) AS avg_length_s,
+                time_s / CAST(NULLIF(timed_sessions, 0) AS DOUBLE) AS avg_length_s,
                 time_s / CAST(NULLIF(active_users, 0) AS DOUBLE) AS time_per_user_s,
                 CAST(bounces AS DOUBLE) / CAST(NULLIF(sessions, 0) AS DOUBLE) AS bounce_rate,
                 length_distribution, bot_sessions, long_sessions_excluded
@@ -399,6 +402,18 @@ pub async fn compute_table(
     .await?;
     computed.metrics = split_by_day(&metrics)?;
     Ok(computed)
+}
+
+/// The length a session has in the length metrics under `rule`, in ms; NULL: it takes no part.
+fn length_ms(rule: LengthRule) -> &'static str {
+    match rule {
+        LengthRule::Measured => "duration_ms",
+        LengthRule::Reported => "reported_duration_ms",
+        LengthRule::Greatest => {
+            "CASE WHEN reported_duration_ms IS NULL THEN duration_ms \
+             ELSE greatest(duration_ms, reported_duration_ms) END"
+        }
+    }
 }
 
 /// The statement producing the sessions of the window (over-long ones flagged `is_long`) with
@@ -547,6 +562,11 @@ fn sessions_sql(
         .filter(|(name, _)| !name.starts_with("p_"))
         .map(|(name, _)| format!("p.{}, ", ident(name)))
         .collect();
+    let reported_column = if options.reported_duration.is_some() {
+        "s.reported_duration_ms,"
+    } else {
+        ""
+    };
     format!(
         "WITH s AS (
             SELECT *, CAST(session_start AT TIME ZONE {zone} AS DATE) AS {DAY_COLUMN},
@@ -554,7 +574,7 @@ fn sessions_sql(
             FROM sessions('events', {args})
         ){props_cte}
         SELECT s.{DAY_COLUMN}, s.{user}, s.session_key, s.session_start, s.session_end,
-            s.duration_ms, s.event_count, {event_type_columns} {prop_columns}
+            s.duration_ms, s.event_count, {event_type_columns} {reported_column} {prop_columns}
             {bounce} AS is_bounce,
             {bot_reason} AS bot_reason,
             {is_long} AS is_long,

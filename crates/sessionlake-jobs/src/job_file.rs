@@ -34,6 +34,8 @@ pub struct Job {
     pub sessions: SessionsOutput,
     /// How the daily metrics count a bounce.
     pub bounce: Bounce,
+    /// Which length of a session the daily length metrics use.
+    pub length: LengthRule,
     /// Alert rules on daily metrics.
     pub alerts: Vec<AlertRule>,
     /// Where tripped alerts are POSTed as JSON.
@@ -136,6 +138,40 @@ pub enum Bounce {
     SingleEvent,
     /// A session with exactly one event of this type (Amplitude: `page_view`).
     OneEventOfType(String),
+}
+
+/// Which length of a session the daily length metrics (`avg_length_s`, `time_per_user_s`,
+/// `length_distribution`) use (`outputs.metrics.length`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LengthRule {
+    /// `duration_ms`: the last active event's time minus the first.
+    #[default]
+    Measured,
+    /// `reported_duration_ms` (`session.reported_duration`); a session without one takes no
+    /// part in the length metrics.
+    Reported,
+    /// The larger of the two where the session has a reported duration, else the measured one.
+    Greatest,
+}
+
+impl LengthRule {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "measured" => Some(Self::Measured),
+            "reported" => Some(Self::Reported),
+            "greatest" => Some(Self::Greatest),
+            _ => None,
+        }
+    }
+
+    /// The name in job files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Measured => "measured",
+            Self::Reported => "reported",
+            Self::Greatest => "greatest",
+        }
+    }
 }
 
 /// A numeric daily metric an alert can watch.
@@ -300,6 +336,7 @@ struct SessionFile {
     inactive_event_types: Option<Vec<String>>,
     gap_column: Option<String>,
     max_gap: Option<String>,
+    reported_duration: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -328,6 +365,7 @@ struct SessionsFile {
 #[serde(deny_unknown_fields)]
 struct MetricsFile {
     bounce_event_type: Option<String>,
+    length: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -474,6 +512,25 @@ impl Job {
             Some(t) => Bounce::OneEventOfType(t),
             None => Bounce::SingleEvent,
         };
+        let length = match file.outputs.metrics.length.as_deref() {
+            None => LengthRule::default(),
+            Some(text) => LengthRule::parse(text).ok_or_else(|| {
+                bad(
+                    "outputs.metrics.length",
+                    format!("'{text}' is not a length: use measured, reported or greatest"),
+                )
+            })?,
+        };
+        if length != LengthRule::Measured && session.options.reported_duration.is_none() {
+            return Err(bad(
+                "outputs.metrics.length",
+                format!(
+                    "'{}' needs session.reported_duration (the event type and column that \
+                     carry the length the app reported, such as \"session_end.duration_ms\")",
+                    length.name()
+                ),
+            ));
+        }
 
         let mut alerts = Vec::with_capacity(file.alerts.len());
         for (i, alert) in file.alerts.into_iter().enumerate() {
@@ -558,6 +615,7 @@ impl Job {
             session,
             sessions,
             bounce,
+            length,
             alerts,
             webhook,
             exports,
@@ -569,7 +627,7 @@ impl Job {
     /// settings differ from the committed output's recomputes everything.
     pub fn fingerprint(&self) -> String {
         format!(
-            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}{};{METRICS_DEFINITION}",
+            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}{}{};{METRICS_DEFINITION}",
             self.source,
             self.partition_column,
             self.session.options,
@@ -582,7 +640,8 @@ impl Job {
                 &b.user_agent_pattern
             )),
             // only a non-default format is named, so that the default's fingerprints stay
-            // those of the versions before `sink.format` existed; the same for max_gap
+            // those of the versions before `sink.format` existed; the same for max_gap and
+            // the length rule
             match self.sink_format {
                 SinkFormat::Parquet => String::new(),
                 other => format!(";format={}", other.name()),
@@ -590,6 +649,10 @@ impl Job {
             match &self.session.max_gap {
                 Some(max_gap) => format!(";max_gap_ns={}", max_gap.nanos),
                 None => String::new(),
+            },
+            match self.length {
+                LengthRule::Measured => String::new(),
+                other => format!(";length={}", other.name()),
             },
         )
     }
@@ -641,6 +704,7 @@ fn validate_session(file: SessionFile) -> Result<SessionSettings, (&'static str,
         file.inactive_event_types.map(|types| types.join(",")),
     )?;
     push("session.gap_column", file.gap_column)?;
+    push("session.reported_duration", file.reported_duration)?;
     push("session.max_length", file.max_length)?;
     // validate key by key so the error names the key, then all together
     for (key, arg) in &args {

@@ -946,10 +946,11 @@ async fn chains_across_midnight_late_bridges_and_bots_by_hand() {
 }
 
 /// The test job over `lake` into `sink` with per-event timeouts (`gap_column`, `max_gap` of 2
-/// hours).
+/// hours), reported lengths and `length = "greatest"`.
 fn app_job_toml(lake: &std::path::Path, sink: &str) -> String {
     let body = job_toml(lake.to_str().unwrap(), sink, "");
-    with_keys(&body, "session", APP_SESSION_KEYS)
+    let body = with_keys(&body, "session", APP_SESSION_KEYS);
+    with_keys(&body, "outputs.metrics", "length = \"greatest\"")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1076,6 +1077,39 @@ fn session_rule_errors_name_both_keys() {
         e.contains("session.max_gap: only applies with session.gap_column"),
         "{e}"
     );
+    for length in ["reported", "greatest"] {
+        let e = config_error(&with_keys(
+            &base,
+            "outputs.metrics",
+            &format!("length = \"{length}\""),
+        ));
+        assert!(
+            e.contains(&format!(
+                "outputs.metrics.length: '{length}' needs session.reported_duration"
+            )),
+            "{e}"
+        );
+    }
+    let e = config_error(&with_keys(&base, "outputs.metrics", "length = \"longest\""));
+    assert!(
+        e.contains("outputs.metrics.length: 'longest' is not a length"),
+        "{e}"
+    );
+    let e = config_error(&with_keys(
+        &base,
+        "session",
+        "reported_duration = \"duration_ms\"",
+    ));
+    assert!(
+        e.contains("session.reported_duration") && e.contains("EVENT_TYPE.COLUMN"),
+        "{e}"
+    );
+    // with reported_duration set, both rules are accepted
+    for length in ["measured", "reported", "greatest"] {
+        let body = with_keys(&base, "session", APP_SESSION_KEYS);
+        let body = with_keys(&body, "outputs.metrics", &format!("length = \"{length}\""));
+        Job::parse(&body, std::path::Path::new("rules.toml")).unwrap();
+    }
 }
 
 /// `n` events of `user` every 20 minutes from `start` (`2024-05-02T12:00:00`).

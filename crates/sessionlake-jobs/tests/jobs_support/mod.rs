@@ -51,9 +51,11 @@ pub fn with_keys(body: &str, section: &str, lines: &str) -> String {
     body.replacen(&header, &format!("{header}{lines}\n"), 1)
 }
 
-/// The `[session]` keys of per-event timeouts over an app lake (`timeout_ms`, at most 2 hours).
+/// The `[session]` keys of per-event timeouts over an app lake (`timeout_ms`, at most 2 hours)
+/// and of its reported lengths.
 pub const APP_SESSION_KEYS: &str = "gap_column = \"timeout_ms\"
-max_gap = \"2 hours\"";
+max_gap = \"2 hours\"
+reported_duration = \"session_end.duration_ms\"";
 
 /// Copies the partitions of `lake` one at a time into `daily_lake`, running `job` (whose
 /// source is `daily_lake`) after each; each run processes the new partition, incrementally
