@@ -1,7 +1,8 @@
-//! Runs every metric recipe of `sql/` on the sample lake (`data/sample_lake`) and compares its
-//! result with a naive reference computed in plain Rust from the lake's rows: the test kit's
-//! reference sessionizer, then loops and maps. A recipe without a reference here fails the test,
-//! so every file of `sql/` stays covered.
+//! Runs every metric recipe of `sql/` on the sample lake (`data/sample_lake`), or on the test
+//! kit's app lake for the recipes that need reported lengths, and compares its result with a
+//! naive reference computed in plain Rust from the lake's rows: the test kit's reference
+//! sessionizer, then loops and maps. A recipe without a reference here fails the test, so every
+//! file of `sql/` stays covered.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -14,6 +15,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
+use sessionlake_testkit::app_lake::write_app_lake;
+use sessionlake_testkit::lake::LakeSpec;
 use sessionlake_testkit::reference::{self, Event, Mode, Rules};
 
 /// The default options of `docs/semantics.md`: a 30-minute gap, sessions of at most a day.
@@ -108,6 +111,9 @@ struct LakeRow {
     plan: Option<String>,
     revenue: Option<f64>,
     is_active: Option<bool>,
+    /// The app lake's columns (`sessionlake_testkit::app_lake`); `None` in the sample lake.
+    duration_ms: Option<i64>,
+    timeout_ms: Option<i64>,
     event_date: Option<String>,
 }
 
@@ -132,6 +138,8 @@ fn event_order(a: &LakeRow, b: &LakeRow) -> Ordering {
             (x, y) => x.is_some().cmp(&y.is_some()),
         })
         .then_with(|| a.is_active.cmp(&b.is_active))
+        .then_with(|| a.duration_ms.cmp(&b.duration_ms))
+        .then_with(|| a.timeout_ms.cmp(&b.timeout_ms))
         .then_with(|| bytes(&a.event_date).cmp(&bytes(&b.event_date)))
 }
 
@@ -169,6 +177,16 @@ impl Session<'_> {
 
     fn platform(&self) -> Option<String> {
         self.first(|r| r.platform.as_ref())
+    }
+
+    /// The length the app reported: the largest `duration_ms` of the session's `session_end`
+    /// events (`sessionlake.reported_duration = session_end.duration_ms`).
+    fn reported_ms(&self) -> Option<i64> {
+        self.rows
+            .iter()
+            .filter(|r| r.event_type == "session_end")
+            .filter_map(|r| r.duration_ms)
+            .max()
     }
 
     fn count(&self, event_types: &[&str]) -> usize {
@@ -373,6 +391,19 @@ fn reference_rows(name: &str, sessions: &[Session]) -> Option<Vec<Vec<Cell>>> {
                 })
                 .collect()
         }
+        "avg_length_reported" => per_country()
+            .iter()
+            .map(|((day, country), group)| {
+                let measured = Cell::Float(total_length_s(group) / group.len() as f64);
+                let reported: Vec<i64> = group.iter().filter_map(|s| s.reported_ms()).collect();
+                let average = match reported.len() {
+                    0 => Cell::Null,
+                    n => Cell::Float(seconds(reported.iter().sum()) / n as f64),
+                };
+                let values = vec![int(group.len()), measured, int(reported.len()), average];
+                [key(day, country), values].concat()
+            })
+            .collect(),
         "avg_events_per_session" => per_country()
             .iter()
             .map(|((day, country), group)| {
@@ -463,12 +494,19 @@ fn column_as_f64(column: &ArrayRef) -> Vec<Option<f64>> {
 
 /// Every row of the lake, read through DataFusion (only the reading; no SQL logic).
 async fn read_lake(ctx: &SessionContext) -> Vec<LakeRow> {
+    let table = ctx.table("events").await.expect("events is registered");
+    let app_column = |name: &str| match table.schema().has_column_with_unqualified_name(name) {
+        true => name.to_string(),
+        false => format!("CAST(NULL AS BIGINT) AS {name}"),
+    };
     let batches = ctx
-        .sql(
+        .sql(&format!(
             "SELECT user_id, device_id, CAST(event_time AS BIGINT) AS time_ms, event_type, \
-             session_id, page, country, platform, plan, revenue, is_active, event_date \
+             session_id, page, country, platform, plan, revenue, is_active, {}, {}, event_date \
              FROM events",
-        )
+            app_column("duration_ms"),
+            app_column("timeout_ms"),
+        ))
         .await
         .expect("lake query plans")
         .collect()
@@ -488,6 +526,8 @@ async fn read_lake(ctx: &SessionContext) -> Vec<LakeRow> {
         let plan = column_as_utf8(&column("plan"));
         let revenue = column_as_f64(&column("revenue"));
         let is_active = column("is_active").as_boolean().iter().collect::<Vec<_>>();
+        let duration_ms = column_as_i64(&column("duration_ms"));
+        let timeout_ms = column_as_i64(&column("timeout_ms"));
         let event_date = column_as_utf8(&column("event_date"));
         for i in 0..batch.num_rows() {
             rows.push(LakeRow {
@@ -502,6 +542,8 @@ async fn read_lake(ctx: &SessionContext) -> Vec<LakeRow> {
                 plan: plan[i].clone(),
                 revenue: revenue[i],
                 is_active: is_active[i],
+                duration_ms: duration_ms[i],
+                timeout_ms: timeout_ms[i],
                 event_date: event_date[i].clone(),
             });
         }
@@ -627,20 +669,30 @@ async fn every_recipe_matches_the_naive_reference() {
         "{} is missing: generate it with sessionlake-gen (see data/README.md)",
         lake.display()
     );
-    let ctx = sessionlake_engine::new_context().expect("context");
-    let location = format!("{}/", lake.display());
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{location}'"
-    ))
-    .await
-    .expect("lake registers")
-    .collect()
-    .await
-    .expect("lake registers");
-
+    let ctx = lake_context(&lake).await;
     let rows = read_lake(&ctx).await;
     assert!(!rows.is_empty(), "the sample lake has no rows");
     let sessions = reference_sessions(&rows, |_| None);
+    // the recipes on reported lengths read the test kit's app lake (the sample lake's kind of
+    // events, with session_end events carrying duration_ms)
+    let app_dir = tempfile::tempdir().expect("temp dir");
+    let app_spec = LakeSpec {
+        events: 20_000,
+        users: 500,
+        ..LakeSpec::default()
+    };
+    write_app_lake(&app_spec, app_dir.path()).expect("app lake");
+    let app_ctx = lake_context(app_dir.path()).await;
+    let app_rows = read_lake(&app_ctx).await;
+    let app_sessions = reference_sessions(&app_rows, |_| None);
+    assert!(
+        app_sessions
+            .iter()
+            .filter(|s| s.reported_ms().is_some())
+            .count()
+            > 100,
+        "the app lake has too few reported lengths"
+    );
     // per_feature_timeouts.sql: 30 minutes after a web event, 5 after any other
     let platform_sessions = reference_sessions(&rows, |row| {
         Some(match row.platform.as_deref() {
@@ -654,9 +706,10 @@ async fn every_recipe_matches_the_naive_reference() {
     let mut failures = Vec::new();
     for path in &files {
         let name = recipe_name(path);
-        let recipe_sessions = match name.as_str() {
-            "per_feature_timeouts" => &platform_sessions,
-            _ => &sessions,
+        let (recipe_ctx, recipe_sessions) = match name.as_str() {
+            "per_feature_timeouts" => (&ctx, &platform_sessions),
+            "avg_length_reported" => (&app_ctx, &app_sessions),
+            _ => (&ctx, &sessions),
         };
         let Some(expected) = reference_rows(&name, recipe_sessions) else {
             failures.push(format!(
@@ -665,7 +718,7 @@ async fn every_recipe_matches_the_naive_reference() {
             continue;
         };
         let sql = std::fs::read_to_string(path).expect("recipe is readable");
-        let batches = run_recipe(&ctx, &sql).await;
+        let batches = run_recipe(recipe_ctx, &sql).await;
         match batches {
             Ok(batches) => {
                 let actual = result_rows(&batches);
@@ -679,6 +732,21 @@ async fn every_recipe_matches_the_naive_reference() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A context with the lake at `dir` registered as `events`.
+async fn lake_context(dir: &Path) -> SessionContext {
+    let ctx = sessionlake_engine::new_context().expect("context");
+    let location = format!("{}/", dir.display());
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{location}'"
+    ))
+    .await
+    .expect("lake registers")
+    .collect()
+    .await
+    .expect("lake registers");
+    ctx
 }
 
 /// Runs a recipe's statements in order (a recipe may first create the view it reads) and
