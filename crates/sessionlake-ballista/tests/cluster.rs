@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use sessionlake_ballista::sql_client::{register_lake, run_script};
+use sessionlake_testkit::app_lake::write_app_lake;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 
 /// Relative tolerance for floats: the cluster and one process may sum in different orders.
@@ -401,7 +402,8 @@ fn recipes() -> Vec<(String, String)> {
 async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
     let dir = tempfile::tempdir().expect("temp dir");
 
-    // A small lake for the recipes: several files a day, so that scans have several partitions.
+    // A small lake for the recipes: several files a day, so that scans have several partitions;
+    // the app lake's kind, so that the recipes on reported lengths have session_end events.
     let lake = dir.path().join("lake");
     let spec = LakeSpec {
         seed: 7,
@@ -411,7 +413,7 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
         files_per_day: 3,
         ..LakeSpec::default()
     };
-    write_lake(&spec, &lake).expect("small lake");
+    write_app_lake(&spec, &lake).expect("small lake");
     add_pipeline_leftovers(&lake);
 
     let cluster = Cluster::start(dir.path()).await;
