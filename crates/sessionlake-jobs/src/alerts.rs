@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use chrono::{Days, NaiveDate};
 use datafusion::arrow::array::{
-    Array, AsArray, Date32Array, Float64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, RecordBatch, StringArray,
 };
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float64Type, Int64Type, Schema, SchemaRef,
 };
@@ -25,6 +26,12 @@ pub struct Alert {
     pub alert: String,
     /// The metric's column name.
     pub metric: String,
+    /// The segment column of a per-segment rule; `None` for the all-sessions row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// The segment's value (`None` also for sessions without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_value: Option<String>,
     /// The metric's value that day.
     pub value: f64,
     /// The threshold it crossed (for a drop: the trailing mean reduced by the percentage).
@@ -33,11 +40,18 @@ pub struct Alert {
     pub message: String,
 }
 
-/// The numeric metric values by day, read from daily metrics batches.
+/// Which rows of the daily metrics a series of values comes from: the all-sessions row
+/// (`None`), or one value of a segment column (the value `None` for sessions without one).
+pub type SeriesKey = Option<(String, Option<String>)>;
+
+/// Metric values by day.
+pub type DailyValues = BTreeMap<NaiveDate, BTreeMap<&'static str, f64>>;
+
+/// The numeric metric values of each series by day, read from daily metrics batches.
 pub fn metric_values(
     batches: &[RecordBatch],
-) -> Result<BTreeMap<NaiveDate, BTreeMap<&'static str, f64>>, JobError> {
-    let mut out: BTreeMap<NaiveDate, BTreeMap<&'static str, f64>> = BTreeMap::new();
+) -> Result<BTreeMap<SeriesKey, DailyValues>, JobError> {
+    let mut out: BTreeMap<SeriesKey, DailyValues> = BTreeMap::new();
     for batch in batches {
         let schema = batch.schema();
         let Some(days) = schema
@@ -47,13 +61,35 @@ pub fn metric_values(
         else {
             return Err(JobError::failed("daily metrics: no session_date column"));
         };
-        for (_, name) in Metric::ALL {
+        let text_column = |name: &str| -> Result<Option<ArrayRef>, JobError> {
             let Ok(index) = schema.index_of(name) else {
-                continue;
+                return Ok(None);
             };
-            let column = batch.column(index);
-            for row in 0..batch.num_rows() {
-                if column.is_null(row) || days.is_null(row) {
+            cast(batch.column(index), &DataType::Utf8)
+                .map(Some)
+                .map_err(|e| JobError::failed(format!("daily metrics: column {name}: {e}")))
+        };
+        let segments = text_column("segment")?;
+        let segment_values = text_column("segment_value")?;
+        let text = |array: &Option<ArrayRef>, row: usize| {
+            array
+                .as_ref()
+                .and_then(|a| a.as_string_opt::<i32>())
+                .and_then(|a| a.is_valid(row).then(|| a.value(row).to_string()))
+        };
+        for row in 0..batch.num_rows() {
+            if days.is_null(row) {
+                continue;
+            }
+            let key = text(&segments, row).map(|segment| (segment, text(&segment_values, row)));
+            let day = Date32Type::to_naive_date_opt(days.value(row)).unwrap_or_default();
+            let metrics = out.entry(key).or_default().entry(day).or_default();
+            for (_, name) in Metric::ALL {
+                let Ok(index) = schema.index_of(name) else {
+                    continue;
+                };
+                let column = batch.column(index);
+                if column.is_null(row) {
                     continue;
                 }
                 let value = match column.data_type() {
@@ -61,95 +97,132 @@ pub fn metric_values(
                     DataType::Float64 => column.as_primitive::<Float64Type>().value(row),
                     _ => continue,
                 };
-                out.entry(Date32Type::to_naive_date_opt(days.value(row)).unwrap_or_default())
-                    .or_default()
-                    .insert(name, value);
+                metrics.insert(name, value);
             }
         }
     }
     Ok(out)
 }
 
-/// Every alert the rules trip on any day of `values`, by day then rule order.
-pub fn evaluate(
-    rules: &[AlertRule],
-    values: &BTreeMap<NaiveDate, BTreeMap<&'static str, f64>>,
-) -> Vec<Alert> {
+/// Every alert the rules trip on any day of any series they watch (a rule without a segment:
+/// the all-sessions series; with one: every value of that segment column), by day, then rule
+/// order, then segment value.
+pub fn evaluate(rules: &[AlertRule], series: &BTreeMap<SeriesKey, DailyValues>) -> Vec<Alert> {
+    let mut alerts: Vec<(usize, Alert)> = Vec::new();
+    for (order, rule) in rules.iter().enumerate() {
+        for (key, values) in series {
+            let watched = match (&rule.segment, key) {
+                (None, None) => true,
+                (Some(segment), Some((column, _))) => segment == column,
+                _ => false,
+            };
+            if watched {
+                alerts.extend(
+                    evaluate_series(rule, key, values)
+                        .into_iter()
+                        .map(|a| (order, a)),
+                );
+            }
+        }
+    }
+    alerts.sort_by(|(a_order, a), (b_order, b)| {
+        (a.day, a_order, &a.segment_value).cmp(&(b.day, b_order, &b.segment_value))
+    });
+    alerts.into_iter().map(|(_, alert)| alert).collect()
+}
+
+/// The alerts `rule` trips on the days of one series.
+fn evaluate_series(rule: &AlertRule, key: &SeriesKey, values: &DailyValues) -> Vec<Alert> {
+    let name = rule.metric.column();
+    let subject = match key {
+        None => name.to_string(),
+        Some((segment, value)) => {
+            format!("{name} on {segment}={}", value.as_deref().unwrap_or("NULL"))
+        }
+    };
     let mut alerts = Vec::new();
     for (day, metrics) in values {
-        for rule in rules {
-            let name = rule.metric.column();
-            let Some(&value) = metrics.get(name) else {
-                continue;
-            };
-            let tripped = match rule.condition {
-                AlertCondition::Below(threshold) => (value < threshold).then(|| {
-                    (
-                        threshold,
-                        format!("{name} = {value:.3} is below {threshold}"),
-                    )
-                }),
-                AlertCondition::Above(threshold) => (value > threshold).then(|| {
-                    (
-                        threshold,
-                        format!("{name} = {value:.3} is above {threshold}"),
-                    )
-                }),
-                AlertCondition::DropPercent {
-                    percent,
-                    trailing_days,
-                } => {
-                    let previous: Vec<f64> = (1..=u64::from(trailing_days))
-                        .filter_map(|back| day.checked_sub_days(Days::new(back)))
-                        .filter_map(|d| values.get(&d).and_then(|m| m.get(name)).copied())
-                        .collect();
-                    if previous.is_empty() {
-                        None
-                    } else {
-                        let mean = previous.iter().sum::<f64>() / previous.len() as f64;
-                        let threshold = mean * (1.0 - percent / 100.0);
-                        (value < threshold).then(|| {
-                            (
-                                threshold,
-                                format!(
-                                    "{name} = {value:.3} dropped {:.1}% below the {}-day mean {mean:.3} (more than {percent}%)",
-                                    (1.0 - value / mean) * 100.0,
-                                    previous.len()
-                                ),
-                            )
-                        })
-                    }
-                }
-            };
-            if let Some((threshold, message)) = tripped {
-                alerts.push(Alert {
-                    day: *day,
-                    alert: rule.name.clone(),
-                    metric: name.to_string(),
-                    value,
+        let Some(&value) = metrics.get(name) else {
+            continue;
+        };
+        let tripped = match rule.condition {
+            AlertCondition::Below(threshold) => (value < threshold).then(|| {
+                (
                     threshold,
-                    message,
-                });
+                    format!("{subject} = {value:.3} is below {threshold}"),
+                )
+            }),
+            AlertCondition::Above(threshold) => (value > threshold).then(|| {
+                (
+                    threshold,
+                    format!("{subject} = {value:.3} is above {threshold}"),
+                )
+            }),
+            AlertCondition::DropPercent {
+                percent,
+                trailing_days,
+            } => {
+                let previous: Vec<f64> = (1..=u64::from(trailing_days))
+                    .filter_map(|back| day.checked_sub_days(Days::new(back)))
+                    .filter_map(|d| values.get(&d).and_then(|m| m.get(name)).copied())
+                    .collect();
+                if previous.is_empty() {
+                    None
+                } else {
+                    let mean = previous.iter().sum::<f64>() / previous.len() as f64;
+                    let threshold = mean * (1.0 - percent / 100.0);
+                    (value < threshold).then(|| {
+                        (
+                            threshold,
+                            format!(
+                                "{subject} = {value:.3} dropped {:.1}% below the {}-day mean {mean:.3} (more than {percent}%)",
+                                (1.0 - value / mean) * 100.0,
+                                previous.len()
+                            ),
+                        )
+                    })
+                }
             }
+        };
+        if let Some((threshold, message)) = tripped {
+            let (segment, segment_value) = key.clone().unzip();
+            alerts.push(Alert {
+                day: *day,
+                alert: rule.name.clone(),
+                metric: name.to_string(),
+                segment,
+                segment_value: segment_value.flatten(),
+                value,
+                threshold,
+                message,
+            });
         }
     }
     alerts
 }
 
-/// The schema of the alerts table.
-pub fn alerts_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
+/// The schema of the alerts table; with `segments` (the job has `outputs.metrics.segment_by`),
+/// the `segment` and `segment_value` of each alert after `metric`.
+pub fn alerts_schema(segments: bool) -> SchemaRef {
+    let mut fields = vec![
         Field::new(crate::compute::DAY_COLUMN, DataType::Date32, false),
         Field::new("alert", DataType::Utf8, false),
         Field::new("metric", DataType::Utf8, false),
+    ];
+    if segments {
+        fields.push(Field::new("segment", DataType::Utf8, true));
+        fields.push(Field::new("segment_value", DataType::Utf8, true));
+    }
+    fields.extend([
         Field::new("value", DataType::Float64, false),
         Field::new("threshold", DataType::Float64, false),
         Field::new("message", DataType::Utf8, false),
-    ]))
+    ]);
+    Arc::new(Schema::new(fields))
 }
 
-/// The alerts as one batch of the alerts table.
-pub fn alerts_batch(alerts: &[Alert]) -> Result<RecordBatch, JobError> {
+/// The alerts as one batch of the alerts table (see [`alerts_schema`]).
+pub fn alerts_batch(alerts: &[Alert], segments: bool) -> Result<RecordBatch, JobError> {
     let days = Date32Array::from(
         alerts
             .iter()
@@ -158,22 +231,24 @@ pub fn alerts_batch(alerts: &[Alert]) -> Result<RecordBatch, JobError> {
     );
     let text =
         |f: fn(&Alert) -> &str| Arc::new(StringArray::from_iter_values(alerts.iter().map(f))) as _;
-    RecordBatch::try_new(
-        alerts_schema(),
-        vec![
-            Arc::new(days),
-            text(|a| &a.alert),
-            text(|a| &a.metric),
-            Arc::new(Float64Array::from_iter_values(
-                alerts.iter().map(|a| a.value),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                alerts.iter().map(|a| a.threshold),
-            )),
-            text(|a| &a.message),
-        ],
-    )
-    .map_err(|e| JobError::failed(format!("alerts table: {e}")))
+    let optional_text = |f: fn(&Alert) -> Option<&str>| {
+        Arc::new(alerts.iter().map(f).collect::<StringArray>()) as ArrayRef
+    };
+    let number = |f: fn(&Alert) -> f64| {
+        Arc::new(Float64Array::from_iter_values(alerts.iter().map(f))) as ArrayRef
+    };
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(days), text(|a| &a.alert), text(|a| &a.metric)];
+    if segments {
+        columns.push(optional_text(|a| a.segment.as_deref()));
+        columns.push(optional_text(|a| a.segment_value.as_deref()));
+    }
+    columns.extend([
+        number(|a| a.value),
+        number(|a| a.threshold),
+        text(|a| &a.message),
+    ]);
+    RecordBatch::try_new(alerts_schema(segments), columns)
+        .map_err(|e| JobError::failed(format!("alerts table: {e}")))
 }
 
 /// POSTs `alerts` as JSON (`{"job": ..., "alerts": [...]}`) to `url`.
@@ -200,11 +275,12 @@ pub async fn post_webhook(url: &str, job: &str, alerts: &[Alert]) -> Result<(), 
 mod tests {
     use super::*;
 
-    fn values(series: &[(&str, f64)]) -> BTreeMap<NaiveDate, BTreeMap<&'static str, f64>> {
-        series
+    fn values(series: &[(&str, f64)]) -> BTreeMap<SeriesKey, DailyValues> {
+        let days = series
             .iter()
             .map(|(d, v)| (d.parse().unwrap(), BTreeMap::from([("avg_length_s", *v)])))
-            .collect()
+            .collect();
+        BTreeMap::from([(None, days)])
     }
 
     fn rule(condition: AlertCondition) -> AlertRule {
@@ -212,6 +288,7 @@ mod tests {
             name: "r".into(),
             metric: Metric::AvgLengthSeconds,
             condition,
+            segment: None,
         }
     }
 
@@ -244,5 +321,50 @@ mod tests {
         assert!(evaluate(&[drop(25.0)], &v).is_empty());
         // the first day has no trailing days: no alert
         assert!(evaluate(&[drop(1.0)], &values(&[("2024-01-01", 1.0)])).is_empty());
+    }
+
+    #[test]
+    fn segment_rules_watch_each_value_and_name_it() {
+        let series = |v: f64| {
+            BTreeMap::from([(
+                "2024-01-01".parse().unwrap(),
+                BTreeMap::from([("avg_length_s", v)]),
+            )])
+        };
+        let platform =
+            |value: Option<&str>| Some(("platform".to_string(), value.map(String::from)));
+        let values = BTreeMap::from([
+            (None, series(150.0)),
+            (platform(Some("ios")), series(95.2)),
+            (platform(Some("web")), series(200.0)),
+            (platform(None), series(10.0)),
+            (
+                Some(("country".to_string(), Some("de".to_string()))),
+                series(50.0),
+            ),
+        ]);
+        let mut per_platform = rule(AlertCondition::Below(120.0));
+        per_platform.segment = Some("platform".into());
+        // the total is above the threshold; two platform values and no country are below
+        let alerts = evaluate(&[rule(AlertCondition::Below(120.0)), per_platform], &values);
+        let shown: Vec<(&str, Option<&str>)> = alerts
+            .iter()
+            .map(|a| (a.message.as_str(), a.segment_value.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("avg_length_s on platform=NULL = 10.000 is below 120", None),
+                (
+                    "avg_length_s on platform=ios = 95.200 is below 120",
+                    Some("ios")
+                ),
+            ]
+        );
+        assert!(
+            alerts
+                .iter()
+                .all(|a| a.segment.as_deref() == Some("platform"))
+        );
     }
 }

@@ -24,13 +24,14 @@ use sessionlake_functions::time_unit::nanos_to_ticks;
 
 use crate::cluster::Cluster;
 use crate::error::{JobError, from_datafusion};
-use crate::job_file::{Bounce, Job, LengthRule};
+use crate::job_file::{Bounce, Job};
 use crate::location::Place;
+use crate::metrics::{length_ms, metrics_sql, segment_value_column};
 
 /// The Date32 day of the sessions and metrics tables' partition column.
 pub const DAY_COLUMN: &str = "session_date";
 /// The days of a session's events in the window's sessions (not written).
-const ACTIVE_DAYS: &str = "active_days";
+pub(crate) const ACTIVE_DAYS: &str = "active_days";
 /// [`ACTIVE_DAYS`] in the property aggregates over `sessionize`.
 const P_ACTIVE_DAYS: &str = "p_active_days";
 
@@ -243,6 +244,18 @@ pub async fn compute_table(
             )));
         }
     };
+    if job
+        .quality
+        .as_ref()
+        .is_some_and(|q| !q.interactions.is_empty())
+        && schema.field_with_name("event_type").is_err()
+    {
+        return Err(JobError::data(format!(
+            "lake {}: no column 'event_type' to count interactions \
+             (outputs.sessions.quality.interactions)",
+            source.shown
+        )));
+    }
     let identify_from = identify_from.unwrap_or_else(|| Arc::clone(&table));
     let mut frame = engine
         .read_table(table)
@@ -346,10 +359,13 @@ pub async fn compute_table(
         }
     }
 
+    let hidden: String = (0..job.segments.columns.len())
+        .map(|i| format!(", {}", segment_value_column(i)))
+        .collect();
     let kept = query(
         ctx,
         &format!(
-            "SELECT * EXCLUDE (is_long, {ACTIVE_DAYS}) FROM window_sessions \
+            "SELECT * EXCLUDE (is_long, {ACTIVE_DAYS}{hidden}) FROM window_sessions \
              WHERE NOT is_long AND {DAY_COLUMN} {in_days} \
              ORDER BY {DAY_COLUMN}, {user}, session_start, session_key, session_end"
         ),
@@ -357,63 +373,9 @@ pub async fn compute_table(
     .await?;
     computed.sessions = split_by_day(&kept)?;
 
-    let length = length_ms(job.length);
-    let metrics = query(
-        ctx,
-        &format!(
-            "WITH flagged AS (
-                SELECT *, NOT is_long AND bot_reason IS NULL AS clean, {length} AS length_ms
-                FROM window_sessions
-            ),
-            counted AS (
-                SELECT {DAY_COLUMN},
-                    CAST(SESSIONTOTALS({user}, session_key) FILTER (WHERE clean) AS BIGINT) AS sessions,
-                    CAST(UNIQUES({user}) FILTER (WHERE clean) AS BIGINT) AS users,
-                    CAST(sum(length_ms) FILTER (WHERE clean) AS DOUBLE) / 1000.0 AS time_s,
-                    CAST(count(length_ms) FILTER (WHERE clean) AS BIGINT) AS timed_sessions,
-                    CAST(count(*) FILTER (WHERE clean AND is_bounce) AS BIGINT) AS bounces,
-                    HIST(length_ms) FILTER (WHERE clean) AS length_distribution,
-                    CAST(count(*) FILTER (WHERE NOT is_long AND bot_reason IS NOT NULL) AS BIGINT)
-                        AS bot_sessions,
-                    CAST(count(*) FILTER (WHERE is_long) AS BIGINT) AS long_sessions_excluded
-                FROM flagged
-                WHERE {DAY_COLUMN} {in_days}
-                GROUP BY {DAY_COLUMN}
-            ),
-            active_events AS (
-                SELECT {user} AS active_user, unnest({ACTIVE_DAYS}) AS active_day
-                FROM flagged WHERE clean
-            ),
-            active AS (
-                SELECT active_day, CAST(count(DISTINCT active_user) AS BIGINT) AS active_users
-                FROM active_events
-                WHERE active_day {in_days}
-                GROUP BY active_day
-            )
-            SELECT {DAY_COLUMN}, sessions, users, coalesce(active_users, 0) AS active_users,
-                time_s / CAST(NULLIF(timed_sessions, 0) AS DOUBLE) AS avg_length_s,
-                time_s / CAST(NULLIF(active_users, 0) AS DOUBLE) AS time_per_user_s,
-                CAST(bounces AS DOUBLE) / CAST(NULLIF(sessions, 0) AS DOUBLE) AS bounce_rate,
-                length_distribution, bot_sessions, long_sessions_excluded
-            FROM counted LEFT JOIN active ON {DAY_COLUMN} = active_day
-            ORDER BY {DAY_COLUMN}"
-        ),
-    )
-    .await?;
+    let metrics = query(ctx, &metrics_sql(job, &in_days)).await?;
     computed.metrics = split_by_day(&metrics)?;
     Ok(computed)
-}
-
-/// The length a session has in the length metrics under `rule`, in ms; NULL: it takes no part.
-fn length_ms(rule: LengthRule) -> &'static str {
-    match rule {
-        LengthRule::Measured => "duration_ms",
-        LengthRule::Reported => "reported_duration_ms",
-        LengthRule::Greatest => {
-            "CASE WHEN reported_duration_ms IS NULL THEN duration_ms \
-             ELSE greatest(duration_ms, reported_duration_ms) END"
-        }
-    }
 }
 
 /// The statement producing the sessions of the window (over-long ones flagged `is_long`) with
@@ -469,6 +431,32 @@ fn sessions_sql(
             ),
         ));
     }
+    for (i, column) in job.segments.columns.iter().enumerate() {
+        props.push((
+            format!("p_{}", segment_value_column(i)),
+            format!(
+                "first_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
+                ident(column)
+            ),
+        ));
+    }
+    let quality_columns = match &job.quality {
+        Some(quality) => {
+            let (interactions, shown) = match quality.interactions_sql() {
+                Some(count) => {
+                    props.push(("p_interactions".into(), count));
+                    let interactions = "coalesce(p.p_interactions, 0)";
+                    (interactions, format!("{interactions} AS interactions, "))
+                }
+                None => ("CAST(0 AS BIGINT)", String::new()),
+            };
+            format!(
+                "{shown}{} AS quality,",
+                quality.class_sql(length_ms(job.length), interactions)
+            )
+        }
+        None => String::new(),
+    };
     let bounce = match &job.bounce {
         Bounce::SingleEvent => "s.event_count = 1".to_string(),
         Bounce::OneEventOfType(t) => {
@@ -562,6 +550,12 @@ fn sessions_sql(
         .filter(|(name, _)| !name.starts_with("p_"))
         .map(|(name, _)| format!("p.{}, ", ident(name)))
         .collect();
+    let segment_values: String = (0..job.segments.columns.len())
+        .map(|i| {
+            let column = segment_value_column(i);
+            format!(", p.p_{column} AS {column}")
+        })
+        .collect();
     let reported_column = if options.reported_duration.is_some() {
         "s.reported_duration_ms,"
     } else {
@@ -575,10 +569,11 @@ fn sessions_sql(
         ){props_cte}
         SELECT s.{DAY_COLUMN}, s.{user}, s.session_key, s.session_start, s.session_end,
             s.duration_ms, s.event_count, {event_type_columns} {reported_column} {prop_columns}
+            {quality_columns}
             {bounce} AS is_bounce,
             {bot_reason} AS bot_reason,
             {is_long} AS is_long,
-            p.{P_ACTIVE_DAYS} AS {ACTIVE_DAYS}
+            p.{P_ACTIVE_DAYS} AS {ACTIVE_DAYS}{segment_values}
         FROM s {join}
         {day_filter}"
     )

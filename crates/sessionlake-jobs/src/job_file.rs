@@ -10,6 +10,7 @@ use sessionlake_engine::{SessionLakeConfig, SessionOptions};
 use sessionlake_functions::time_unit::parse_span;
 
 use crate::error::JobError;
+use crate::quality::{QualityFile, QualityRule};
 
 /// A validated job.
 #[derive(Debug, Clone)]
@@ -32,6 +33,10 @@ pub struct Job {
     pub session: SessionSettings,
     /// The sessions table's property columns.
     pub sessions: SessionsOutput,
+    /// The sessions table's quality classes (`[outputs.sessions.quality]`).
+    pub quality: Option<QualityRule>,
+    /// The session-level dimensions the daily metrics are also broken down by.
+    pub segments: Segments,
     /// How the daily metrics count a bounce.
     pub bounce: Bounce,
     /// Which length of a session the daily length metrics use.
@@ -42,6 +47,8 @@ pub struct Job {
     pub webhook: Option<String>,
     /// Cohort exports.
     pub exports: Vec<ExportRule>,
+    /// Whether the users table is kept (`[outputs.users]`).
+    pub users: bool,
     /// Bot filtering; `None`: no session is flagged (over-long sessions are still excluded).
     pub bots: Option<BotFilter>,
 }
@@ -130,6 +137,22 @@ pub struct SessionsOutput {
     /// `last_<c>`: the last non-NULL value of `c` in event order.
     pub last: Vec<String>,
 }
+
+/// `outputs.metrics.segment_by`: daily metrics rows per value of session-level dimensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Segments {
+    /// The columns; a session's value is the first non-NULL value of the column in the session.
+    pub columns: Vec<String>,
+    /// Per day and column, the values with the most sessions that keep their own row; the rest
+    /// are counted together as [`OTHER_SEGMENT_VALUE`] (`outputs.metrics.segment_limit`).
+    pub limit: u32,
+}
+
+/// The `segment_value` of the values past `outputs.metrics.segment_limit` on a day.
+pub const OTHER_SEGMENT_VALUE: &str = "(other)";
+
+/// The default `outputs.metrics.segment_limit`.
+const DEFAULT_SEGMENT_LIMIT: u32 = 20;
 
 /// What makes a session a bounce.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +257,9 @@ pub struct AlertRule {
     pub name: String,
     pub metric: Metric,
     pub condition: AlertCondition,
+    /// Evaluate on each value of this segment column (one of `segment_by`) instead of on the
+    /// all-sessions row.
+    pub segment: Option<String>,
 }
 
 /// The file format of an export.
@@ -257,9 +283,17 @@ pub enum Cohort {
 pub struct ExportRule {
     pub name: String,
     pub format: ExportFormat,
-    /// The window: the last `days` days of the sessions table, ending at its latest day.
-    pub days: u32,
-    pub cohort: Cohort,
+    pub selection: Selection,
+}
+
+/// Where an export's users come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// The users of the sessions table's last `days` days (ending at its latest day) that match
+    /// `cohort`.
+    RecentSessions { days: u32, cohort: Cohort },
+    /// The rows of the users table (`[outputs.users]`) where the SQL condition holds.
+    Users { condition: String },
 }
 
 /// Sessions flagged as bots are kept in the sessions table with a `bot_reason` and left out of
@@ -346,7 +380,13 @@ struct OutputsFile {
     sessions: SessionsFile,
     #[serde(default)]
     metrics: MetricsFile,
+    users: Option<UsersFile>,
 }
+
+/// `[outputs.users]`: no keys yet; the table's presence turns the users table on.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsersFile {}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -359,6 +399,7 @@ struct SessionsFile {
     first: Vec<String>,
     #[serde(default)]
     last: Vec<String>,
+    quality: Option<QualityFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +407,9 @@ struct SessionsFile {
 struct MetricsFile {
     bounce_event_type: Option<String>,
     length: Option<String>,
+    #[serde(default)]
+    segment_by: Vec<String>,
+    segment_limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,6 +421,7 @@ struct AlertFile {
     above: Option<f64>,
     drop_percent: Option<f64>,
     trailing_days: Option<u32>,
+    segment: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,7 +435,10 @@ struct AlertingFile {
 struct ExportFile {
     name: String,
     format: Option<String>,
-    days: u32,
+    from: Option<String>,
+    #[serde(rename = "where")]
+    condition: Option<String>,
+    days: Option<u32>,
     median_length_below: Option<String>,
     min_sessions: Option<u64>,
     session_longer_than: Option<String>,
@@ -496,12 +544,23 @@ impl Job {
                 }
             }
         }
+        let quality = sessions_file
+            .quality
+            .map(|q| QualityRule::validate(q, span_millis))
+            .transpose()
+            .map_err(|(key, m)| bad(&key, m))?;
         let sessions = SessionsOutput {
             entry: sessions_file.entry,
             exit: sessions_file.exit,
             first: sessions_file.first,
             last: sessions_file.last,
         };
+        let segments = validate_segments(
+            file.outputs.metrics.segment_by,
+            file.outputs.metrics.segment_limit,
+            &user,
+        )
+        .map_err(|(key, m)| bad(key, m))?;
         let bounce = match file.outputs.metrics.bounce_event_type {
             Some(t) if t.trim().is_empty() => {
                 return Err(bad(
@@ -535,7 +594,8 @@ impl Job {
         let mut alerts = Vec::with_capacity(file.alerts.len());
         for (i, alert) in file.alerts.into_iter().enumerate() {
             let key = format!("alerts[{i}]");
-            let rule = validate_alert(alert).map_err(|(k, m)| bad(&format!("{key}.{k}"), m))?;
+            let rule = validate_alert(alert, &segments.columns)
+                .map_err(|(k, m)| bad(&format!("{key}.{k}"), m))?;
             if alerts.iter().any(|a: &AlertRule| a.name == rule.name) {
                 return Err(bad(
                     &format!("{key}.name"),
@@ -559,10 +619,12 @@ impl Job {
             None => None,
         };
 
+        let users = file.outputs.users.is_some();
         let mut exports = Vec::with_capacity(file.exports.len());
         for (i, export) in file.exports.into_iter().enumerate() {
             let key = format!("exports[{i}]");
-            let rule = validate_export(export).map_err(|(k, m)| bad(&format!("{key}.{k}"), m))?;
+            let rule =
+                validate_export(export, users).map_err(|(k, m)| bad(&format!("{key}.{k}"), m))?;
             if exports.iter().any(|e: &ExportRule| e.name == rule.name) {
                 return Err(bad(
                     &format!("{key}.name"),
@@ -614,11 +676,14 @@ impl Job {
             storage,
             session,
             sessions,
+            quality,
+            segments,
             bounce,
             length,
             alerts,
             webhook,
             exports,
+            users,
             bots,
         })
     }
@@ -627,7 +692,7 @@ impl Job {
     /// settings differ from the committed output's recomputes everything.
     pub fn fingerprint(&self) -> String {
         format!(
-            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}{}{};{METRICS_DEFINITION}",
+            "source={};partition={};session={:?};tz={};sessions={:?};bounce={:?};bots={:?}{}{}{}{}{};{METRICS_DEFINITION}",
             self.source,
             self.partition_column,
             self.session.options,
@@ -653,6 +718,15 @@ impl Job {
             match self.length {
                 LengthRule::Measured => String::new(),
                 other => format!(";length={}", other.name()),
+            },
+            match &self.quality {
+                Some(quality) => format!(";quality={quality:?}"),
+                None => String::new(),
+            },
+            if self.segments.columns.is_empty() {
+                String::new()
+            } else {
+                format!(";segments={:?}", self.segments)
             },
         )
     }
@@ -779,7 +853,54 @@ fn validate_max_gap(
     }
 }
 
-fn validate_alert(file: AlertFile) -> Result<AlertRule, (&'static str, String)> {
+/// `outputs.metrics.segment_by` and `segment_limit`.
+fn validate_segments(
+    columns: Vec<String>,
+    limit: Option<u32>,
+    user: &str,
+) -> Result<Segments, (&'static str, String)> {
+    let key = "outputs.metrics.segment_by";
+    for (i, column) in columns.iter().enumerate() {
+        check_identifier(column).map_err(|m| (key, m))?;
+        if column == user {
+            return Err((
+                key,
+                format!(
+                    "'{column}' is the user column: a segment is a session-level dimension \
+                     such as platform or country"
+                ),
+            ));
+        }
+        if columns[..i].contains(column) {
+            return Err((key, format!("'{column}' is listed twice")));
+        }
+    }
+    let limit = limit.unwrap_or(DEFAULT_SEGMENT_LIMIT);
+    if limit == 0 {
+        return Err(("outputs.metrics.segment_limit", "must be at least 1".into()));
+    }
+    Ok(Segments { columns, limit })
+}
+
+fn validate_alert(
+    file: AlertFile,
+    segment_columns: &[String],
+) -> Result<AlertRule, (&'static str, String)> {
+    if let Some(segment) = &file.segment
+        && !segment_columns.contains(segment)
+    {
+        return Err((
+            "segment",
+            format!(
+                "'{segment}' is not one of outputs.metrics.segment_by ({})",
+                if segment_columns.is_empty() {
+                    "none set".to_string()
+                } else {
+                    segment_columns.join(", ")
+                }
+            ),
+        ));
+    }
     if file.name.trim().is_empty() {
         return Err(("name", "must not be empty".into()));
     }
@@ -834,6 +955,7 @@ fn validate_alert(file: AlertFile) -> Result<AlertRule, (&'static str, String)> 
         name: file.name,
         metric,
         condition,
+        segment: file.segment,
     })
 }
 
@@ -846,7 +968,7 @@ fn span_millis(key: &'static str, text: &str) -> Result<i64, (&'static str, Stri
     i64::try_from(nanos / 1_000_000).map_err(|_| (key, format!("'{text}' is too long")))
 }
 
-fn validate_export(file: ExportFile) -> Result<ExportRule, (&'static str, String)> {
+fn validate_export(file: ExportFile, users: bool) -> Result<ExportRule, (&'static str, String)> {
     let valid_name = !file.name.is_empty()
         && file
             .name
@@ -871,7 +993,62 @@ fn validate_export(file: ExportFile) -> Result<ExportRule, (&'static str, String
             ));
         }
     };
-    if file.days == 0 {
+    match file.from.as_deref().unwrap_or("sessions") {
+        "sessions" => {}
+        "users" => {
+            if !users {
+                return Err((
+                    "from",
+                    "'users' needs the users table: add [outputs.users]".into(),
+                ));
+            }
+            let cohort_keys = file.days.is_some()
+                || file.median_length_below.is_some()
+                || file.min_sessions.is_some()
+                || file.session_longer_than.is_some();
+            if cohort_keys {
+                return Err((
+                    "from",
+                    "an export from users takes a `where` condition on the users table's \
+                     columns, not days or a session rule"
+                        .into(),
+                ));
+            }
+            let condition = file.condition.unwrap_or_default();
+            if condition.trim().is_empty() {
+                return Err((
+                    "where",
+                    "give a condition on the users table, such as \
+                     \"median_length_s < 60 AND lifetime_sessions >= 3\""
+                        .into(),
+                ));
+            }
+            if condition.contains(';') {
+                return Err(("where", "must be one condition, without ';'".into()));
+            }
+            return Ok(ExportRule {
+                name: file.name,
+                format,
+                selection: Selection::Users { condition },
+            });
+        }
+        other => {
+            return Err((
+                "from",
+                format!("'{other}' is not a source: use sessions or users"),
+            ));
+        }
+    }
+    if file.condition.is_some() {
+        return Err(("where", "only applies with from = \"users\"".into()));
+    }
+    let Some(days) = file.days else {
+        return Err((
+            "days",
+            "required: the number of recent days the export looks at".into(),
+        ));
+    };
+    if days == 0 {
         return Err(("days", "must be at least 1".into()));
     }
     let cohort = match (
@@ -901,7 +1078,6 @@ fn validate_export(file: ExportFile) -> Result<ExportRule, (&'static str, String
     Ok(ExportRule {
         name: file.name,
         format,
-        days: file.days,
-        cohort,
+        selection: Selection::RecentSessions { days, cohort },
     })
 }

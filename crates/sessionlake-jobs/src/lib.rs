@@ -39,9 +39,12 @@ pub mod lake;
 pub mod location;
 pub mod manifest;
 pub mod max_gap;
+pub mod metrics;
 pub mod progress;
+pub mod quality;
 pub mod reader;
 pub mod runner;
+pub mod users;
 pub mod window;
 
 pub use cluster::Cluster;

@@ -33,6 +33,8 @@ pub const SESSIONS_TABLE: &str = "sessions";
 pub const METRICS_TABLE: &str = "daily_metrics";
 /// The alerts table's name in the manifest.
 pub const ALERTS_TABLE: &str = "alerts";
+/// The users table (`[outputs.users]`), one Parquet file for any sink format.
+pub const USERS_TABLE: &str = "users";
 /// The partition key of an unpartitioned table in the manifest.
 pub const WHOLE_TABLE: &str = "all";
 

@@ -25,8 +25,8 @@ pub async fn current_files(job: &Job, table: &str) -> Result<Vec<String>, JobErr
         .collect())
 }
 
-/// Registers the job's current Parquet tables on `ctx` as `sessions`, `daily_metrics` and
-/// `alerts` (those that have files); returns the manifest version read, if any.
+/// Registers the job's current Parquet tables on `ctx` as `sessions`, `daily_metrics`,
+/// `alerts` and `users` (those that have files); returns the manifest version read, if any.
 pub async fn register_outputs(ctx: &SessionContext, job: &Job) -> Result<Option<u64>, JobError> {
     let sink = Place::open(&job.sink, &job.storage)?;
     if sink.store_url.scheme() != "file" {
@@ -39,6 +39,7 @@ pub async fn register_outputs(ctx: &SessionContext, job: &Job) -> Result<Option<
         manifest::SESSIONS_TABLE,
         manifest::METRICS_TABLE,
         manifest::ALERTS_TABLE,
+        manifest::USERS_TABLE,
     ] {
         let urls: Vec<String> = current
             .files(table)

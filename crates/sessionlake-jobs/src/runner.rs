@@ -25,10 +25,11 @@ use crate::job_file::{ExportFormat, Job, SinkFormat};
 use crate::lake::{self, Partition};
 use crate::location::Place;
 use crate::manifest::{
-    self, ALERTS_TABLE, METRICS_TABLE, Manifest, RUNS_DIR, SESSIONS_TABLE, WHOLE_TABLE,
+    self, ALERTS_TABLE, METRICS_TABLE, Manifest, RUNS_DIR, SESSIONS_TABLE, USERS_TABLE, WHOLE_TABLE,
 };
 use crate::max_gap;
 use crate::progress::{OnProgress, Reporter};
+use crate::users;
 use crate::window::{self, Spans};
 
 /// Which source partitions a run processes.
@@ -266,14 +267,18 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         .filter(|a| affected.contains(&a.day))
         .cloned()
         .collect();
-    let alerts_relative = files.add(ALERTS_TABLE, None, &alerts::alerts_batch(&all_alerts)?)?;
+    let alerts_relative = files.add(
+        ALERTS_TABLE,
+        None,
+        &alerts::alerts_batch(&all_alerts, !job.segments.columns.is_empty())?,
+    )?;
     tables.insert(
         ALERTS_TABLE.to_string(),
         BTreeMap::from([(WHOLE_TABLE.to_string(), alerts_relative)]),
     );
 
-    // exports over the sessions table's last days
-    tables.retain(|name, _| !name.starts_with("exports/"));
+    // the users table over the whole sessions table, and exports over its last days or users
+    tables.retain(|name, _| !name.starts_with("exports/") && name != USERS_TABLE);
     let latest = computed
         .sessions
         .keys()
@@ -281,15 +286,37 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         .chain(kept_sessions.iter().filter_map(|(d, _)| d.parse().ok()))
         .max();
     if let Some(latest) = latest
-        && !job.exports.is_empty()
+        && (job.users || !job.exports.is_empty())
     {
-        let earliest = job
-            .exports
-            .iter()
-            .map(|e| exports::window_start(e, latest))
-            .min()
-            .unwrap_or(latest);
+        let earliest = if job.users {
+            NaiveDate::MIN
+        } else {
+            job.exports
+                .iter()
+                .filter_map(|e| exports::window_start(e, latest))
+                .min()
+                .unwrap_or(latest)
+        };
         register_sessions(&ctx, &sink, &computed, &kept_sessions, earliest).await?;
+        if job.users {
+            let users = compute::query(&ctx, &users::users_sql(job, latest)).await?;
+            let schema = users
+                .first()
+                .map(|b| b.schema())
+                .ok_or_else(|| JobError::failed("users table: no result"))?;
+            let relative = format!("{run_dir}/{USERS_TABLE}/part-0.parquet");
+            files
+                .writes
+                .push((relative.clone(), parquet_bytes(&schema, &users)?));
+            tables.insert(
+                USERS_TABLE.to_string(),
+                BTreeMap::from([(WHOLE_TABLE.to_string(), relative)]),
+            );
+            let users = MemTable::try_new(schema, vec![users])
+                .map_err(|e| from_datafusion(e, "users for exports"))?;
+            ctx.register_table(USERS_TABLE, Arc::new(users))
+                .map_err(|e| from_datafusion(e, "users for exports"))?;
+        }
         for rule in &job.exports {
             let (schema, batches) =
                 exports::export(&ctx, rule, &job.session.options.user_column, latest).await?;
@@ -977,7 +1004,7 @@ async fn read_committed(
 }
 
 /// Registers `sessions`: the days from `earliest` on, computed ones from memory, the others
-/// from their committed files.
+/// read from their committed files as the statements run (the users table reads every day).
 async fn register_sessions(
     ctx: &SessionContext,
     sink: &Place,
@@ -985,25 +1012,34 @@ async fn register_sessions(
     kept: &[(String, String)],
     earliest: NaiveDate,
 ) -> Result<(), JobError> {
+    let context = |e| from_datafusion(e, "sessions for the users table and exports");
     let fresh: Vec<RecordBatch> = computed
         .sessions
         .range(earliest..)
         .map(|(_, b)| b.clone())
         .collect();
-    let old: Vec<(String, String)> = kept
+    let old: Vec<String> = kept
         .iter()
         .filter(|(d, _)| d.parse::<NaiveDate>().is_ok_and(|d| d >= earliest))
-        .cloned()
+        .map(|(_, f)| sink.url(&sink.key(f)))
         .collect();
     let schema = computed.sessions.values().next().map(|b| b.schema());
-    let mut batches = read_committed(ctx, sink, &old, schema.clone()).await?;
-    batches.extend(fresh);
-    let Some(schema) = schema.or_else(|| batches.first().map(|b| b.schema())) else {
-        return Ok(());
-    };
-    let table = MemTable::try_new(schema, vec![batches])
-        .map_err(|e| from_datafusion(e, "sessions for exports"))?;
-    ctx.register_table("sessions", Arc::new(table))
-        .map_err(|e| from_datafusion(e, "sessions for exports"))?;
+    let mut frame = None;
+    if !old.is_empty() {
+        let table = compute::files_table(ctx, &old, schema.clone()).await?;
+        frame = Some(ctx.read_table(table).map_err(context)?);
+    }
+    if let Some(schema) = schema {
+        let fresh = MemTable::try_new(schema, vec![fresh]).map_err(context)?;
+        let fresh = ctx.read_table(Arc::new(fresh)).map_err(context)?;
+        frame = Some(match frame {
+            Some(old) => old.union(fresh).map_err(context)?,
+            None => fresh,
+        });
+    }
+    if let Some(frame) = frame {
+        ctx.register_table("sessions", frame.into_view())
+            .map_err(context)?;
+    }
     Ok(())
 }
