@@ -451,6 +451,33 @@ fn reference_rows(name: &str, sessions: &[Session]) -> Option<Vec<Vec<Cell>>> {
             |s| Some(s.count(&["page_view"]) == 1 && s.rows.len() == 1),
             false,
         ),
+        "session_quality" => {
+            let mut rows = Vec::new();
+            for ((day, _), group) in by_day_and(sessions, |_| None) {
+                let class = |s: &Session| {
+                    let length = s.length_ms();
+                    if length >= 300_000 && s.count(&["click", "search", "add_to_cart"]) >= 3 {
+                        "good"
+                    } else if length >= 60_000 {
+                        "medium"
+                    } else {
+                        "poor"
+                    }
+                };
+                for quality in ["good", "medium", "poor"] {
+                    let n = group.iter().filter(|s| class(s) == quality).count();
+                    if n > 0 {
+                        rows.push(vec![
+                            text(&day),
+                            text(quality),
+                            int(n),
+                            Cell::Float(n as f64 / group.len() as f64),
+                        ]);
+                    }
+                }
+            }
+            rows
+        }
         "entry_rate_by_page" => page_rate_rows(sessions, |s| s.first(|r| r.page.as_ref())),
         "exit_rate_by_page" => page_rate_rows(sessions, |s| s.last(|r| r.page.as_ref())),
         _ => return None,
