@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::ProgressBar;
 use sessionlake_jobs::cluster::ConnectCluster;
 use sessionlake_jobs::{
-    Cluster, Dates, Job, OnProgress, Progress, RunOptions, RunSummary, alerts, run_job,
+    Cluster, Dates, Job, OnProgress, Progress, RunOptions, RunSummary, run_job,
 };
 
 use crate::cluster::{self, ClusterConnect};
@@ -124,7 +124,8 @@ pub async fn run(args: JobArgs, cluster: Option<&str>, connect: Option<ClusterCo
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    // the run's own events come from the jobs crate; the summary's and the webhook's from here
+    // the run's own events (alert deliveries too) come from the jobs crate; the summary's from
+    // here
     let filter = EnvFilter::try_from_env("SESSIONLAKE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,sessionlake_jobs=info,sessionlake_cli=info"));
     let builder = tracing_subscriber::fmt()
@@ -175,7 +176,7 @@ async fn run_command(args: RunArgs, cluster: Option<Cluster>) -> u8 {
         bar.finish_and_clear();
     }
     match result {
-        Ok(summary) => report(&job, &summary).await,
+        Ok(summary) => report(&summary),
         Err(e) => {
             let code = exit_code::of_job_error(e.kind);
             tracing::error!(job = %job.name, error = %e, exit_code = code, "run failed");
@@ -196,22 +197,14 @@ fn draw_on(bar: ProgressBar) -> OnProgress {
     })
 }
 
-/// Prints the alerts and the summary line, posts the webhook; returns the exit code.
-async fn report(job: &Job, summary: &RunSummary) -> u8 {
+/// Prints the alerts, the warnings (failed alert deliveries, which `run_job` made) and the
+/// summary line; returns the exit code, which warnings do not change.
+fn report(summary: &RunSummary) -> u8 {
     for alert in &summary.alerts {
         eprintln!("ALERT {} {}: {}", alert.day, alert.alert, alert.message);
     }
-    if !summary.alerts.is_empty()
-        && summary.status == "committed"
-        && let Some(url) = &job.webhook
-    {
-        match alerts::post_webhook(url, &job.name, &summary.alerts).await {
-            Ok(()) => tracing::info!(url = %url, alerts = summary.alerts.len(), "alerts posted"),
-            Err(e) => {
-                tracing::error!(error = %e, "alert webhook failed");
-                eprintln!("sessionlake job run: {e}");
-            }
-        }
+    for warning in &summary.warnings {
+        eprintln!("sessionlake job run: warning: {warning}");
     }
     tracing::info!(
         job = %summary.job,
@@ -220,6 +213,7 @@ async fn report(job: &Job, summary: &RunSummary) -> u8 {
         days = summary.days_rewritten.len(),
         sessions = summary.sessions_written,
         alerts = summary.alerts.len(),
+        warnings = summary.warnings.len(),
         duration_s = summary.duration_s,
         "run finished"
     );

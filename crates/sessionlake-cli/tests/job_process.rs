@@ -12,11 +12,11 @@ mod jobs_support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use job_binary::receivers::{HttpReceiver, SmtpReceiver};
 use job_binary::*;
 use jobs_support::*;
 use sessionlake_jobs::{Dates, Job};
@@ -241,67 +241,52 @@ async fn two_runs_at_once(delta: bool) {
     assert_no_garbage(&job).await;
 }
 
-/// Accepts one HTTP request on 127.0.0.1 and returns its body.
-fn one_request_listener() -> (String, std::thread::JoinHandle<String>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks/alerts", listener.local_addr().unwrap());
-    let handle = std::thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut request = Vec::new();
-        let mut buffer = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buffer).unwrap();
-            request.extend_from_slice(&buffer[..n]);
-            let text = String::from_utf8_lossy(&request).into_owned();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length: usize = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().unwrap())
-                    })
-                    .unwrap_or(0);
-                if request.len() >= end + 4 + length {
-                    stream
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .unwrap();
-                    assert!(text.starts_with("POST /hooks/alerts "), "{text}");
-                    return String::from_utf8_lossy(&request[end + 4..end + 4 + length])
-                        .into_owned();
-                }
-            }
-            if n == 0 {
-                panic!("connection closed early");
-            }
-        }
-    });
-    (url, handle)
+/// A job over a 4-day lake (in `dir/lake`, its sink `dir/out`) whose alert `short` trips on
+/// every day, with `alerting` (TOML) appended.
+fn alerting_job(dir: &Path, alerting: &str) -> (PathBuf, Job) {
+    let lake = dir.join("lake");
+    generate_lake(&lake, 4, 2_000, 80);
+    let body = job_toml(lake.to_str().unwrap(), "out", alerting)
+        .replace("below = 150.0", "below = 100000.0");
+    write_job(dir, "job.toml", &body)
+}
+
+/// Runs the binary on `job_file` with JSON logs: the exit code, stderr and the log lines.
+fn run_with_json_logs(job_file: &Path) -> (i32, String, Vec<serde_json::Value>) {
+    let output = Command::new(BINARY)
+        .arg("run")
+        .arg(job_file)
+        .args(["--log-format", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let logs = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (output.status.code().unwrap_or(-1), stderr, logs)
+}
+
+/// The `_summary.json` of the last run committed into `sink`.
+fn committed_summary(sink: &Path) -> serde_json::Value {
+    let run_dir = run_dirs(sink).pop().unwrap();
+    serde_json::from_slice(
+        &fs::read(sink.join("runs").join(run_dir).join("_summary.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tripped_alert_exits_3_prints_and_posts_json_and_logs_can_be_json() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    generate_lake(&lake, 4, 2_000, 80);
-    let (url, listener) = one_request_listener();
-    let body = job_toml(
-        lake.to_str().unwrap(),
-        "out",
-        &format!("\n[alerting]\nwebhook = \"{url}\"\n"),
-    )
-    .replace("below = 150.0", "below = 100000.0");
-    let (job_file, _) = write_job(dir.path(), "job.toml", &body);
-    let output = Command::new(BINARY)
-        .arg("run")
-        .arg(&job_file)
-        .args(["--log-format", "json"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let webhook = HttpReceiver::start("200 OK");
+    let (job_file, _) = alerting_job(
+        dir.path(),
+        &format!("\n[alerting]\nwebhook = \"{}\"\n", webhook.url),
+    );
+    let (code, stderr, logs) = run_with_json_logs(&job_file);
+    assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.contains("ALERT 2024-03-01 short: avg_length_s = "),
         "{stderr}"
@@ -311,17 +296,18 @@ async fn a_tripped_alert_exits_3_prints_and_posts_json_and_logs_can_be_json() {
         summary_line.starts_with("job test_job: committed (full, version 1)"),
         "{summary_line}"
     );
-    let logs: Vec<serde_json::Value> = stderr
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     assert!(
         logs.iter().any(|l| l["fields"]["message"] == "committed"),
         "{stderr}"
     );
 
-    let posted: serde_json::Value = serde_json::from_str(&listener.join().unwrap()).unwrap();
+    let requests = webhook.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].request_line.starts_with("POST /hooks/alerts "),
+        "{requests:?}"
+    );
+    let posted: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
     assert_eq!(posted["job"], "test_job");
     let alerts = posted["alerts"].as_array().unwrap();
     assert!(
@@ -332,14 +318,181 @@ async fn a_tripped_alert_exits_3_prints_and_posts_json_and_logs_can_be_json() {
     );
 
     // the summary JSON next to the outputs names the same alerts
-    let sink = dir.path().join("out");
-    let run_dir = run_dirs(&sink).pop().unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(
-        &fs::read(sink.join("runs").join(run_dir).join("_summary.json")).unwrap(),
-    )
-    .unwrap();
+    let summary = committed_summary(&dir.path().join("out"));
     assert_eq!(summary["alerts"].as_array().unwrap().len(), alerts.len());
     assert_eq!(summary["status"], "committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_a_slack_webhook_and_an_email_with_every_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let slack = HttpReceiver::start("200 OK");
+    let smtp = SmtpReceiver::start();
+    let (job_file, _) = alerting_job(
+        dir.path(),
+        &format!(
+            r#"
+[alerting]
+webhook = "{}"
+webhook_format = "slack"
+
+[alerting.email]
+host = "127.0.0.1"
+port = {}
+security = "none"
+from = "sessionlake <jobs@example.com>"
+to = ["ops@example.com", "Data Team <data@example.com>"]
+"#,
+            slack.url, smtp.port
+        ),
+    );
+    let (code, stderr) = finish(spawn(&job_file, &[]));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(!stderr.contains("warning:"), "{stderr}");
+    let summary = committed_summary(&dir.path().join("out"));
+    let alerts = summary["alerts"].as_array().unwrap();
+    assert!(alerts.len() >= 4, "{summary}");
+    let field = |alert: &serde_json::Value, key: &str| alert[key].as_str().unwrap().to_string();
+
+    // Slack: one line of text per alert after the summary, and a section per alert
+    let requests = slack.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let message: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
+    let text: Vec<&str> = message["text"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        text[0],
+        format!("sessionlake job test_job: {} alerts", alerts.len())
+    );
+    let blocks = message["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), alerts.len() + 1, "{message}");
+    assert_eq!(blocks[0]["type"], "header");
+    for (i, alert) in alerts.iter().enumerate() {
+        let (day, name) = (field(alert, "day"), field(alert, "alert"));
+        let said = field(alert, "message");
+        assert_eq!(text[i + 1], format!("• {day} {name}: {said}"));
+        let block = &blocks[i + 1];
+        assert_eq!(block["type"], "section");
+        assert_eq!(block["text"]["type"], "mrkdwn");
+        assert_eq!(
+            block["text"]["text"],
+            format!("*{day}*  *{name}* (avg_length_s)\n{said}")
+        );
+    }
+
+    // e-mail: to both recipients, the subject with the days, every alert in the body
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    let mail = &mails[0];
+    assert_eq!(mail.from, "<jobs@example.com>");
+    assert_eq!(mail.to, ["<ops@example.com>", "<data@example.com>"]);
+    assert_eq!(
+        mail.header("from").as_deref(),
+        Some("sessionlake <jobs@example.com>")
+    );
+    let first_day = field(&alerts[0], "day");
+    let last_day = field(&alerts[alerts.len() - 1], "day");
+    assert_eq!(
+        mail.header("subject"),
+        Some(format!(
+            "[sessionlake] test_job: {} alerts ({first_day} to {last_day})",
+            alerts.len()
+        ))
+    );
+    let body = mail.body();
+    for alert in alerts {
+        let expected = format!(
+            "\n{} {}\n  metric:    {}\n  value:     {}\n  threshold: {}\n  message:   {}\n",
+            field(alert, "day"),
+            field(alert, "alert"),
+            field(alert, "metric"),
+            alert["value"].as_f64().unwrap(),
+            alert["threshold"].as_f64().unwrap(),
+            field(alert, "message"),
+        );
+        assert!(body.contains(&expected), "{expected} not in:\n{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_deliveries_are_retried_then_warnings_and_the_run_stays_committed_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let failing = HttpReceiver::start("500 Internal Server Error");
+    // a port nothing listens on any more
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (job_file, job) = alerting_job(
+        dir.path(),
+        &format!(
+            r#"
+[alerting]
+webhook = "{}"
+attempts = 3
+retry_delay = "10 milliseconds"
+
+[alerting.email]
+host = "127.0.0.1"
+port = {closed_port}
+security = "none"
+from = "jobs@example.com"
+to = ["ops@example.com"]
+"#,
+            failing.url
+        ),
+    );
+    let (code, stderr, logs) = run_with_json_logs(&job_file);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(failing.requests().len(), 3, "{stderr}");
+    // the URL's path is left out (a Slack webhook's path is its secret)
+    let webhook_warning = format!(
+        "sessionlake job run: warning: alert webhook {}…: the server answered 500 Internal \
+         Server Error (3 attempts)",
+        failing.url.trim_end_matches("hooks/alerts")
+    );
+    assert!(stderr.contains(&webhook_warning), "{stderr}");
+    let email_warning =
+        format!("sessionlake job run: warning: alert e-mail via 127.0.0.1:{closed_port}: ");
+    let email_line = stderr.lines().find(|l| l.starts_with(&email_warning));
+    assert!(
+        email_line.is_some_and(|l| l.ends_with("(3 attempts)")),
+        "{stderr}"
+    );
+    let summary_line = stderr.lines().last().unwrap();
+    assert!(
+        summary_line.starts_with("job test_job: committed (full, version 1)")
+            && summary_line.ends_with("; 2 warnings"),
+        "{summary_line}"
+    );
+    let warned: Vec<&serde_json::Value> = logs
+        .iter()
+        .filter(|l| l["fields"]["message"] == "alert delivery failed")
+        .collect();
+    assert_eq!(warned.len(), 2, "{stderr}");
+    assert!(warned.iter().all(|l| l["level"] == "WARN"), "{stderr}");
+    let finished = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "run finished")
+        .unwrap();
+    assert_eq!(finished["fields"]["warnings"], 2, "{finished}");
+
+    // the outputs are those of the same job without deliveries
+    let committed = snapshot(&job).await;
+    let (_, quiet_job) = write_job(
+        dir.path(),
+        "quiet.toml",
+        &job_toml(dir.path().join("lake").to_str().unwrap(), "quiet", "")
+            .replace("below = 150.0", "below = 100000.0"),
+    );
+    run(&quiet_job, Dates::Pending).await;
+    assert!(!committed["sessions"].is_empty());
+    assert_same(&committed, &snapshot(&quiet_job).await);
+
+    // a rerun has nothing to do and no alert: nothing is delivered
+    let (code, stderr) = finish(spawn(&job_file, &[]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(failing.requests().len(), 3);
 }
 
 #[test]
@@ -351,20 +504,26 @@ fn usage_and_job_file_errors_exit_2_and_78() {
     assert_eq!(output.status.code(), Some(2));
     let dir = tempfile::tempdir().unwrap();
     let job_file = dir.path().join("bad.toml");
-    fs::write(
-        &job_file,
-        "[source]\nlake = \"x\"\n[sink]\npath = \"y\"\ncolour = \"blue\"\n",
-    )
-    .unwrap();
-    let output = Command::new(BINARY)
-        .arg("run")
-        .arg(&job_file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(78), "{stderr}");
-    assert!(
-        stderr.contains("bad.toml") && stderr.contains("colour"),
-        "{stderr}"
-    );
+    let head = "[source]\nlake = \"x\"\n[sink]\npath = \"y\"\n";
+    for (rest, expected) in [
+        ("colour = \"blue\"\n", "colour"),
+        // the delivery keys are checked before anything runs
+        (
+            "[alerting]\nwebhook = \"https://h.example/x\"\nwebhook_format = \"teams\"\n",
+            "bad.toml: alerting.webhook_format: 'teams' is not a webhook format",
+        ),
+    ] {
+        fs::write(&job_file, format!("{head}{rest}")).unwrap();
+        let output = Command::new(BINARY)
+            .arg("run")
+            .arg(&job_file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{stderr}");
+        assert!(
+            stderr.contains("bad.toml") && stderr.contains(expected),
+            "{stderr}"
+        );
+    }
 }

@@ -251,24 +251,13 @@ pub fn alerts_batch(alerts: &[Alert], segments: bool) -> Result<RecordBatch, Job
         .map_err(|e| JobError::failed(format!("alerts table: {e}")))
 }
 
-/// POSTs `alerts` as JSON (`{"job": ..., "alerts": [...]}`) to `url`.
-pub async fn post_webhook(url: &str, job: &str, alerts: &[Alert]) -> Result<(), JobError> {
-    let body = serde_json::json!({ "job": job, "alerts": alerts });
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .timeout(std::time::Duration::from_secs(30))
-        .send()
-        .await
-        .map_err(|e| JobError::transient(format!("alert webhook {url}: {e}")))?;
-    if !response.status().is_success() {
-        return Err(JobError::transient(format!(
-            "alert webhook {url}: the server answered {}",
-            response.status()
-        )));
+/// `1 alert`, `3 alerts`: how many alerts, in notifications.
+pub fn alert_count(n: usize) -> String {
+    if n == 1 {
+        "1 alert".to_string()
+    } else {
+        format!("{n} alerts")
     }
-    Ok(())
 }
 
 #[cfg(test)]

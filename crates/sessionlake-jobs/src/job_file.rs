@@ -9,6 +9,7 @@ use sessionlake_engine::location::{Location, S3Settings};
 use sessionlake_engine::{SessionLakeConfig, SessionOptions};
 use sessionlake_functions::time_unit::parse_span;
 
+use crate::alerting::{Alerting, AlertingFile};
 use crate::error::JobError;
 use crate::quality::{QualityFile, QualityRule};
 
@@ -43,8 +44,8 @@ pub struct Job {
     pub length: LengthRule,
     /// Alert rules on daily metrics.
     pub alerts: Vec<AlertRule>,
-    /// Where tripped alerts are POSTed as JSON.
-    pub webhook: Option<String>,
+    /// Where tripped alerts are delivered (`[alerting]`).
+    pub alerting: Alerting,
     /// Cohort exports.
     pub exports: Vec<ExportRule>,
     /// Whether the users table is kept (`[outputs.users]`).
@@ -426,12 +427,6 @@ struct AlertFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AlertingFile {
-    webhook: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ExportFile {
     name: String,
     format: Option<String>,
@@ -604,20 +599,7 @@ impl Job {
             }
             alerts.push(rule);
         }
-        let webhook = match file.alerting.and_then(|a| a.webhook) {
-            Some(url) => {
-                let parsed = url::Url::parse(&url)
-                    .map_err(|e| bad("alerting.webhook", format!("'{url}' is not a URL: {e}")))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(bad(
-                        "alerting.webhook",
-                        format!("'{url}' must be an http:// or https:// URL"),
-                    ));
-                }
-                Some(url)
-            }
-            None => None,
-        };
+        let alerting = Alerting::validate(file.alerting).map_err(|(k, m)| bad(&k, m))?;
 
         let users = file.outputs.users.is_some();
         let mut exports = Vec::with_capacity(file.exports.len());
@@ -681,7 +663,7 @@ impl Job {
             bounce,
             length,
             alerts,
-            webhook,
+            alerting,
             exports,
             users,
             bots,

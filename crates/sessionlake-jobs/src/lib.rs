@@ -24,12 +24,14 @@
 //! This crate has no command line: `sessionlake job run` (flags, logs, the progress bar drawn
 //! from [`RunOptions::progress`], exit codes from [`ErrorKind`]) is `sessionlake-cli`'s.
 
+pub mod alerting;
 pub mod alerts;
 pub mod checkpoint;
 pub mod cluster;
 pub mod compute;
 #[cfg(feature = "delta")]
 pub mod delta_sink;
+pub mod email_message;
 pub mod encode;
 pub mod error;
 pub mod exports;
@@ -40,10 +42,12 @@ pub mod location;
 pub mod manifest;
 pub mod max_gap;
 pub mod metrics;
+pub mod notify;
 pub mod progress;
 pub mod quality;
 pub mod reader;
 pub mod runner;
+pub mod slack_message;
 pub mod users;
 pub mod window;
 

@@ -28,6 +28,7 @@ use crate::manifest::{
     self, ALERTS_TABLE, METRICS_TABLE, Manifest, RUNS_DIR, SESSIONS_TABLE, USERS_TABLE, WHOLE_TABLE,
 };
 use crate::max_gap;
+use crate::notify;
 use crate::progress::{OnProgress, Reporter};
 use crate::users;
 use crate::window::{self, Spans};
@@ -105,13 +106,18 @@ pub struct RunSummary {
     pub prefixes_cleaned: usize,
     pub started_at: String,
     pub duration_s: f64,
+    /// What went wrong without failing the run: an alert delivery (webhook, e-mail) that
+    /// failed after its tries. Deliveries happen after the commit, so the `_summary.json`
+    /// committed with the outputs has none of theirs; the returned summary has them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl RunSummary {
     /// The one-line summary printed on stderr.
     pub fn one_line(&self) -> String {
         let bots: u64 = self.bot_sessions.values().sum();
-        format!(
+        let line = format!(
             "job {}: {} ({}{}{}) partitions {} read {} ({} events); days rewritten {}; \
              sessions {} ({} bots, {} over max_length left out); alerts {}; exports {}; {:.2} s",
             self.job,
@@ -134,7 +140,12 @@ impl RunSummary {
             self.alerts.len(),
             self.exports.len(),
             self.duration_s
-        )
+        );
+        match self.warnings.len() {
+            0 => line,
+            1 => format!("{line}; 1 warning"),
+            n => format!("{line}; {n} warnings"),
+        }
     }
 }
 
@@ -401,6 +412,10 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         }
     }
     progress.step("cleaned up");
+    // only now that the outputs are committed; a failed delivery is a warning
+    summary
+        .warnings
+        .extend(notify::deliver(&job.alerting, &job.name, &summary.alerts).await);
     summary.duration_s = started.elapsed().as_secs_f64();
     Ok(summary)
 }

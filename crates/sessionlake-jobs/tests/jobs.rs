@@ -16,6 +16,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, TimestampMillisecond
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use jobs_support::*;
+use sessionlake_jobs::alerting::{SmtpSecurity, WebhookFormat};
 use sessionlake_jobs::{Dates, ErrorKind, Job, RunOptions, run_job};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -634,6 +635,128 @@ fn job_file_errors_name_the_file_and_the_key() {
     assert!(e.contains("source.lake"), "{e}");
     let e = error(&format!("{base}\n[bots2]\nx = 1\n"));
     assert!(e.contains("bots2"), "{e}");
+}
+
+#[test]
+fn alerting_keys_are_validated_and_errors_name_the_key() {
+    let base = job_toml("lake", "out", "");
+    let with = |alerting: &str| format!("{base}\n{alerting}\n");
+    let email = |keys: &str| {
+        with(&format!(
+            "[alerting.email]\nhost = \"smtp.example.com\"\nfrom = \"jobs@example.com\"\n{keys}"
+        ))
+    };
+    let parse = |body: &str| Job::parse(body, std::path::Path::new("ok.toml")).unwrap();
+
+    // defaults, and everything given
+    let job = parse(&base);
+    assert!(job.alerting.webhook.is_none() && job.alerting.email.is_none());
+    assert_eq!(job.alerting.attempts, 3);
+    assert_eq!(job.alerting.retry_delay, std::time::Duration::from_secs(2));
+    let job = parse(&with(
+        "[alerting]\nwebhook = \"https://hooks.slack.com/services/T/B/X\"\n\
+         webhook_format = \"slack\"\nattempts = 5\nretry_delay = \"250 milliseconds\"\n\
+         [alerting.email]\nhost = \"smtp.example.com\"\n\
+         from = \"sessionlake <jobs@example.com>\"\nto = [\"a@example.com\", \"B <b@example.com>\"]\n\
+         username = \"jobs\"\npassword_env = \"SMTP_PASSWORD\"",
+    ));
+    let webhook = job.alerting.webhook.unwrap();
+    assert_eq!(webhook.format, WebhookFormat::Slack);
+    assert_eq!(job.alerting.attempts, 5);
+    assert_eq!(
+        job.alerting.retry_delay,
+        std::time::Duration::from_millis(250)
+    );
+    let email_settings = job.alerting.email.unwrap();
+    assert_eq!(email_settings.port, 587);
+    assert_eq!(email_settings.security, SmtpSecurity::StartTls);
+    assert_eq!(email_settings.to.len(), 2);
+    assert_eq!(email_settings.to[1].email.to_string(), "b@example.com");
+    assert_eq!(email_settings.login.unwrap().password_env, "SMTP_PASSWORD");
+    let json = parse(&with("[alerting]\nwebhook = \"http://localhost:9/x\""));
+    assert_eq!(json.alerting.webhook.unwrap().format, WebhookFormat::Json);
+
+    let cases = [
+        (
+            with("[alerting]\nwebhook = \"https://h.example/x\"\nwebhook_format = \"teams\""),
+            "alerting.webhook_format: 'teams' is not a webhook format: use json or slack",
+        ),
+        (
+            with("[alerting]\nwebhook_format = \"slack\""),
+            "alerting.webhook_format: only applies with alerting.webhook",
+        ),
+        (
+            with("[alerting]\nwebhook = \"ftp://h.example/x\""),
+            "alerting.webhook: 'ftp://h.example/x' must be an http:// or https:// URL",
+        ),
+        (
+            with("[alerting]\nattempts = 0"),
+            "alerting.attempts: must be from 1 to 10, found 0",
+        ),
+        (
+            with("[alerting]\nretry_delay = \"2 minutes\""),
+            "alerting.retry_delay: '2 minutes' is longer than the longest wait, 1 minute",
+        ),
+        (
+            with("[alerting]\nwebhok = \"https://h.example/x\""),
+            "unknown field `webhok`",
+        ),
+        (
+            email("to = []"),
+            "alerting.email.to: must name at least one address",
+        ),
+        (
+            email(""),
+            "alerting.email.to: required: a list of addresses",
+        ),
+        (
+            email("to = [\"ops@example.com\", \"not an address\"]"),
+            "alerting.email.to[1]: 'not an address' is not an e-mail address",
+        ),
+        (
+            with("[alerting.email]\nhost = \"h\"\nfrom = \"jobs@\"\nto = [\"a@example.com\"]"),
+            "alerting.email.from: 'jobs@' is not an e-mail address",
+        ),
+        (
+            email("to = [\"a@example.com\"]\nsecurity = \"tls\""),
+            "alerting.email.security: 'tls' is not a security: use starttls or none",
+        ),
+        (
+            email("to = [\"a@example.com\"]\nusername = \"jobs\""),
+            "alerting.email.password_env: required with alerting.email.username",
+        ),
+        (
+            email("to = [\"a@example.com\"]\nusername = \"jobs\"\npassword_env = \"hunter2!\""),
+            "alerting.email.password_env: must be the name of an environment variable",
+        ),
+        (
+            email(
+                "to = [\"a@example.com\"]\nsecurity = \"none\"\nusername = \"jobs\"\n\
+                 password_env = \"SMTP_PASSWORD\"",
+            ),
+            "alerting.email.username: a login is never sent over an unencrypted connection",
+        ),
+        (
+            email("to = [\"a@example.com\"]\npassword = \"hunter2\""),
+            "unknown field `password`",
+        ),
+        (
+            with("[alerting.email]\nfrom = \"jobs@example.com\"\nto = [\"a@example.com\"]"),
+            "alerting.email.host: required",
+        ),
+    ];
+    for (body, expected) in cases {
+        let e = config_error(&body);
+        assert!(
+            e.starts_with("job file bad.toml") && e.contains(expected),
+            "expected '{expected}' in: {e}"
+        );
+    }
+    // a password written where its variable's name goes is not echoed
+    let e = config_error(&email(
+        "to = [\"a@example.com\"]\nusername = \"jobs\"\npassword_env = \"hunter2!\"",
+    ));
+    assert!(!e.contains("hunter2"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod receivers;
+
 /// The job runner binary of this crate (`sessionlake-job run JOB.toml` is `sessionlake job run
 /// JOB.toml`).
 pub const BINARY: &str = env!("CARGO_BIN_EXE_sessionlake-job");
