@@ -178,6 +178,8 @@ impl ValueScale {
 struct DayScale {
     first: NaiveDate,
     span_days: i64,
+    /// Room kept at each end of the plot (half a bar, for bars centred on their day).
+    inset: f64,
 }
 
 impl DayScale {
@@ -187,7 +189,19 @@ impl DayScale {
         Self {
             first,
             span_days: (last - first).num_days(),
+            inset: 0.0,
         }
+    }
+
+    /// The width a day has when each day of the span is a bar.
+    fn slot(&self, frame: &Frame) -> f64 {
+        frame.plot_width() / (self.span_days + 1) as f64
+    }
+
+    /// The same scale with half a slot kept free at each end, so that bars stay in the plot.
+    fn for_bars(self, frame: &Frame) -> Self {
+        let inset = self.slot(frame) / 2.0;
+        Self { inset, ..self }
     }
 
     fn x(&self, frame: &Frame, day: NaiveDate) -> f64 {
@@ -195,7 +209,8 @@ impl DayScale {
             return frame.left + frame.plot_width() / 2.0;
         }
         let offset = (day - self.first).num_days() as f64;
-        frame.left + offset / self.span_days as f64 * frame.plot_width()
+        let width = frame.plot_width() - 2.0 * self.inset;
+        frame.left + self.inset + offset / self.span_days as f64 * width
     }
 
     /// The labelled days: the first, the last, and evenly spaced days between (a small chart
@@ -426,11 +441,11 @@ impl StackedShares<'_> {
         let scale = ValueScale {
             ticks: vec![0.0, 25.0, 50.0, 75.0, 100.0],
         };
-        let days = DayScale::of(self.days);
+        let days = DayScale::of(self.days).for_bars(frame);
         let mut out = frame.open("chart stacked-chart", self.title);
         out.push_str(&scale.draw(frame, "share of sessions (%)", |t| format!("{t:.0}%")));
         out.push_str(&days.draw(frame, "day"));
-        let width = (frame.plot_width() / (days.span_days + 1) as f64 * 0.8).max(1.0);
+        let width = (days.slot(frame) * 0.8).max(1.0);
         for (day, counts) in self.days.iter().zip(self.counts) {
             let total: i64 = counts.iter().sum();
             if total <= 0 {

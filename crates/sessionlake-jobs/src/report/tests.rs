@@ -340,8 +340,16 @@ fn quality_shares_follow_the_class_columns() {
         .map(|s| quality.find(s).unwrap_or_else(|| panic!("{s}: {quality}")))
         .collect();
     assert!(legend.is_sorted());
-    // one rect per day and class
+    // one rect per day and class, each inside the plot (x from 70 to 920 in the wide frame)
     assert_eq!(count(quality, "<rect class=\"share\""), 15);
+    for rect in quality.split("<rect class=\"share\" ").skip(1) {
+        let attribute = |name: &str| -> f64 {
+            let value = rect.split(&format!("{name}=\"")).nth(1).unwrap();
+            value.split('"').next().unwrap().parse().unwrap()
+        };
+        let (x, width) = (attribute("x"), attribute("width"));
+        assert!(x >= 70.0 && x + width <= 920.0, "{x} + {width}");
+    }
     assert!(quality.contains("<title>2024-03-01 good: 50 (50.0%)</title>"));
 }
 
