@@ -89,7 +89,8 @@ pub struct Args {
 /// Subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Scheduled lake jobs: `sessionlake job run JOB.toml [--date D | --from D --to D]`.
+    /// Scheduled lake jobs: `sessionlake job run JOB.toml [--date D | --from D --to D]`;
+    /// `sessionlake job report JOB.toml` draws the job's HTML report again.
     Job(crate::job::JobArgs),
     /// Event exports into a Parquet lake: `sessionlake import amplitude INPUT --out LAKE
     /// [--skip-bad-lines]`.

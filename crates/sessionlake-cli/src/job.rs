@@ -1,6 +1,7 @@
 //! `sessionlake job run JOB.toml [--date D | --from D --to D] [--dry-run] [--full]
 //! [--log-format F]`: the clap arguments, the logs, the progress bar and the exit code of a lake
-//! job run; the work is `sessionlake_jobs`'. Also the arguments of the `sessionlake-job` binary,
+//! job run; the work is `sessionlake_jobs`'. `sessionlake job report JOB.toml` draws the job's
+//! HTML report again. Also the arguments of the `sessionlake-job` binary,
 //! the same command without the SQL shell.
 
 use std::io::IsTerminal;
@@ -32,6 +33,18 @@ pub enum JobCommand {
     /// outputs. Exit codes: 0 done, 1 failed, 2 usage, 3 an alert tripped, 65 bad input data,
     /// 75 transient (another run committed first; retry), 78 bad job file.
     Run(RunArgs),
+    /// Draw the job's HTML report, `_current/report.html` under its sink, again from the
+    /// committed tables, and print where it is. Exit codes: 0 written, 1 failed, 65 nothing
+    /// committed yet, 75 the store failed (retry), 78 bad job file.
+    Report(ReportArgs),
+}
+
+/// `sessionlake job report ...`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The job file (TOML).
+    #[arg(value_name = "JOB.toml")]
+    pub job: PathBuf,
 }
 
 /// `sessionlake job run ...`.
@@ -119,6 +132,7 @@ pub async fn run(args: JobArgs, cluster: Option<&str>, connect: Option<ClusterCo
     };
     match args.command {
         JobCommand::Run(run) => run_command(run, cluster).await,
+        JobCommand::Report(report) => report_command(report).await,
     }
 }
 
@@ -182,6 +196,25 @@ async fn run_command(args: RunArgs, cluster: Option<Cluster>) -> u8 {
             tracing::error!(job = %job.name, error = %e, exit_code = code, "run failed");
             eprintln!("sessionlake job run: {e}");
             code
+        }
+    }
+}
+
+/// Runs `sessionlake job report JOB.toml`: prints the report's location on stdout and returns
+/// the exit code.
+async fn report_command(args: ReportArgs) -> u8 {
+    let regenerated = match Job::load(&args.job) {
+        Ok(job) => sessionlake_jobs::report::regenerate(&job).await,
+        Err(e) => Err(e),
+    };
+    match regenerated {
+        Ok(location) => {
+            println!("{location}");
+            exit_code::OK
+        }
+        Err(e) => {
+            eprintln!("sessionlake job report: {e}");
+            exit_code::of_job_error(e.kind)
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The whole job against a real S3-compatible server (moto, started by `.ci/run`): source and
-//! sink on S3, results equal to the same job on a local disk, incremental runs, and a
-//! conditional-put conflict between two runs. Skipped without `SESSIONLAKE_TEST_S3_ENDPOINT`
+//! sink on S3, results equal to the same job on a local disk, incremental runs, a
+//! conditional-put conflict between two runs, and the job's report on S3. Skipped without `SESSIONLAKE_TEST_S3_ENDPOINT`
 //! unless `SESSIONLAKE_REQUIRE_S3=1`.
 
 // helpers of tests, outside `#[test]` functions: a panic there is a failing test
@@ -83,6 +83,18 @@ async fn upload(store: &Arc<dyn ObjectStore>, partitions: &[std::path::PathBuf])
     }
 }
 
+/// The object at `key` as text.
+async fn text(store: &Arc<dyn ObjectStore>, key: &str) -> String {
+    let bytes = store
+        .get(&StorePath::from(key))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 fn s3_job(
     dir: &Path,
     endpoint: &str,
@@ -162,14 +174,7 @@ async fn the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75
         .unwrap()
         .unwrap();
     assert_eq!(current.version, 2);
-    let listing = s3
-        .get(&StorePath::from("out/_current/sessions.txt"))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let listing = String::from_utf8(listing.to_vec()).unwrap();
+    let listing = text(&s3, "out/_current/sessions.txt").await;
     assert_eq!(listing.lines().count(), current.files("sessions").len());
     assert!(
         listing
@@ -181,6 +186,27 @@ async fn the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75
         .await
         .unwrap();
     assert_eq!(files.len(), current.files("daily_metrics").len());
+
+    // the report of version 2, beside its outputs and in _current/; `job report` draws it
+    // again there and prints its URL
+    let report = text(&s3, "out/_current/report.html").await;
+    let in_run = format!("out/runs/{}/report.html", current.run_id);
+    assert_eq!(report, text(&s3, &in_run).await);
+    assert!(report.contains("version 2") && report.contains("<svg"));
+    let redrawn = std::process::Command::new(BINARY)
+        .arg("report")
+        .arg(&job_file)
+        .output()
+        .unwrap();
+    assert!(
+        redrawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&redrawn.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&redrawn.stdout).trim(),
+        format!("s3://{bucket}/out/_current/report.html")
+    );
 
     // the loser's prefix is gone; a rerun has nothing to do
     let runs = s3

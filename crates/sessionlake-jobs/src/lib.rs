@@ -21,6 +21,8 @@
 //! ```
 //!
 //! The job file, the incremental rule and the commit protocol are described in `docs/jobs.md`.
+//! Each commit also writes an HTML page of the committed tables ([`report`]), which
+//! `report::regenerate` draws again.
 //! This crate has no command line: `sessionlake job run` (flags, logs, the progress bar drawn
 //! from [`RunOptions::progress`], exit codes from [`ErrorKind`]) is `sessionlake-cli`'s.
 
@@ -46,6 +48,7 @@ pub mod notify;
 pub mod progress;
 pub mod quality;
 pub mod reader;
+pub mod report;
 pub mod runner;
 pub mod slack_message;
 pub mod users;

@@ -30,6 +30,7 @@ use crate::manifest::{
 use crate::max_gap;
 use crate::notify;
 use crate::progress::{OnProgress, Reporter};
+use crate::report::{self, ReportInfo};
 use crate::users;
 use crate::window::{self, Spans};
 
@@ -179,6 +180,7 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
             crate::delta_sink::publish(&sink, committed, None).await?;
         }
         manifest::write_listings(&sink, committed).await?;
+        report::repair_current(&sink, committed).await;
     }
     summary.watermark_before = current.as_ref().and_then(|m| m.watermark.clone());
     let Some(read) = read_source(
@@ -278,11 +280,8 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         .filter(|a| affected.contains(&a.day))
         .cloned()
         .collect();
-    let alerts_relative = files.add(
-        ALERTS_TABLE,
-        None,
-        &alerts::alerts_batch(&all_alerts, !job.segments.columns.is_empty())?,
-    )?;
+    let alerts_batch = alerts::alerts_batch(&all_alerts, !job.segments.columns.is_empty())?;
+    let alerts_relative = files.add(ALERTS_TABLE, None, &alerts_batch)?;
     tables.insert(
         ALERTS_TABLE.to_string(),
         BTreeMap::from([(WHOLE_TABLE.to_string(), alerts_relative)]),
@@ -360,6 +359,12 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         return Ok(summary);
     }
     summary.status = "committed".into();
+    let report = render_report(job, version, &metric_batches, &alerts_batch);
+    if let Some(html) = &report {
+        files
+            .writes
+            .push((report::run_key(&run_id), html.clone().into_bytes()));
+    }
     let summary_relative = format!("{run_dir}/_summary.json");
     let summary_json = serde_json::to_vec_pretty(&summary)
         .map_err(|e| JobError::failed(format!("run summary: {e}")))?;
@@ -396,6 +401,15 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
     checkpoint("after_commit").await;
     publish_delta(&sink, &manifest, delta_adds.as_ref()).await?;
     manifest::write_listings(&sink, &manifest).await?;
+    if let Some(html) = &report {
+        match report::write(&sink, &report::current_key(), html).await {
+            Ok(()) => tracing::info!(
+                report = %manifest::reader_location(&sink, &report::current_key()),
+                "report written"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the outputs are committed, but not their report"),
+        }
+    }
     checkpoint("after_current").await;
     summary.prefixes_cleaned = match manifest::clean_up(&sink, &manifest).await {
         Ok(n) => n,
@@ -418,6 +432,28 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
         .extend(notify::deliver(&job.alerting, &job.name, &summary.alerts).await);
     summary.duration_s = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// The report of the tables this run commits as version `version`: `metrics` (every day of
+/// `daily_metrics`) and `alerts`. A report that cannot be drawn is a warning, not a failed run.
+fn render_report(
+    job: &Job,
+    version: u64,
+    metrics: &[RecordBatch],
+    alerts: &RecordBatch,
+) -> Option<String> {
+    let info = ReportInfo {
+        job: job.name.clone(),
+        version: Some(version),
+        generated_at: report::now(),
+    };
+    match report::render(&info, metrics, std::slice::from_ref(alerts)) {
+        Ok(html) => Some(html),
+        Err(e) => {
+            tracing::warn!(error = %e, "drawing the report failed; the run commits without one");
+            None
+        }
+    }
 }
 
 /// Deletes a losing run's files: its run directory and, for a Delta sink, its directory in

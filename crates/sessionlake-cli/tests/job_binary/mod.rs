@@ -1,6 +1,8 @@
 //! Running the `sessionlake-job` binary in tests: spawned on a job file, killed or awaited, and
 //! barriers (`SESSIONLAKE_JOB_WAIT_AT`) that hold runs at a step.
 
+// each test binary uses a different subset
+#![allow(dead_code)]
 // helpers of tests, outside `#[test]` functions: a panic here is a failing test, as in one
 #![allow(clippy::unwrap_used)]
 
