@@ -618,3 +618,68 @@ classes = [
         .collect();
     assert_eq!(exported, cohort);
 }
+
+#[test]
+fn monitoring_key_errors_name_the_key() {
+    let error = |extra: &str, metrics: &str| {
+        let body = with_keys(&job_toml("lake", "out", extra), "outputs.metrics", metrics);
+        let e = sessionlake_jobs::Job::parse(&body, Path::new("bad.toml")).unwrap_err();
+        assert_eq!(e.kind, sessionlake_jobs::ErrorKind::Config, "{e}");
+        e.message
+    };
+    let quality = |classes: &str| {
+        format!("\n[outputs.sessions.quality]\ninteractions = [\"click\"]\nclasses = [{classes}]\n")
+    };
+    // unknown keys stay rejected in every new table
+    let e = error("\n[outputs.users]\nkeep = true\n", "");
+    assert!(e.contains("keep"), "{e}");
+    let e = error(
+        &quality("{ name = \"good\", duration_over = \"1 minute\" }"),
+        "",
+    );
+    assert!(e.contains("duration_over"), "{e}");
+    let e = error("", "segment_by = [\"platform\"]\nsegment_cap = 3");
+    assert!(e.contains("segment_cap"), "{e}");
+    // values
+    let e = error("", "segment_by = [\"user_id\"]");
+    assert!(
+        e.contains("outputs.metrics.segment_by") && e.contains("user column"),
+        "{e}"
+    );
+    let e = error("", "segment_by = [\"platform\"]\nsegment_limit = 0");
+    assert!(e.contains("outputs.metrics.segment_limit"), "{e}");
+    let e = error(
+        "\n[[alerts]]\nname = \"by_country\"\nmetric = \"sessions\"\nbelow = 1.0\nsegment = \"country\"\n",
+        "segment_by = [\"platform\"]",
+    );
+    assert!(
+        e.contains("alerts[2].segment") && e.contains("'country'"),
+        "{e}"
+    );
+    let e = error(
+        &quality("{ name = \"good\", duration_at_least = \"soon\" }"),
+        "",
+    );
+    assert!(
+        e.contains("outputs.sessions.quality.classes[0].duration_at_least"),
+        "{e}"
+    );
+    let e = error(
+        "\n[[exports]]\nname = \"u\"\nfrom = \"users\"\nwhere = \"lifetime_sessions > 1\"\n",
+        "",
+    );
+    assert!(
+        e.contains("exports[2].from") && e.contains("[outputs.users]"),
+        "{e}"
+    );
+    let e = error(
+        "\n[outputs.users]\n\n[[exports]]\nname = \"u\"\nfrom = \"users\"\ndays = 7\nwhere = \"x\"\n",
+        "",
+    );
+    assert!(e.contains("exports[2].from"), "{e}");
+    let e = error(
+        "\n[outputs.users]\n\n[[exports]]\nname = \"u\"\nfrom = \"users\"\n",
+        "",
+    );
+    assert!(e.contains("exports[2].where"), "{e}");
+}
