@@ -26,7 +26,7 @@ use crate::cluster::Cluster;
 use crate::error::{JobError, from_datafusion};
 use crate::job_file::{Bounce, Job};
 use crate::location::Place;
-use crate::metrics::{length_ms, metrics_sql, segment_value_column};
+use crate::metrics::{length_ms, metrics_sql, segment_value_column, segment_value_columns};
 
 /// The Date32 day of the sessions and metrics tables' partition column.
 pub const DAY_COLUMN: &str = "session_date";
@@ -359,9 +359,7 @@ pub async fn compute_table(
         }
     }
 
-    let hidden: String = (0..job.segments.columns.len())
-        .map(|i| format!(", {}", segment_value_column(i)))
-        .collect();
+    let hidden = segment_value_columns(job);
     let kept = query(
         ctx,
         &format!(
@@ -414,13 +412,7 @@ fn sessions_sql(
         ));
     }
     for c in &p.first {
-        props.push((
-            format!("first_{c}"),
-            format!(
-                "first_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
-                ident(c)
-            ),
-        ));
+        props.push((format!("first_{c}"), first_non_null(&ident(c))));
     }
     for c in &p.last {
         props.push((
@@ -434,10 +426,7 @@ fn sessions_sql(
     for (i, column) in job.segments.columns.iter().enumerate() {
         props.push((
             format!("p_{}", segment_value_column(i)),
-            format!(
-                "first_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
-                ident(column)
-            ),
+            first_non_null(&ident(column)),
         ));
     }
     let quality_columns = match &job.quality {
@@ -478,10 +467,7 @@ fn sessions_sql(
             if schema.field_with_name(&bots.user_agent_column).is_ok() {
                 props.push((
                     "p_user_agent".into(),
-                    format!(
-                        "first_value({0} ORDER BY event_index) FILTER (WHERE {0} IS NOT NULL)",
-                        ident(&bots.user_agent_column)
-                    ),
+                    first_non_null(&ident(&bots.user_agent_column)),
                 ));
                 bot_cases.push(format!(
                     "WHEN regexp_like(CAST(p.p_user_agent AS VARCHAR), {}) THEN 'user_agent'",
@@ -577,6 +563,12 @@ fn sessions_sql(
         FROM s {join}
         {day_filter}"
     )
+}
+
+/// The first non-NULL value of `column` (quoted) in a session's event order, over `sessionize`
+/// rows: the value of `first_<c>` columns, segments and the bot rule's user agent.
+fn first_non_null(column: &str) -> String {
+    format!("first_value({column} ORDER BY event_index) FILTER (WHERE {column} IS NOT NULL)")
 }
 
 /// Epoch milliseconds in ticks of `unit`, rounded down or up when `unit` is seconds.

@@ -17,6 +17,13 @@ pub fn segment_value_column(i: usize) -> String {
     format!("segment_by_{i}")
 }
 
+/// `, segment_by_0, segment_by_1, ...`: the hidden segment columns of `job`, to list after others.
+pub fn segment_value_columns(job: &Job) -> String {
+    (0..job.segments.columns.len())
+        .map(|i| format!(", {}", segment_value_column(i)))
+        .collect()
+}
+
 /// The length a session has in the length metrics under `rule`, in ms; NULL: it takes no part.
 pub fn length_ms(rule: LengthRule) -> &'static str {
     match rule {
@@ -81,9 +88,7 @@ pub fn metrics_sql(job: &Job, in_days: &str) -> String {
             segment_value_column(i)
         ));
     }
-    let segment_columns: String = (0..segments.columns.len())
-        .map(|i| format!(", {}", segment_value_column(i)))
-        .collect();
+    let segment_columns = segment_value_columns(job);
     let (class_counts, class_columns): (String, String) = match &job.quality {
         Some(quality) => quality
             .count_columns()
