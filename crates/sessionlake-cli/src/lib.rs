@@ -240,9 +240,10 @@ fn read_rc(explicit: Option<&Path>) -> Result<Option<(String, Source)>, String> 
     }
 }
 
-/// A context with sessionlake registered, whose `s3://` buckets are reached with `s3`, on a
-/// runtime whose memory pool is `memory`'s (see `sessionlake_engine::memory`).
-fn new_context(
+/// The context the command line runs SQL in (the Python package uses it too): sessionlake
+/// registered, `s3://` buckets reached with `s3`, on a runtime whose memory pool is `memory`'s
+/// (see `sessionlake_engine::memory`).
+pub fn new_context(
     config: SessionConfig,
     memory: &MemoryBudget,
     s3: S3Settings,

@@ -100,5 +100,15 @@ pub fn register_all(ctx: &mut SessionContext) -> Result<()> {
         let function = SessionizeTableFunction::new(output);
         ctx.register_udtf(function.name(), Arc::new(function));
     }
+    // DataFusion 55 drops ORDER BY keys that an earlier key determines by the plan's functional
+    // dependencies, but UNNEST keeps its input's dependencies although it repeats each row: after
+    // `GROUP BY g` and `unnest(HIST(..))`, `ORDER BY g, lo` is cut to `ORDER BY g` and the bins
+    // come out in any order (sql/events_per_session_distribution.sql did). Without this rule a
+    // sort keeps every key it was given; duplicates only cost a comparison.
+    ctx.remove_optimizer_rule(UNSOUND_SORT_PRUNING);
     sessionlake_functions::register_all(ctx)
 }
+
+/// The optimizer rule [`register_all`] removes: it prunes sort keys by functional dependencies
+/// that UNNEST does not keep.
+pub const UNSOUND_SORT_PRUNING: &str = "eliminate_duplicated_expr";

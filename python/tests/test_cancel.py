@@ -1,0 +1,33 @@
+"""Ctrl-C cancels a running query: `KeyboardInterrupt` is raised in the thread that waits, the
+query's tasks stop, and the connection stays usable."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+
+import pytest
+
+import sessionlake
+
+#: Far more work than the test waits for: hours in a debug build.
+ENDLESS = "SELECT sum(a.value * b.value) AS s FROM range(100000000) a CROSS JOIN range(100000) b"
+
+#: How long the interrupted query may take to stop; the query itself would run for hours.
+STOP_WITHIN_S = 30
+
+
+def test_keyboard_interrupt_from_another_thread_cancels_the_query() -> None:
+    con = sessionlake.connect(partitions=2)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            con.sql(ENDLESS).to_arrow()
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < STOP_WITHIN_S
+    # the same connection runs the next query
+    assert con.sql("SELECT 41 + 1 AS answer").to_arrow()["answer"].to_pylist() == [42]
