@@ -18,6 +18,18 @@ ENDLESS = "SELECT sum(a.value * b.value) AS s FROM range(100000000) a CROSS JOIN
 STOP_WITHIN_S = 30
 
 
+def assert_idle_within(seconds: float) -> None:
+    """Waits until this process used under a tenth of a core over a quarter second; fails if
+    that does not happen within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cpu, wall = time.process_time(), time.monotonic()
+        time.sleep(0.25)
+        if time.process_time() - cpu < 0.1 * (time.monotonic() - wall):
+            return
+    pytest.fail(f"the process still computes {seconds} s after the interrupt")
+
+
 def test_keyboard_interrupt_from_another_thread_cancels_the_query() -> None:
     con = sessionlake.connect(partitions=2)
     timer = threading.Timer(0.5, _thread.interrupt_main)
@@ -29,5 +41,7 @@ def test_keyboard_interrupt_from_another_thread_cancels_the_query() -> None:
     finally:
         timer.cancel()
     assert time.monotonic() - started < STOP_WITHIN_S
+    # the query's tasks stopped: the process soon stops using the CPU
+    assert_idle_within(STOP_WITHIN_S)
     # the same connection runs the next query
     assert con.sql("SELECT 41 + 1 AS answer").to_arrow()["answer"].to_pylist() == [42]

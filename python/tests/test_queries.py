@@ -162,7 +162,7 @@ def test_repr_and_html_show_the_first_rows_and_histograms() -> None:
     many = con.sql("SELECT * FROM sessions('events')")
     assert repr(many).endswith(f"(first {sessionlake.DISPLAY_ROWS} rows shown)")
     assert many._repr_html_().count("<tr>") == sessionlake.DISPLAY_ROWS + 1  # and the header
-    assert many.columns[:3] == ["session_key", "user_id", "session_start"]
+    assert many.columns[:3] == ["user_id", "session_key", "session_start"]
 
 
 def test_memory_limit_and_partitions() -> None:
