@@ -668,6 +668,26 @@ fn sort_rows(rows: &mut [Vec<Cell>]) {
     });
 }
 
+/// The first row (after the first) that comes before the row above it in the recipes' order:
+/// every recipe orders by its leading columns, ascending, NULLs last (SQL's default).
+fn out_of_order(rows: &[Vec<Cell>]) -> Option<usize> {
+    let nulls_last = |a: &Cell, b: &Cell| match (a, b) {
+        (Cell::Null, Cell::Null) => Ordering::Equal,
+        (Cell::Null, _) => Ordering::Greater,
+        (_, Cell::Null) => Ordering::Less,
+        (a, b) => a.order(b),
+    };
+    (1..rows.len()).find(|&i| {
+        let order = rows[i - 1]
+            .iter()
+            .zip(&rows[i])
+            .map(|(a, b)| nulls_last(a, b))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal);
+        order.is_gt()
+    })
+}
+
 /// The first difference between the recipe's rows and the reference's, if any.
 fn compare(mut actual: Vec<Vec<Cell>>, mut expected: Vec<Vec<Cell>>) -> Result<(), String> {
     sort_rows(&mut actual);
@@ -751,6 +771,13 @@ async fn every_recipe_matches_the_naive_reference() {
                 let actual = result_rows(&batches);
                 if actual.is_empty() {
                     failures.push(format!("sql/{name}.sql: no rows"));
+                } else if let Some(row) = out_of_order(&actual) {
+                    failures.push(format!(
+                        "sql/{name}.sql: row {row} comes after a row its ORDER BY puts later: \
+                         {:?} then {:?}",
+                        actual[row - 1],
+                        actual[row]
+                    ));
                 } else if let Err(difference) = compare(actual, expected) {
                     failures.push(format!("sql/{name}.sql: {difference}"));
                 }
