@@ -8,39 +8,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{command_in, repo_root, run, stderr, stdout};
-use object_store::aws::AmazonS3Builder;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use sessionlake_testkit::s3::{create_bucket, credential, test_endpoint, upload_dir};
 
 const SAMPLE_LAKE: &str = "data/sample_lake";
-
-/// The S3 server's URL, or `None` (after saying so) when the test should be skipped.
-fn s3_endpoint(test: &str) -> Option<String> {
-    match std::env::var("SESSIONLAKE_TEST_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint.trim_end_matches('/').to_string()),
-        _ => {
-            assert!(
-                std::env::var("SESSIONLAKE_REQUIRE_S3").as_deref() != Ok("1"),
-                "{test}: SESSIONLAKE_REQUIRE_S3=1 but SESSIONLAKE_TEST_S3_ENDPOINT is not set"
-            );
-            println!("skipped: {test} needs an S3 server in SESSIONLAKE_TEST_S3_ENDPOINT");
-            None
-        }
-    }
-}
-
-/// The test credentials: the environment's, else moto's conventional ones.
-fn credential(variable: &str, default: &str) -> String {
-    std::env::var(variable).unwrap_or_else(|_| default.to_string())
-}
 
 /// The `sessionlake` binary run from the repository root with test credentials.
 fn sessionlake(args: &[&str]) -> Output {
@@ -73,66 +51,6 @@ fn one_line_usage_error(output: &Output, prefix: &str) -> String {
     err.trim_end().to_string()
 }
 
-/// Creates `bucket` with a plain CreateBucket request (moto does not check signatures);
-/// creating it again is fine.
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let authority = endpoint
-        .strip_prefix("http://")
-        .expect("the test S3 endpoint is http://");
-    let mut stream = TcpStream::connect(authority).expect("connect to the S3 server");
-    write!(
-        stream,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send CreateBucket");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .expect("read CreateBucket's answer");
-    let status = response.lines().next().unwrap_or_default();
-    assert!(
-        status.contains(" 200 ") || status.contains(" 409 "),
-        "CreateBucket {bucket}: {response}"
-    );
-}
-
-/// Copies every file under `dir` to `bucket` under `prefix`, keeping the relative paths (and so
-/// the `key=value` partition directories).
-async fn upload_dir(endpoint: &str, bucket: &str, dir: &Path, prefix: &str) -> usize {
-    let store = AmazonS3Builder::new()
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_bucket_name(bucket)
-        .with_region(credential("AWS_REGION", "us-east-1"))
-        .with_access_key_id(credential("AWS_ACCESS_KEY_ID", "testing"))
-        .with_secret_access_key(credential("AWS_SECRET_ACCESS_KEY", "testing"))
-        .build()
-        .expect("an S3 client");
-    let mut pending = vec![dir.to_path_buf()];
-    let mut uploaded = 0;
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current).expect("read the lake directory") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let relative = path.strip_prefix(dir).expect("under the lake");
-            let key = format!(
-                "{prefix}{}",
-                relative.to_str().expect("a UTF-8 path").replace('\\', "/")
-            );
-            let bytes = std::fs::read(&path).expect("read a lake file");
-            store
-                .put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes))
-                .await
-                .unwrap_or_else(|e| panic!("upload {key}: {e}"));
-            uploaded += 1;
-        }
-    }
-    uploaded
-}
-
 /// Runs `query_args` with `--lake events=<lake>` (and any `extra` flags) as quiet CSV.
 fn query(lake: &str, extra: &[&str], query_args: &[&str]) -> Output {
     let lake_arg = format!("events={lake}");
@@ -152,7 +70,7 @@ fn s3_lake_error(lake: &str, endpoint: &str) -> String {
 
 #[tokio::test]
 async fn an_s3_lake_answers_like_the_local_lake() {
-    let Some(endpoint) = s3_endpoint("an_s3_lake_answers_like_the_local_lake") else {
+    let Some(endpoint) = test_endpoint("an_s3_lake_answers_like_the_local_lake") else {
         return;
     };
     let bucket = "sessionlake-test-same-answers";
@@ -201,7 +119,8 @@ async fn an_s3_lake_answers_like_the_local_lake() {
 
 #[tokio::test]
 async fn s3_urls_are_queried_directly_and_pipeline_leftovers_skipped() {
-    let Some(endpoint) = s3_endpoint("s3_urls_are_queried_directly_and_pipeline_leftovers_skipped")
+    let Some(endpoint) =
+        test_endpoint("s3_urls_are_queried_directly_and_pipeline_leftovers_skipped")
     else {
         return;
     };
@@ -266,7 +185,7 @@ async fn s3_urls_are_queried_directly_and_pipeline_leftovers_skipped() {
 
 #[tokio::test]
 async fn a_missing_bucket_is_one_line() {
-    let Some(endpoint) = s3_endpoint("a_missing_bucket_is_one_line") else {
+    let Some(endpoint) = test_endpoint("a_missing_bucket_is_one_line") else {
         return;
     };
     let line = s3_lake_error("s3://sessionlake-test-no-such-bucket/lake/", &endpoint);
@@ -280,7 +199,7 @@ async fn a_missing_bucket_is_one_line() {
 
 #[tokio::test]
 async fn an_empty_prefix_is_one_line() {
-    let Some(endpoint) = s3_endpoint("an_empty_prefix_is_one_line") else {
+    let Some(endpoint) = test_endpoint("an_empty_prefix_is_one_line") else {
         return;
     };
     let bucket = "sessionlake-test-empty-prefix";

@@ -36,11 +36,15 @@ use ballista_scheduler::scheduler_process::start_server;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
-use sessionlake_engine::SessionLakeConfig;
+use sessionlake_engine::location::S3Settings;
+use sessionlake_engine::{SessionLakeConfig, UNSOUND_SORT_PRUNING};
 
 pub mod codec;
 pub mod sql_client;
+pub mod stores;
 
 pub use codec::{SessionLakeLogicalCodec, SessionLakePhysicalCodec};
 
@@ -90,10 +94,40 @@ pub fn check_cluster_url(url: &str) -> Result<()> {
     }
 }
 
+/// The object stores a scheduler or an executor (`role`, as errors name it: `executor
+/// HOST:PORT`) opens lakes through: local files, and every `s3://` bucket a plan names, whose
+/// client is made on first use from the `AWS_*` variables and `s3` (`--s3-endpoint`), as the
+/// command line's `--lake s3://...` makes it. The client's lake URL reaches them unchanged in
+/// the plan; an S3 failure names `role` and the bucket ([`stores`]).
+pub fn object_stores(s3: S3Settings, role: &str) -> Arc<dyn ObjectStoreRegistry> {
+    Arc::new(stores::RoleStores::new(s3, role))
+}
+
 /// The session state the scheduler plans a job in: Ballista's default state with sessionlake's
-/// aggregate and window functions (the plan names them; they are looked up by name).
-pub fn scheduler_session_state(config: SessionConfig) -> Result<SessionState> {
-    let mut state = ballista_core::utils::default_session_builder(config)?;
+/// aggregate and window functions (the plan names them; they are looked up by name), the
+/// object stores `stores` (it lists a lake's files to split the scan into tasks), and without
+/// the optimizer rule that `sessionlake_engine::register_all` removes (the scheduler optimizes
+/// the client's plan again).
+pub fn scheduler_session_state(
+    config: SessionConfig,
+    stores: Arc<dyn ObjectStoreRegistry>,
+) -> Result<SessionState> {
+    let state = ballista_core::utils::default_session_builder(config)?;
+    let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
+        .with_object_store_registry(stores)
+        .build_arc()?;
+    let rules = state
+        .optimizers()
+        .iter()
+        .filter(|rule| rule.name() != UNSOUND_SORT_PRUNING)
+        .cloned()
+        .collect();
+    let session_id = state.session_id().to_string();
+    let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_session_id(session_id)
+        .with_runtime_env(runtime)
+        .with_optimizer_rules(rules)
+        .build();
     sessionlake_functions::register_all(&mut state)?;
     Ok(state)
 }
@@ -118,17 +152,37 @@ pub fn function_registry() -> BallistaFunctionRegistry {
     registry
 }
 
-/// `config` with sessionlake installed: its options, codecs and functions.
-pub fn with_sessionlake_scheduler(mut config: SchedulerConfig) -> SchedulerConfig {
+/// `config` with sessionlake installed: its options, codecs and functions, and `stores` (see
+/// [`object_stores`]).
+pub fn with_sessionlake_scheduler(
+    mut config: SchedulerConfig,
+    stores: Arc<dyn ObjectStoreRegistry>,
+) -> SchedulerConfig {
     config.override_config_producer = Some(Arc::new(session_config));
-    config.override_session_builder = Some(Arc::new(scheduler_session_state));
+    config.override_session_builder = Some(Arc::new(move |session_config| {
+        scheduler_session_state(session_config, Arc::clone(&stores))
+    }));
     config.override_logical_codec = Some(Arc::new(SessionLakeLogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(SessionLakePhysicalCodec::default()));
     config
 }
 
-/// `config` with sessionlake installed: its options, codecs and functions.
-pub fn with_sessionlake_executor(mut config: ExecutorProcessConfig) -> ExecutorProcessConfig {
+/// `config` with sessionlake installed: its options, codecs and functions, and `stores` (see
+/// [`object_stores`]) for the files its tasks read. Operators spill under `config.work_dir`
+/// when it is set, else in the system's temporary directory; Ballista sizes each task's memory
+/// pool on top of this runtime.
+pub fn with_sessionlake_executor(
+    mut config: ExecutorProcessConfig,
+    stores: Arc<dyn ObjectStoreRegistry>,
+) -> ExecutorProcessConfig {
+    let work_dir = config.work_dir.clone();
+    config.override_runtime_producer = Some(Arc::new(move |_config| {
+        let mut runtime = RuntimeEnvBuilder::new().with_object_store_registry(Arc::clone(&stores));
+        if let Some(dir) = &work_dir {
+            runtime = runtime.with_temp_file_path(dir);
+        }
+        runtime.build_arc()
+    }));
     config.override_config_producer = Some(Arc::new(session_config));
     config.override_function_registry = Some(Arc::new(function_registry()));
     config.override_logical_codec = Some(Arc::new(SessionLakeLogicalCodec::default()));
@@ -136,9 +190,13 @@ pub fn with_sessionlake_executor(mut config: ExecutorProcessConfig) -> ExecutorP
     config
 }
 
-/// Runs a scheduler with sessionlake installed on `config` until the process is stopped.
-pub async fn run_scheduler(config: SchedulerConfig) -> ballista_core::error::Result<()> {
-    let config = with_sessionlake_scheduler(config);
+/// Runs a scheduler with sessionlake installed on `config`, opening lakes through `stores`,
+/// until the process is stopped.
+pub async fn run_scheduler(
+    config: SchedulerConfig,
+    stores: Arc<dyn ObjectStoreRegistry>,
+) -> ballista_core::error::Result<()> {
+    let config = with_sessionlake_scheduler(config, stores);
     let address = format!("{}:{}", config.bind_host, config.bind_port)
         .parse()
         .map_err(|e| {
@@ -151,9 +209,28 @@ pub async fn run_scheduler(config: SchedulerConfig) -> ballista_core::error::Res
     start_server(cluster, address, Arc::new(config)).await
 }
 
-/// Runs an executor with sessionlake installed on `config` until the process is stopped.
-pub async fn run_executor(config: ExecutorProcessConfig) -> ballista_core::error::Result<()> {
-    start_executor_process(Arc::new(with_sessionlake_executor(config))).await
+/// Runs an executor with sessionlake installed on `config`, reading lakes through `stores`,
+/// until the process is stopped.
+pub async fn run_executor(
+    config: ExecutorProcessConfig,
+    stores: Arc<dyn ObjectStoreRegistry>,
+) -> ballista_core::error::Result<()> {
+    start_executor_process(Arc::new(with_sessionlake_executor(config, stores))).await
+}
+
+/// The S3 settings of `--s3-endpoint URL` (checked as the command line checks it), for
+/// [`object_stores`]; the rest comes from the `AWS_*` variables.
+pub fn s3_settings(endpoint: Option<&str>) -> std::result::Result<S3Settings, String> {
+    let endpoint = endpoint
+        .map(sessionlake_cli::lake::parse_s3_endpoint)
+        .transpose()
+        .map_err(|e| format!("--s3-endpoint: {e}"))?;
+    Ok(S3Settings {
+        endpoint,
+        region: None,
+        // plain http:// endpoints (MinIO, moto) as for the command line
+        allow_http: true,
+    })
 }
 
 /// The body of the `sessionlake-scheduler` and `sessionlake-executor` binaries: runs `server`

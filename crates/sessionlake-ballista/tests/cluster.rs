@@ -2,8 +2,12 @@
 //! recipe of the repository's `sql/` (and a few queries on `sessions()`, per-call options,
 //! `SET` and the window function) on a generated lake through the cluster and through the
 //! single-process engine, and requires equal results. It runs a lake job with and without
-//! `--cluster` and requires the same committed tables. Then it kills one executor in the middle
-//! of a longer query and requires the right answer or a clear error, and says which happened.
+//! `--cluster` and requires the same committed tables. With the S3 test server (`.ci/run`
+//! starts moto's), it does the same on the lake copied to S3, which the scheduler and the
+//! executors read themselves, with three clients at once and an executor restarted between
+//! queries, and checks the one-line error of an executor without S3 settings. Then it kills one
+//! executor in the middle of a longer query and requires the right answer or a clear error, and
+//! says which happened.
 
 use std::fs::File;
 use std::io::Read;
@@ -19,8 +23,10 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
 use sessionlake_ballista::sql_client::{register_lake, run_script};
+use sessionlake_cli::lake::{LakeArg, register_lake as register_s3_lake};
 use sessionlake_testkit::app_lake::write_app_lake;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
+use sessionlake_testkit::s3::{create_bucket, test_endpoint, upload_dir};
 
 /// Relative tolerance for floats: the cluster and one process may sum in different orders.
 const FLOAT_TOLERANCE: f64 = 1e-9;
@@ -91,9 +97,24 @@ struct Process {
 
 impl Process {
     fn start(name: &'static str, binary: &str, args: &[String], dir: &Path) -> Self {
+        Self::start_without(name, binary, args, dir, &[])
+    }
+
+    /// [`Process::start`] without the environment variables `unset`.
+    fn start_without(
+        name: &'static str,
+        binary: &str,
+        args: &[String],
+        dir: &Path,
+        unset: &[&str],
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let file = File::create(&log).expect("create the log file");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        for variable in unset {
+            command.env_remove(variable);
+        }
+        let child = command
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -158,83 +179,125 @@ impl Drop for Process {
     }
 }
 
-/// A scheduler and two executors on 127.0.0.1.
+/// A scheduler and two executors on 127.0.0.1, reading `s3://` lakes from the S3 test server
+/// when there is one.
 struct Cluster {
     url: String,
     scheduler: Process,
     executors: Vec<Process>,
+    scheduler_port: u16,
+    dir: PathBuf,
+    /// The S3 test server the scheduler and the executors were given (`--s3-endpoint`).
+    s3: Option<String>,
 }
+
+/// The executors' names and `-m` values: one with the default memory budget, one with `-m`.
+const EXECUTORS: [(&str, Option<&str>); 2] = [("executor-a", None), ("executor-b", Some("1g"))];
 
 impl Cluster {
     async fn start(dir: &Path) -> Self {
+        let s3 = test_endpoint("the cluster's S3 part");
+        let s3_args: Vec<String> = s3
+            .iter()
+            .flat_map(|endpoint| ["--s3-endpoint".to_string(), endpoint.clone()])
+            .collect();
         let scheduler_port = free_port();
         // Quick loss detection, so that the fault part of the test does not wait for minutes.
         let mut scheduler = Process::start(
             "scheduler",
             env!("CARGO_BIN_EXE_sessionlake-scheduler"),
             &[
-                "--bind-host".into(),
-                "127.0.0.1".into(),
-                "--external-host".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                scheduler_port.to_string(),
-                "--executor-timeout-seconds".into(),
-                "6".into(),
-                "--expire-dead-executor-interval-seconds".into(),
-                "1".into(),
-            ],
+                vec![
+                    "--bind-host".into(),
+                    "127.0.0.1".into(),
+                    "--external-host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    scheduler_port.to_string(),
+                    "--executor-timeout-seconds".into(),
+                    "6".into(),
+                    "--expire-dead-executor-interval-seconds".into(),
+                    "1".into(),
+                ],
+                s3_args,
+            ]
+            .concat(),
             dir,
         );
         scheduler.wait_for("listening on", 1).await;
-        let mut executors = Vec::new();
-        // one executor with the default memory budget, one with `-m`
-        for (name, memory) in [("executor-a", None), ("executor-b", Some("1g"))] {
-            let work_dir = dir.join(name);
-            std::fs::create_dir_all(&work_dir).expect("executor work dir");
-            let memory_args: Vec<String> = memory
-                .map(|size| vec!["-m".into(), size.into()])
-                .unwrap_or_default();
-            let mut executor = Process::start(
-                name,
-                env!("CARGO_BIN_EXE_sessionlake-executor"),
-                &[
-                    memory_args,
-                    vec![
-                        "--scheduler".into(),
-                        format!("127.0.0.1:{scheduler_port}"),
-                        "--bind-host".into(),
-                        "127.0.0.1".into(),
-                        "--external-host".into(),
-                        "127.0.0.1".into(),
-                        "--port".into(),
-                        free_port().to_string(),
-                        "--grpc-port".into(),
-                        free_port().to_string(),
-                        "--concurrent-tasks".into(),
-                        "2".into(),
-                        "--work-dir".into(),
-                        work_dir.display().to_string(),
-                        "--heartbeat-interval-seconds".into(),
-                        "1".into(),
-                    ],
-                ]
-                .concat(),
-                dir,
-            );
-            executor.wait_for("Executor registration succeed", 1).await;
-            let pool = match memory {
-                Some(_) => "configured via --memory-pool-size",
-                None => "auto: 70% of",
-            };
-            executor.wait_for(pool, 1).await;
-            executors.push(executor);
-        }
-        Self {
+        let mut cluster = Self {
             url: format!("df://127.0.0.1:{scheduler_port}"),
             scheduler,
-            executors,
+            executors: Vec::new(),
+            scheduler_port,
+            dir: dir.to_path_buf(),
+            s3,
+        };
+        for index in 0..EXECUTORS.len() {
+            let executor = cluster.start_executor(index).await;
+            cluster.executors.push(executor);
         }
+        cluster
+    }
+
+    /// Starts executor `index` of [`EXECUTORS`] (on new ports) and waits until it registered.
+    async fn start_executor(&self, index: usize) -> Process {
+        let (name, memory) = EXECUTORS[index];
+        let work_dir = self.dir.join(name);
+        std::fs::create_dir_all(&work_dir).expect("executor work dir");
+        let memory_args: Vec<String> = memory
+            .map(|size| vec!["-m".into(), size.into()])
+            .unwrap_or_default();
+        let s3_args: Vec<String> = self
+            .s3
+            .iter()
+            .flat_map(|endpoint| ["--s3-endpoint".to_string(), endpoint.clone()])
+            .collect();
+        let mut executor = Process::start(
+            name,
+            env!("CARGO_BIN_EXE_sessionlake-executor"),
+            &[
+                memory_args,
+                s3_args,
+                vec![
+                    "--scheduler".into(),
+                    format!("127.0.0.1:{}", self.scheduler_port),
+                    "--bind-host".into(),
+                    "127.0.0.1".into(),
+                    "--external-host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    free_port().to_string(),
+                    "--grpc-port".into(),
+                    free_port().to_string(),
+                    "--concurrent-tasks".into(),
+                    "2".into(),
+                    "--work-dir".into(),
+                    work_dir.display().to_string(),
+                    "--heartbeat-interval-seconds".into(),
+                    "1".into(),
+                ],
+            ]
+            .concat(),
+            &self.dir,
+        );
+        executor.wait_for("Executor registration succeed", 1).await;
+        let pool = match memory {
+            Some(_) => "configured via --memory-pool-size",
+            None => "auto: 70% of",
+        };
+        executor.wait_for(pool, 1).await;
+        executor
+    }
+
+    /// Kills executor `index` and starts it again once the scheduler has removed the dead one.
+    async fn restart_executor(&mut self, index: usize) {
+        let removed_before = self.scheduler.count("Removing executor");
+        self.executors[index].kill();
+        self.scheduler
+            .wait_for("Removing executor", removed_before + 1)
+            .await;
+        self.executors[index] = self.start_executor(index).await;
     }
 
     fn logs(&self) -> String {
@@ -416,7 +479,7 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
     write_app_lake(&spec, &lake).expect("small lake");
     add_pipeline_leftovers(&lake);
 
-    let cluster = Cluster::start(dir.path()).await;
+    let mut cluster = Cluster::start(dir.path()).await;
     let local = local_context(&lake).await;
     let remote = cluster_context(&cluster.url, &lake).await;
 
@@ -515,9 +578,242 @@ async fn recipes_on_a_cluster_match_one_process_and_survive_a_lost_executor() {
         assert_user_shuffle_below_sessionize(&remote, sql).await;
     }
 
+    s3_lake_on_the_cluster(&mut cluster, &lake, &queries).await;
+
     job_on_a_cluster_matches_one_process(dir.path(), &cluster).await;
 
     lost_executor(dir.path(), cluster).await;
+}
+
+/// The bucket of the S3 part on the test server.
+const S3_BUCKET: &str = "sessionlake-cluster-test";
+/// The recipes each of the concurrent clients runs, twice.
+const CONCURRENT_QUERIES: usize = 4;
+/// How many clients query the cluster at once.
+const CLIENTS: usize = 3;
+
+/// A context with the lake at the S3 URL `lake` registered as `events`, as `--lake` does: on
+/// the cluster at `cluster_url`, or in this process.
+async fn s3_context(cluster_url: Option<&str>, lake: &str, endpoint: &str) -> SessionContext {
+    let ctx = match cluster_url {
+        Some(url) => sessionlake_ballista::ballista_context(url)
+            .await
+            .expect("cluster context"),
+        None => sessionlake_engine::new_context().expect("local context"),
+    };
+    let lake = LakeArg::parse(&format!("events={lake}")).expect("an S3 lake argument");
+    let s3 = sessionlake_ballista::s3_settings(Some(endpoint)).expect("S3 settings");
+    register_s3_lake(&ctx, &lake, &s3)
+        .await
+        .unwrap_or_else(|e| panic!("the S3 lake registers: {e}"));
+    ctx
+}
+
+/// The lake copied to the S3 test server and read there by the scheduler and the executors
+/// (the client sends its URL unchanged): every query equals one process on the same S3 lake;
+/// [`CLIENTS`] clients querying at once all get the right answers; and after an executor is
+/// killed and started again, the next queries succeed with the right answers. Skipped (with
+/// the message of [`test_endpoint`]) without the S3 test server.
+async fn s3_lake_on_the_cluster(cluster: &mut Cluster, lake: &Path, queries: &[(String, String)]) {
+    let Some(endpoint) = cluster.s3.clone() else {
+        return;
+    };
+    create_bucket(&endpoint, S3_BUCKET);
+    let uploaded = upload_dir(&endpoint, S3_BUCKET, lake, "lake/").await;
+    assert!(uploaded >= 9, "uploaded {uploaded} files");
+    let s3_lake = format!("s3://{S3_BUCKET}/lake/");
+
+    let local = s3_context(None, &s3_lake, &endpoint).await;
+    let remote = s3_context(Some(&cluster.url), &s3_lake, &endpoint).await;
+    let mut expected = Vec::new();
+    let mut failures = Vec::new();
+    for (name, sql) in queries {
+        let answer = last_result(&local, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{name} on the S3 lake fails in one process: {e}"));
+        match last_result(&remote, sql).await {
+            Ok(actual) => {
+                if let Some(why) = difference(&answer, &actual) {
+                    failures.push(format!("{name} on S3: {why}"));
+                }
+            }
+            Err(e) => failures.push(format!("{name} on S3 fails on the cluster: {e}")),
+        }
+        expected.push(answer);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries on the S3 lake differ:\n{}\n{}",
+        failures.len(),
+        queries.len(),
+        failures.join("\n"),
+        cluster.logs()
+    );
+    eprintln!(
+        "S3 lake: {} queries on the cluster equal one process",
+        queries.len()
+    );
+
+    // clients at once, each on its own context, each query twice
+    let picked: Vec<(String, String, Vec<RecordBatch>)> = queries
+        .iter()
+        .zip(&expected)
+        .take(CONCURRENT_QUERIES)
+        .map(|((name, sql), answer)| (name.clone(), sql.clone(), answer.clone()))
+        .collect();
+    let mut clients = Vec::new();
+    for client in 0..CLIENTS {
+        let (url, lake, endpoint, picked) = (
+            cluster.url.clone(),
+            s3_lake.clone(),
+            endpoint.clone(),
+            picked.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let ctx = s3_context(Some(&url), &lake, &endpoint).await;
+            let mut wrong = Vec::new();
+            for round in 0..2 {
+                for (name, sql, answer) in &picked {
+                    match last_result(&ctx, sql).await {
+                        Ok(actual) => {
+                            if let Some(why) = difference(answer, &actual) {
+                                wrong.push(format!("client {client} round {round} {name}: {why}"));
+                            }
+                        }
+                        Err(e) => wrong.push(format!("client {client} round {round} {name}: {e}")),
+                    }
+                }
+            }
+            wrong
+        }));
+    }
+    let mut wrong = Vec::new();
+    for client in clients {
+        wrong.extend(client.await.expect("a client task"));
+    }
+    assert!(
+        wrong.is_empty(),
+        "concurrent clients:\n{}\n{}",
+        wrong.join("\n"),
+        cluster.logs()
+    );
+    eprintln!(
+        "S3 lake: {CLIENTS} clients at once, {} queries each, all right",
+        2 * picked.len()
+    );
+
+    // an executor killed and started again between queries
+    cluster.restart_executor(0).await;
+    let after = s3_context(Some(&cluster.url), &s3_lake, &endpoint).await;
+    for (name, sql, answer) in &picked {
+        let actual = last_result(&after, sql).await.unwrap_or_else(|e| {
+            panic!(
+                "{name} after an executor restart fails: {e}\n{}",
+                cluster.logs()
+            )
+        });
+        if let Some(why) = difference(answer, &actual) {
+            panic!("{name} after an executor restart: {why}");
+        }
+    }
+    eprintln!("S3 lake: after executor-a was killed and restarted, the queries succeed");
+
+    an_executor_without_s3_settings(&cluster.dir, &endpoint, &s3_lake).await;
+}
+
+/// The `AWS_*` variables the S3 test server's clients are given.
+const AWS_VARIABLES: [&str; 4] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+];
+/// How long a query on an executor that cannot reach the store may take to fail: a guard
+/// against a hang, not a measurement.
+const UNREACHABLE_LIMIT: Duration = Duration::from_secs(180);
+
+/// A second cluster whose only executor was started without S3 settings (no `--s3-endpoint`,
+/// no `AWS_*` variables): a query on the S3 lake fails, within [`UNREACHABLE_LIMIT`], with one
+/// line naming the executor and the bucket.
+async fn an_executor_without_s3_settings(dir: &Path, endpoint: &str, s3_lake: &str) {
+    let dir = dir.join("no_s3");
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let port = free_port();
+    let mut scheduler = Process::start(
+        "scheduler-no-s3",
+        env!("CARGO_BIN_EXE_sessionlake-scheduler"),
+        &[
+            "--bind-host".into(),
+            "127.0.0.1".into(),
+            "--external-host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string(),
+            "--s3-endpoint".into(),
+            endpoint.into(),
+        ],
+        &dir,
+    );
+    scheduler.wait_for("listening on", 1).await;
+    let flight_port = free_port();
+    let mut executor = Process::start_without(
+        "executor-no-s3",
+        env!("CARGO_BIN_EXE_sessionlake-executor"),
+        &[
+            "--scheduler".into(),
+            format!("127.0.0.1:{port}"),
+            "--bind-host".into(),
+            "127.0.0.1".into(),
+            "--external-host".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            flight_port.to_string(),
+            "--grpc-port".into(),
+            free_port().to_string(),
+        ],
+        &dir,
+        &AWS_VARIABLES,
+    );
+    executor.wait_for("Executor registration succeed", 1).await;
+
+    let mut query = Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"))
+        .args(["-q", "--cluster", &format!("df://127.0.0.1:{port}")])
+        .args([
+            "--s3-endpoint",
+            endpoint,
+            "--lake",
+            &format!("events={s3_lake}"),
+        ])
+        .args(["-c", "SELECT count(*) FROM sessions('events')"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sessionlake-ballista starts");
+    let started = Instant::now();
+    while query.try_wait().expect("the query's status").is_none() {
+        assert!(
+            started.elapsed() < UNREACHABLE_LIMIT,
+            "a query on an executor without S3 settings still runs after {UNREACHABLE_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = query.wait_with_output().expect("the query's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line:\n{stderr}"
+    );
+    let executor_name = format!("executor 127.0.0.1:{flight_port} reading s3://{S3_BUCKET}/");
+    assert!(
+        stderr.contains(&executor_name),
+        "the error does not name '{executor_name}':\n{stderr}"
+    );
+    eprintln!(
+        "executor without S3 settings: failed after {:?}: {stderr}",
+        started.elapsed()
+    );
 }
 
 /// Adds what Spark, Hadoop and Glue leave in a lake: markers, checksum side files, a real data
@@ -675,23 +971,35 @@ async fn job_on_a_cluster_matches_one_process(dir: &Path, cluster: &Cluster) {
         }
     }
 
-    // a lake on an object store: refused up front, as the executors could not open it
-    let s3_job = dir.join("job_s3.toml");
-    std::fs::write(
-        &s3_job,
-        job_file("out_s3").replace(r#"lake = "lake""#, r#"lake = "s3://bucket/lake""#),
-    )
-    .expect("write job file");
-    let refused = Command::new(env!("CARGO_BIN_EXE_sessionlake-ballista"))
-        .arg("job")
-        .arg("run")
-        .arg(&s3_job)
-        .args(["--cluster", &cluster.url])
-        .output()
-        .expect("sessionlake-ballista job run");
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("is on an object store"), "{stderr}");
+    // the same lake on S3, read by the executors: a first run and the rerun, with and without
+    // --cluster, commit what the local lake's runs committed
+    let mut s3_jobs = Vec::new();
+    if let Some(endpoint) = &cluster.s3 {
+        let s3_job = |sink: &str| {
+            job_file(sink).replace(
+                r#"lake = "lake""#,
+                &format!(r#"lake = "s3://{S3_BUCKET}/lake""#),
+            ) + &format!(
+                "\n[storage]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\nallow_http = true\n"
+            )
+        };
+        let s3_local_job = dir.join("job_s3_local.toml");
+        let s3_cluster_job = dir.join("job_s3_cluster.toml");
+        std::fs::write(&s3_local_job, s3_job("out_s3_local")).expect("write job file");
+        std::fs::write(&s3_cluster_job, s3_job("out_s3_cluster")).expect("write job file");
+        for extra in [&[][..], &rerun_day[..]] {
+            let before = finished_tasks();
+            let (local_code, _) = run(&s3_local_job, false, extra);
+            let (cluster_code, cluster_stderr) = run(&s3_cluster_job, true, extra);
+            assert!(
+                finished_tasks() > before,
+                "the --cluster run on the S3 lake ran no task on the cluster:\n{cluster_stderr}"
+            );
+            assert_eq!(local_code, cluster_code, "exit codes differ on the S3 lake");
+            eprintln!("job run {extra:?} --cluster on the S3 lake: {cluster_stderr}");
+        }
+        s3_jobs = vec![s3_local_job, s3_cluster_job];
+    }
 
     for table in ["sessions", "daily_metrics"] {
         let (local_columns, local_rows) = committed(&local_job, table).await;
@@ -703,6 +1011,13 @@ async fn job_on_a_cluster_matches_one_process(dir: &Path, cluster: &Cluster) {
             panic!("job table {table}: {why}");
         }
         eprintln!("job table {table}: {rows} rows, equal with and without --cluster");
+        for s3_job in &s3_jobs {
+            let (columns, rows) = committed(s3_job, table).await;
+            assert_eq!(local_columns, columns, "{table}: columns differ on S3");
+            if let Some(why) = difference(&local_rows, &rows) {
+                panic!("job table {table} of {}: {why}", s3_job.display());
+            }
+        }
     }
 }
 

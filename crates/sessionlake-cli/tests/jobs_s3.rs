@@ -11,7 +11,6 @@ mod job_binary;
 mod jobs_support;
 
 use std::fs;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,38 +20,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use sessionlake_jobs::Dates;
-
-/// The endpoint, or `None` when the test should be skipped.
-fn endpoint() -> Option<String> {
-    match std::env::var("SESSIONLAKE_TEST_S3_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ => {
-            assert!(
-                std::env::var("SESSIONLAKE_REQUIRE_S3").as_deref() != Ok("1"),
-                "SESSIONLAKE_REQUIRE_S3=1 but SESSIONLAKE_TEST_S3_ENDPOINT is not set"
-            );
-            println!("skipped: SESSIONLAKE_TEST_S3_ENDPOINT is not set");
-            None
-        }
-    }
-}
-
-/// Creates `bucket` with a plain `PUT /bucket` (the test server needs no signature for it).
-fn create_bucket(endpoint: &str, bucket: &str) {
-    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "creating bucket {bucket}: {response}"
-    );
-}
+use sessionlake_testkit::s3::{create_bucket, test_endpoint};
 
 fn store(endpoint: &str, bucket: &str) -> Arc<dyn ObjectStore> {
     Arc::new(
@@ -113,7 +81,11 @@ fn s3_job(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75() {
-    let Some(endpoint) = endpoint() else { return };
+    let Some(endpoint) =
+        test_endpoint("the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75")
+    else {
+        return;
+    };
     let bucket = format!("sessionlake-jobs-{}", std::process::id());
     create_bucket(&endpoint, &bucket);
     let s3 = store(&endpoint, &bucket);
@@ -229,7 +201,9 @@ async fn the_whole_job_on_s3_equals_the_job_on_disk_and_a_conflict_loses_with_75
 #[cfg(feature = "delta")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_delta_sink_on_s3_equals_the_delta_sink_on_disk() {
-    let Some(endpoint) = endpoint() else { return };
+    let Some(endpoint) = test_endpoint("the_delta_sink_on_s3_equals_the_delta_sink_on_disk") else {
+        return;
+    };
     let bucket = format!("sessionlake-jobs-delta-{}", std::process::id());
     create_bucket(&endpoint, &bucket);
     let s3 = store(&endpoint, &bucket);

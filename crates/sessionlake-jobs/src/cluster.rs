@@ -10,7 +10,6 @@ use std::sync::Arc;
 use datafusion::prelude::SessionContext;
 
 use crate::error::JobError;
-use crate::location::Place;
 
 /// Makes a new engine context whose queries run on the cluster, with sessionlake registered;
 /// an `Err` is a message saying why it cannot.
@@ -41,21 +40,6 @@ impl Cluster {
         (self.connect)()
             .await
             .map_err(|message| JobError::failed(format!("--cluster {}: {message}", self.name)))
-    }
-
-    /// Checks that the cluster's processes can read the lake at `source`: they open its files
-    /// themselves, and only the local file system is registered on them; the object store of
-    /// an `s3://` lake (and its credentials) lives in this process only.
-    pub fn check_source(&self, source: &Place) -> Result<(), JobError> {
-        if source.store_url.scheme() == "file" {
-            return Ok(());
-        }
-        Err(JobError::config(format!(
-            "--cluster {}: the lake {} is on an object store, which the cluster's executors \
-             are not set up to read (only local paths); run this job without --cluster, or on a \
-             lake on a file system mounted at the same path on every executor",
-            self.name, source.shown
-        )))
     }
 }
 

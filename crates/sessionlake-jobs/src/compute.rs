@@ -157,7 +157,15 @@ pub async fn compute(
     let ctx = new_context(&[source])?;
     // where the lake is read and sessionized: the cluster, or this process's context itself
     let engine = match cluster {
-        Some(cluster) => cluster.context().await?,
+        Some(cluster) => {
+            // the plan names the lake's URL unchanged: the scheduler and the executors open it
+            // through their own object stores, this client through the source's
+            let engine = cluster.context().await?;
+            if source.store_url.scheme() != "file" {
+                engine.register_object_store(&source.store_url, Arc::clone(&source.store));
+            }
+            engine
+        }
         None => ctx.clone(),
     };
     let on_cluster = cluster

@@ -164,9 +164,6 @@ pub async fn run_job(job: &Job, options: &RunOptions) -> Result<RunSummary, JobE
     };
     let source = Place::open(&job.source, &job.storage)?;
     let sink = Place::open(&job.sink, &job.storage)?;
-    if let Some(cluster) = &options.cluster {
-        cluster.check_source(&source)?;
-    }
 
     let current = manifest::read_current(&sink).await?;
     if let Some(committed) = &current

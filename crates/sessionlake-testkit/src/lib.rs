@@ -9,3 +9,4 @@ pub mod app_lake;
 pub mod lake;
 pub mod random_events;
 pub mod reference;
+pub mod s3;

@@ -41,6 +41,11 @@ struct Args {
     /// limit when lower.
     #[arg(short = 'm', long = "memory-limit", value_name = "SIZE|none", value_parser = MemoryLimit::from_str)]
     memory_limit: Option<MemoryLimit>,
+    /// An S3-compatible server to read `s3://` lakes from instead of AWS, such as
+    /// `http://127.0.0.1:9000`; credentials and region come from the `AWS_*` variables, as for
+    /// the command line's `--lake s3://...`.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +61,16 @@ fn main() -> ExitCode {
             args.scheduler
         );
         return ExitCode::from(2);
+    };
+    let stores = match sessionlake_ballista::s3_settings(args.s3_endpoint.as_deref()) {
+        Ok(s3) => {
+            let host = args.external_host.as_deref().unwrap_or(&args.bind_host);
+            sessionlake_ballista::object_stores(s3, &format!("executor {host}:{}", args.port))
+        }
+        Err(message) => {
+            eprintln!("sessionlake-executor: {message}");
+            return ExitCode::from(2);
+        }
     };
     let mut config = ExecutorProcessConfig {
         scheduler_host,
@@ -79,6 +94,6 @@ fn main() -> ExitCode {
     };
     sessionlake_ballista::serve(
         "sessionlake-executor",
-        sessionlake_ballista::run_executor(config),
+        sessionlake_ballista::run_executor(config, stores),
     )
 }

@@ -26,11 +26,23 @@ struct Args {
     /// Seconds between two checks for lost executors.
     #[arg(long, default_value_t = 15)]
     expire_dead_executor_interval_seconds: u64,
+    /// An S3-compatible server to list `s3://` lakes on instead of AWS, such as
+    /// `http://127.0.0.1:9000`; credentials and region come from the `AWS_*` variables, as for
+    /// the command line's `--lake s3://...`.
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     sessionlake_ballista::init_logging();
+    let stores = match sessionlake_ballista::s3_settings(args.s3_endpoint.as_deref()) {
+        Ok(s3) => sessionlake_ballista::object_stores(s3, "the scheduler"),
+        Err(message) => {
+            eprintln!("sessionlake-scheduler: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let mut config = SchedulerConfig::default()
         .with_hostname(args.external_host)
         .with_port(args.port);
@@ -40,6 +52,6 @@ fn main() -> ExitCode {
     config.expire_dead_executor_interval_seconds = args.expire_dead_executor_interval_seconds;
     sessionlake_ballista::serve(
         "sessionlake-scheduler",
-        sessionlake_ballista::run_scheduler(config),
+        sessionlake_ballista::run_scheduler(config, stores),
     )
 }
