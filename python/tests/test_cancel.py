@@ -4,6 +4,7 @@ query's tasks stop, and the connection stays usable."""
 from __future__ import annotations
 
 import _thread
+import signal
 import threading
 import time
 
@@ -32,6 +33,9 @@ def assert_idle_within(seconds: float) -> None:
 
 def test_keyboard_interrupt_from_another_thread_cancels_the_query() -> None:
     con = sessionlake.connect(partitions=2)
+    # Python's own Ctrl-C handler, as in a terminal or a notebook: a process started in the
+    # background inherits SIGINT ignored, and then interrupt_main() would do nothing
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
     started = time.monotonic()
@@ -40,6 +44,7 @@ def test_keyboard_interrupt_from_another_thread_cancels_the_query() -> None:
             con.sql(ENDLESS).to_arrow()
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < STOP_WITHIN_S
     # the query's tasks stopped: the process soon stops using the CPU
     assert_idle_within(STOP_WITHIN_S)
