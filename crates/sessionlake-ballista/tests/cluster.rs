@@ -972,7 +972,7 @@ async fn job_on_a_cluster_matches_one_process(dir: &Path, cluster: &Cluster) {
     }
 
     // the same lake on S3, read by the executors: a first run and the rerun, with and without
-    // --cluster, commit what the local lake's runs committed
+    // --cluster (writing to S3), commit what the local lake's runs committed
     let mut s3_jobs = Vec::new();
     if let Some(endpoint) = &cluster.s3 {
         let s3_job = |sink: &str| {
@@ -986,7 +986,9 @@ async fn job_on_a_cluster_matches_one_process(dir: &Path, cluster: &Cluster) {
         let s3_local_job = dir.join("job_s3_local.toml");
         let s3_cluster_job = dir.join("job_s3_cluster.toml");
         std::fs::write(&s3_local_job, s3_job("out_s3_local")).expect("write job file");
-        std::fs::write(&s3_cluster_job, s3_job("out_s3_cluster")).expect("write job file");
+        // the --cluster run's sink on S3 too: its writes and conditional-put commit
+        let s3_sink = format!("s3://{S3_BUCKET}/out_cluster");
+        std::fs::write(&s3_cluster_job, s3_job(&s3_sink)).expect("write job file");
         for extra in [&[][..], &rerun_day[..]] {
             let before = finished_tasks();
             let (local_code, _) = run(&s3_local_job, false, extra);
