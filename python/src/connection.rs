@@ -114,11 +114,7 @@ impl Connection {
 
     /// See `Connection.set`.
     fn set(&self, py: Python<'_>, key: &str, value: &str) -> PyResult<()> {
-        let key = if key.contains('.') {
-            key.to_string()
-        } else {
-            format!("sessionlake.{key}")
-        };
+        let key = option_key(key);
         let state = self.ctx.state_ref();
         let mut state = state.write();
         state
@@ -130,11 +126,7 @@ impl Connection {
 
     /// See `Connection.get`.
     fn get(&self, py: Python<'_>, key: &str) -> PyResult<Option<String>> {
-        let key = if key.contains('.') {
-            key.to_string()
-        } else {
-            format!("sessionlake.{key}")
-        };
+        let key = option_key(key);
         let options = self.ctx.copied_config().options().clone();
         let entries = options.entries();
         match entries.into_iter().find(|entry| entry.key == key) {
@@ -189,6 +181,15 @@ impl Connection {
             .replace("-m SIZE or -m none", "memory_limit='SIZE' or 'none'")
             .replace("(-m none:", "(memory_limit='none':")
             .replace("(-m)", "(memory_limit)")
+    }
+}
+
+/// The full name of option `key`: sessionlake's own options may be given without their prefix.
+fn option_key(key: &str) -> String {
+    if key.contains('.') {
+        key.to_string()
+    } else {
+        format!("sessionlake.{key}")
     }
 }
 
