@@ -16,7 +16,7 @@ use futures::StreamExt;
 use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::{PyRecordBatchReader, PySchema, PyTable};
-use sessionlake_cli::lake::{LakeArg, parse_s3_endpoint, register_lake};
+use sessionlake_cli::lake::{LakeArg, register_lake};
 use sessionlake_engine::location::S3Settings;
 use sessionlake_engine::memory::{MemoryBudget, MemoryLimit, release_free_memory};
 
@@ -57,16 +57,8 @@ impl Connection {
             None => MemoryLimit::Default,
         };
         let memory = limit.resolve();
-        let endpoint = s3_endpoint
-            .map(parse_s3_endpoint)
-            .transpose()
+        let s3 = S3Settings::from_endpoint(s3_endpoint)
             .map_err(|e| error(py, Class::Option, format!("s3_endpoint: {e}")))?;
-        let s3 = S3Settings {
-            endpoint,
-            region: None,
-            // as the command line: plain http:// endpoints (MinIO, moto) are allowed
-            allow_http: true,
-        };
         let ctx = sessionlake_cli::new_context(config, &memory, s3.clone())
             .map_err(|e| from_datafusion(py, &e))?;
         let connection = Self { ctx, s3, memory };

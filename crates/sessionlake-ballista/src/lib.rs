@@ -221,16 +221,7 @@ pub async fn run_executor(
 /// The S3 settings of `--s3-endpoint URL` (checked as the command line checks it), for
 /// [`object_stores`]; the rest comes from the `AWS_*` variables.
 pub fn s3_settings(endpoint: Option<&str>) -> std::result::Result<S3Settings, String> {
-    let endpoint = endpoint
-        .map(sessionlake_cli::lake::parse_s3_endpoint)
-        .transpose()
-        .map_err(|e| format!("--s3-endpoint: {e}"))?;
-    Ok(S3Settings {
-        endpoint,
-        region: None,
-        // plain http:// endpoints (MinIO, moto) as for the command line
-        allow_http: true,
-    })
+    S3Settings::from_endpoint(endpoint).map_err(|e| format!("--s3-endpoint: {e}"))
 }
 
 /// The body of the `sessionlake-scheduler` and `sessionlake-executor` binaries: runs `server`

@@ -20,8 +20,8 @@ use object_store::{
     ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use sessionlake_cli::lake::StoreRegistry;
-use sessionlake_engine::lake::one_line;
 use sessionlake_engine::location::S3Settings;
+use sessionlake_engine::one_line;
 use url::Url;
 
 /// [`StoreRegistry`] for the process `role` (`executor HOST:PORT`, `the scheduler`), whose S3

@@ -25,7 +25,7 @@ pub struct Args {
 
     /// The S3-compatible server for `s3://` lakes, e.g. `http://127.0.0.1:9000` (default:
     /// `AWS_ENDPOINT_URL`, else AWS).
-    #[arg(long = "s3-endpoint", value_name = "URL", value_parser = crate::lake::parse_s3_endpoint)]
+    #[arg(long = "s3-endpoint", value_name = "URL", value_parser = sessionlake_engine::location::parse_s3_endpoint)]
     pub s3_endpoint: Option<String>,
 
     /// How results are printed (`parquet` only with `-o`).

@@ -20,10 +20,10 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
-use sessionlake_engine::lake::{
-    LakeError, PARQUET_EXTENSION, find_lake_error, one_line, split_version,
-};
+use sessionlake_engine::lake::{LakeError, find_lake_error, split_version};
+use sessionlake_engine::layout::PARQUET_EXTENSION;
 use sessionlake_engine::location::{Location, S3Settings};
+use sessionlake_engine::one_line;
 use url::Url;
 
 /// How long the whole check of an S3 lake may take, credentials included.
@@ -60,22 +60,6 @@ impl LakeArg {
             name: name.to_string(),
             location: Location::parse(location).map_err(|e| format!("--lake '{text}': {e}"))?,
         })
-    }
-}
-
-/// Checks an `--s3-endpoint` value: an `http://` or `https://` URL with a host.
-pub fn parse_s3_endpoint(text: &str) -> Result<String, String> {
-    let text = text.trim();
-    let host = text
-        .strip_prefix("http://")
-        .or_else(|| text.strip_prefix("https://"));
-    match host {
-        Some(host) if !host.is_empty() && !host.starts_with('/') => {
-            Ok(text.trim_end_matches('/').to_string())
-        }
-        _ => Err(format!(
-            "'{text}' is not an http:// or https:// URL, for example http://127.0.0.1:9000"
-        )),
     }
 }
 
@@ -419,21 +403,6 @@ mod tests {
         let gs = LakeArg::parse("e=gs://bucket/lake").unwrap_err();
         assert!(gs.contains("'gs://' lakes are not supported"), "{gs}");
         assert!(gs.starts_with("--lake 'e=gs://bucket/lake': "), "{gs}");
-    }
-
-    #[test]
-    fn s3_endpoints_must_be_http_urls() {
-        assert_eq!(
-            parse_s3_endpoint("http://127.0.0.1:9000/").unwrap(),
-            "http://127.0.0.1:9000"
-        );
-        assert_eq!(
-            parse_s3_endpoint("https://s3.example.com").unwrap(),
-            "https://s3.example.com"
-        );
-        for bad in ["127.0.0.1:9000", "ftp://host", "http://", "https:///x", ""] {
-            assert!(parse_s3_endpoint(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

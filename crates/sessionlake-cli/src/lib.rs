@@ -118,12 +118,9 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
         }
         config = config.with_target_partitions(partitions);
     }
-    let s3 = S3Settings {
-        endpoint: args.s3_endpoint.clone(),
-        region: None,
-        // `--s3-endpoint` and `AWS_ENDPOINT_URL` may be plain http:// (MinIO, moto); allowing
-        // it changes nothing for an https:// endpoint
-        allow_http: true,
+    let s3 = match S3Settings::from_endpoint(args.s3_endpoint.as_deref()) {
+        Ok(s3) => s3,
+        Err(e) => return usage_error(&format!("--s3-endpoint: {e}")),
     };
     let memory = args.memory_limit.resolve();
     let ctx = match (&args.cluster, connect) {

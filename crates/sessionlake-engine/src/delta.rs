@@ -33,7 +33,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
-use crate::lake::{DELTA_LOG_DIR, one_line};
+use crate::layout::DELTA_LOG_DIR;
+use crate::one_line;
 
 /// Which version of a Delta table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -49,19 +49,11 @@ use datafusion::physical_plan::ExecutionPlan;
 use futures::{StreamExt, TryStreamExt};
 use parking_lot::RwLock;
 
-/// The extension of the data files a lake is made of.
-pub const PARQUET_EXTENSION: &str = ".parquet";
-
-/// The directory that makes a directory a Delta Lake table.
-pub const DELTA_LOG_DIR: &str = "_delta_log";
+use crate::layout::{DELTA_LOG_DIR, PARQUET_EXTENSION, is_hidden};
+use crate::one_line;
 
 /// Footers read at once while the schema is inferred.
 const FOOTER_CONCURRENCY: usize = 32;
-
-/// Whether a file or directory name is not data: it starts with `_` or `.`.
-pub fn is_hidden(name: &str) -> bool {
-    name.starts_with('_') || name.starts_with('.')
-}
 
 /// Whether a table name is a path or URL to read directly: it holds `://` or `/`, or ends in
 /// `.parquet`.
@@ -808,12 +800,6 @@ impl UrlTableFactory for LakeUrlTableFactory {
         };
         open_location(&state, url).await.map(Some)
     }
-}
-
-/// `text` with every run of whitespace, line breaks included, as one space: error text of
-/// other crates may span lines; ours is one line.
-pub fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub mod columns;
 pub mod delta;
 pub mod exec;
 pub mod lake;
+pub mod layout;
 pub mod location;
 pub mod memory;
 pub mod options;
@@ -112,3 +113,9 @@ pub fn register_all(ctx: &mut SessionContext) -> Result<()> {
 /// The optimizer rule [`register_all`] removes: it prunes sort keys by functional dependencies
 /// that UNNEST does not keep.
 pub const UNSOUND_SORT_PRUNING: &str = "eliminate_duplicated_expr";
+
+/// `text` with every run of whitespace, line breaks included, as one space: error text of
+/// other crates may span lines; ours is one line.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

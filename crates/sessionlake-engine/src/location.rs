@@ -143,6 +143,18 @@ pub struct S3Settings {
 }
 
 impl S3Settings {
+    /// The settings of an `--s3-endpoint URL` option (`None` when it is not given; the rest
+    /// comes from the `AWS_*` variables). Plain `http://` endpoints are allowed, as local
+    /// S3-compatible servers (MinIO, moto) use them; that changes nothing for `https://` ones.
+    /// The error says what is wrong with the URL, without naming the option.
+    pub fn from_endpoint(endpoint: Option<&str>) -> Result<Self, String> {
+        Ok(Self {
+            endpoint: endpoint.map(parse_s3_endpoint).transpose()?,
+            region: None,
+            allow_http: true,
+        })
+    }
+
     /// An S3 client for `bucket` configured from the `AWS_*` variables, with these settings on
     /// top.
     pub fn builder(&self, bucket: &str) -> AmazonS3Builder {
@@ -160,6 +172,23 @@ impl S3Settings {
             builder = builder.with_allow_http(true);
         }
         builder
+    }
+}
+
+/// Checks an S3 endpoint: an `http://` or `https://` URL with a host, returned trimmed and
+/// without a trailing `/`.
+pub fn parse_s3_endpoint(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let host = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    match host {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => {
+            Ok(text.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "'{text}' is not an http:// or https:// URL, for example http://127.0.0.1:9000"
+        )),
     }
 }
 
@@ -228,5 +257,25 @@ mod tests {
         );
         let bucket = Location::parse("s3://bucket/lake").unwrap();
         assert_eq!(bucket.clone().relative_to(base), Ok(bucket));
+    }
+
+    #[test]
+    fn s3_endpoints_must_be_http_urls() {
+        assert_eq!(
+            parse_s3_endpoint("http://127.0.0.1:9000/").unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            parse_s3_endpoint("https://s3.example.com").unwrap(),
+            "https://s3.example.com"
+        );
+        for bad in ["127.0.0.1:9000", "ftp://host", "http://", "https:///x", ""] {
+            assert!(parse_s3_endpoint(bad).is_err(), "{bad}");
+            assert!(S3Settings::from_endpoint(Some(bad)).is_err(), "{bad}");
+        }
+        let local = S3Settings::from_endpoint(Some(" http://127.0.0.1:9000/ ")).unwrap();
+        assert_eq!(local.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(local.allow_http);
+        assert_eq!(S3Settings::from_endpoint(None).unwrap().endpoint, None);
     }
 }

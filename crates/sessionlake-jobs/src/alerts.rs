@@ -55,7 +55,7 @@ pub fn metric_values(
     for batch in batches {
         let schema = batch.schema();
         let Some(days) = schema
-            .index_of(crate::compute::DAY_COLUMN)
+            .index_of(crate::sql::DAY_COLUMN)
             .ok()
             .and_then(|i| batch.column(i).as_primitive_opt::<Date32Type>())
         else {
@@ -205,7 +205,7 @@ fn evaluate_series(rule: &AlertRule, key: &SeriesKey, values: &DailyValues) -> V
 /// the `segment` and `segment_value` of each alert after `metric`.
 pub fn alerts_schema(segments: bool) -> SchemaRef {
     let mut fields = vec![
-        Field::new(crate::compute::DAY_COLUMN, DataType::Date32, false),
+        Field::new(crate::sql::DAY_COLUMN, DataType::Date32, false),
         Field::new("alert", DataType::Utf8, false),
         Field::new("metric", DataType::Utf8, false),
     ];

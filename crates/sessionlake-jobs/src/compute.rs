@@ -27,11 +27,8 @@ use crate::error::{JobError, from_datafusion};
 use crate::job_file::{Bounce, Job};
 use crate::location::Place;
 use crate::metrics::{length_ms, metrics_sql, segment_value_column, segment_value_columns};
+use crate::sql::{ACTIVE_DAYS, DAY_COLUMN, ident, quote};
 
-/// The Date32 day of the sessions and metrics tables' partition column.
-pub const DAY_COLUMN: &str = "session_date";
-/// The days of a session's events in the window's sessions (not written).
-pub(crate) const ACTIVE_DAYS: &str = "active_days";
 /// [`ACTIVE_DAYS`] in the property aggregates over `sessionize`.
 const P_ACTIVE_DAYS: &str = "p_active_days";
 
@@ -109,16 +106,6 @@ fn stitched(
     )
     .map_err(context)?;
     Ok(DataFrame::new(engine.state(), plan))
-}
-
-/// Quotes an identifier for SQL.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// Quotes a string literal for SQL.
-pub fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// One computation of a run: the files to read, the read window and the output days.

@@ -335,7 +335,7 @@ async fn publish_table(
     let fail = |e: &dyn Display| {
         JobError::failed(format!(
             "Delta table {shown}: {}",
-            sessionlake_engine::lake::one_line(&e.to_string())
+            sessionlake_engine::one_line(&e.to_string())
         ))
     };
     // the files, by their path inside the table

@@ -6,9 +6,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 
-use crate::compute::{DAY_COLUMN, ident};
 use crate::error::{JobError, from_datafusion};
 use crate::job_file::{Cohort, ExportRule, Selection};
+use crate::sql::{DAY_COLUMN, ident};
 
 /// The first day of an export's window of recent sessions ending at `latest`; `None` for an
 /// export from the users table.

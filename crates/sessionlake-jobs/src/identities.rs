@@ -12,7 +12,7 @@
 
 use sessionlake_engine::SessionOptions;
 
-use crate::compute::ident;
+use crate::sql::ident;
 
 /// A query over the tables `new_events` (the partitions a run processes) and `old_events` (the
 /// rest of the lake) giving the time column of every anonymous event (NULL user) whose device

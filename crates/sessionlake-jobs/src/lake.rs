@@ -8,7 +8,7 @@ use datafusion::datasource::file_format::FileFormat;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::execution::context::SessionContext;
 use object_store::ObjectMeta;
-use sessionlake_engine::lake::{DELTA_LOG_DIR, PARQUET_EXTENSION, is_hidden};
+use sessionlake_engine::layout::{DELTA_LOG_DIR, PARQUET_EXTENSION, is_hidden};
 use std::collections::BTreeMap;
 
 use crate::error::{JobError, from_store};

@@ -51,6 +51,7 @@ pub mod reader;
 pub mod report;
 pub mod runner;
 pub mod slack_message;
+pub mod sql;
 pub mod users;
 pub mod window;
 

@@ -9,8 +9,8 @@
 //! that day in a session of that value, capped by the same day's ranking, so every row depends
 //! only on its own day's sessions and an incremental run writes what a full recompute writes.
 
-use crate::compute::{ACTIVE_DAYS, DAY_COLUMN, ident, quote};
 use crate::job_file::{Job, LengthRule, OTHER_SEGMENT_VALUE};
+use crate::sql::{ACTIVE_DAYS, DAY_COLUMN, ident, quote};
 
 /// The hidden column of `window_sessions` holding a session's value of segment column `i`.
 pub fn segment_value_column(i: usize) -> String {

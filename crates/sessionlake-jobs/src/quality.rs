@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::compute::quote;
+use crate::sql::quote;
 
 /// A validated quality rule.
 #[derive(Debug, Clone, PartialEq, Eq)]

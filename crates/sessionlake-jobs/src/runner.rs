@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::alerts::{self, Alert};
 use crate::checkpoint::checkpoint;
 use crate::cluster::Cluster;
-use crate::compute::{self, Computed, DAY_COLUMN, ReadPlan, ident};
+use crate::compute::{self, Computed, ReadPlan};
 use crate::encode::{csv_bytes, parquet_bytes};
 use crate::error::{JobError, from_datafusion, from_store};
 use crate::exports;
@@ -31,6 +31,7 @@ use crate::max_gap;
 use crate::notify;
 use crate::progress::{OnProgress, Reporter};
 use crate::report::{self, ReportInfo};
+use crate::sql::{DAY_COLUMN, ident};
 use crate::users;
 use crate::window::{self, Spans};
 

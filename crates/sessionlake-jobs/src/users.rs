@@ -6,9 +6,9 @@
 
 use chrono::{Days, NaiveDate};
 
-use crate::compute::{DAY_COLUMN, ident, quote};
 use crate::job_file::Job;
 use crate::quality::QualityRule;
+use crate::sql::{DAY_COLUMN, ident, quote};
 
 /// The recent windows, in days ending at the sessions table's latest day.
 pub const RECENT_DAYS: [u64; 2] = [7, 30];

@@ -11,8 +11,8 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, GenericListArray, Recor
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 
-use crate::compute::DAY_COLUMN;
 use crate::error::JobError;
+use crate::sql::DAY_COLUMN;
 
 /// The segment's name (`country`, `platform`); NULL on the all-sessions row.
 pub const SEGMENT_COLUMN: &str = "segment";
