@@ -122,6 +122,7 @@ impl Case {
                 inactive_event_types: inactive.iter().map(|s| s.to_string()).collect(),
                 event_gaps_ms: BTreeMap::new(),
                 reported: None,
+                counted: Vec::new(),
             },
             options: arguments,
             set_statements,
@@ -328,6 +329,15 @@ fn engine_sessions(batches: &[RecordBatch]) -> Vec<SessionRow> {
             Some(array) => millis_or_ints(array),
             None => vec![None; batch.num_rows()],
         };
+        // `count_<type>` columns, in the order the types were listed
+        let counted: Vec<Vec<Option<i64>>> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .filter(|(field, _)| field.name().starts_with("count_"))
+            .map(|(_, array)| millis_or_ints(array))
+            .collect();
         for i in 0..batch.num_rows() {
             let required = |v: &Option<i64>, what: &str| v.unwrap_or_else(|| panic!("{what} NULL"));
             rows.push(SessionRow {
@@ -340,6 +350,10 @@ fn engine_sessions(batches: &[RecordBatch]) -> Vec<SessionRow> {
                 first_event_type: firsts[i].clone().expect("first_event_type"),
                 last_event_type: lasts[i].clone().expect("last_event_type"),
                 reported_duration_ms: reported[i],
+                counts: counted
+                    .iter()
+                    .map(|counts| required(&counts[i], "count_"))
+                    .collect(),
             });
         }
     }
@@ -720,6 +734,28 @@ async fn reported_durations_match_reference() {
         let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
         let batch = with_column(&batch, "reported_ms", Arc::new(Int64Array::from(values)));
         check_at_1_2_or_8_partitions(&case, &batch, seed, &mut rng, "reported durations").await;
+    }
+}
+
+/// Event counts: random cases (every mode and maximum length) with one to three of the case's
+/// event types and one that never occurs listed in `count_event_types`, at 1, 2 and 8
+/// partitions, against the reference's count of each type per session.
+#[tokio::test]
+async fn event_counts_match_reference() {
+    for seed in 0..case_count(300) {
+        let mut case = Case::new(80_000 + seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut types: Vec<String> = case.events.iter().map(|e| e.event_type.clone()).collect();
+        types.sort();
+        types.dedup();
+        types.shuffle(&mut rng);
+        types.truncate(rng.random_range(1..=3));
+        types.insert(rng.random_range(0..=types.len()), "never_seen".to_string());
+        case.options
+            .push(format!("count_event_types={}", types.join(",")));
+        case.rules.counted = types;
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        check_at_1_2_or_8_partitions(&case, &batch, seed, &mut rng, "event counts").await;
     }
 }
 
@@ -1227,6 +1263,7 @@ async fn many_sessions_tied_on_start_are_indexed_by_session_id() {
             inactive_event_types: vec![],
             event_gaps_ms: BTreeMap::new(),
             reported: None,
+            counted: Vec::new(),
         },
         options: vec!["mode=instrumented_gap".into(), "max_length=none".into()],
         set_statements: vec![],

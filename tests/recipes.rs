@@ -610,6 +610,7 @@ fn reference_sessions(
             .filter_map(|(i, row)| timeout(row).map(|ms| (i as i64, ms)))
             .collect(),
         reported: None,
+        counted: Vec::new(),
     };
     let mut by_key: HashMap<(String, i64), Vec<&LakeRow>> = HashMap::new();
     for (row_id, assigned) in reference::sessionize(&events, &rules) {

@@ -113,6 +113,9 @@ pub struct SessionizeNode {
     /// The index of the `sessionlake.anonymous_column` column, if set.
     #[prost(uint64, optional, tag = "19")]
     pub anonymous_column: Option<u64>,
+    /// The event types counted per session (`sessionlake.count_event_types`), in order.
+    #[prost(string, repeated, tag = "20")]
+    pub counted_event_types: Vec<String>,
 }
 
 impl SessionizeNode {
@@ -142,6 +145,7 @@ impl SessionizeNode {
                 .map(|(_, event_type)| event_type.clone())
                 .unwrap_or_default(),
             anonymous_column: columns.anonymous.map(index),
+            counted_event_types: columns.counted.clone(),
         }
     }
 
@@ -175,6 +179,7 @@ impl SessionizeNode {
                 .iter()
                 .map(|&i| index(i))
                 .collect::<Result<_>>()?,
+            counted: self.counted_event_types.clone(),
         })
     }
 

@@ -26,8 +26,9 @@ const QUERIES: [&str; 4] = [
      FROM sessionize('events') WHERE user_id IS NOT NULL \
      ORDER BY user_id, session_key, event_index, event_time, event_type",
     "SELECT count(*) AS sessions FROM sessions('events', 'mode=instrumented_gap')",
-    "SELECT user_id, session_key, first_page, last_page, last_country \
-     FROM sessions('events', 'properties=page,country') ORDER BY user_id, session_key",
+    "SELECT user_id, session_key, first_page, last_page, last_country, count_page_view, \
+     count_purchase FROM sessions('events', 'properties=page,country', \
+     'count_event_types=page_view,purchase') ORDER BY user_id, session_key",
 ];
 
 async fn lake_context(dir: &std::path::Path) -> SessionContext {

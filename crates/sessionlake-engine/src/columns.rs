@@ -36,6 +36,9 @@ pub struct BoundColumns {
     /// The columns whose first and last non-NULL value per session `sessions` returns
     /// (`sessionlake.properties`), in the order listed; empty for `sessionize`.
     pub properties: Vec<usize>,
+    /// The event types whose events per session `sessions` counts
+    /// (`sessionlake.count_event_types`), in the order listed; empty for `sessionize`.
+    pub counted: Vec<String>,
 }
 
 impl BoundColumns {
@@ -160,6 +163,15 @@ impl BoundColumns {
                 Some(i)
             }
         };
+        let needs_event_types = |key: &str| -> Result<()> {
+            match event_type.map(|e| schema.field(e).data_type()) {
+                Some(t) if is_string_type(t) => Ok(()),
+                _ => plan_err!(
+                    "{function}: {key} needs a string column \"{EVENT_TYPE_COLUMN}\" in table \
+                     '{table}'"
+                ),
+            }
+        };
         let reported = match &options.reported_duration {
             None => None,
             Some(reported) => {
@@ -173,18 +185,24 @@ impl BoundColumns {
                         reported.column
                     );
                 }
-                match event_type.map(|e| schema.field(e).data_type()) {
-                    Some(t) if is_string_type(t) => {}
-                    _ => {
-                        return plan_err!(
-                            "{function}: {key} needs a string column \"{EVENT_TYPE_COLUMN}\" \
-                             in table '{table}'"
-                        );
-                    }
-                }
+                needs_event_types(key)?;
                 Some((i, reported.event_type.clone()))
             }
         };
+        if !options.count_event_types.is_empty() {
+            needs_event_types("sessionlake.count_event_types")?;
+            let user_name = schema.field(user).name();
+            if let Some(clash) = options
+                .count_event_types
+                .iter()
+                .find(|t| &count_column(t) == user_name)
+            {
+                return plan_err!(
+                    "{function}: sessionlake.count_event_types: the column for '{clash}' would \
+                     be named \"{user_name}\", as the user column is"
+                );
+            }
+        }
         let mut properties = Vec::with_capacity(options.properties.len());
         for name in &options.properties {
             if name == EVENT_TYPE_COLUMN {
@@ -206,6 +224,7 @@ impl BoundColumns {
             gap,
             reported,
             properties,
+            counted: options.count_event_types.clone(),
         })
     }
 
@@ -258,8 +277,14 @@ impl BoundColumns {
                 .iter()
                 .map(|&i| map(i))
                 .collect::<Result<_>>()?,
+            counted: self.counted.clone(),
         })
     }
+}
+
+/// The `sessions` column counting the events of `event_type` in each session.
+pub fn count_column(event_type: &str) -> String {
+    format!("count_{event_type}")
 }
 
 fn is_user_type(data_type: &DataType) -> bool {

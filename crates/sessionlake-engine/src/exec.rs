@@ -399,6 +399,7 @@ impl Layout {
                     Some((column, event_type)) => Some((kept_index(*column)?, event_type.clone())),
                     None => None,
                 },
+                counted: columns.counted.clone(),
             }),
         };
         let gaps = match columns.gap {

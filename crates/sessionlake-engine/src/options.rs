@@ -83,6 +83,9 @@ session_lake_config! {
     /// EVENT_TYPE.COLUMN (e.g. session_end.duration_ms): sessions() returns
     /// reported_duration_ms, the largest value of COLUMN on events of that type in the session.
     reported_duration: "",
+    /// Comma-separated event types whose events sessions() counts per session, as
+    /// count_<event_type> (e.g. page_view: count_page_view, for bounce rates).
+    count_event_types: "",
 }
 
 impl SessionLakeConfig {
@@ -218,6 +221,9 @@ pub struct SessionOptions {
     pub properties: Vec<String>,
     /// The event type and the column of the duration an app reports (`reported_duration`).
     pub reported_duration: Option<ReportedDuration>,
+    /// Event types whose events `sessions` counts per session (`count_event_types`), in the
+    /// order given, without repeats.
+    pub count_event_types: Vec<String>,
 }
 
 /// `sessionlake.reported_duration`: the events of `event_type` carry in `column` the length of
@@ -257,6 +263,17 @@ fn comma_list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// [`comma_list`] of the option `key`, whose items (`what`s) may not repeat.
+fn distinct_list(key: &str, what: &str, text: &str) -> Result<Vec<String>> {
+    let items = comma_list(text);
+    for (i, item) in items.iter().enumerate() {
+        if items[..i].contains(item) {
+            return plan_err!("sessionlake.{key}: {what} '{item}' is listed twice");
+        }
+    }
+    Ok(items)
 }
 
 impl SessionOptions {
@@ -302,12 +319,9 @@ impl SessionOptions {
                 return plan_err!("sessionlake.{key}: must name a column");
             }
         }
-        let properties = comma_list(&config.properties);
-        for (i, name) in properties.iter().enumerate() {
-            if properties[..i].contains(name) {
-                return plan_err!("sessionlake.properties: column '{name}' is listed twice");
-            }
-        }
+        let properties = distinct_list("properties", "column", &config.properties)?;
+        let count_event_types =
+            distinct_list("count_event_types", "event type", &config.count_event_types)?;
         Ok(Self {
             mode: SessionMode::parse(&config.mode)?,
             gap_nanos,
@@ -325,6 +339,7 @@ impl SessionOptions {
             inactive_event_types: comma_list(&config.inactive_event_types),
             properties,
             reported_duration: ReportedDuration::parse(&config.reported_duration)?,
+            count_event_types,
         })
     }
 
@@ -379,6 +394,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(options.properties, vec!["page", "country"]);
+        let options = SessionOptions::resolve(
+            &SessionLakeConfig::default(),
+            &["count_event_types=page_view, Page Viewed ,".into()],
+        )
+        .unwrap();
+        assert_eq!(options.count_event_types, vec!["page_view", "Page Viewed"]);
     }
 
     #[test]
@@ -398,6 +419,10 @@ mod tests {
         assert!(
             err("properties=page, country,page")
                 .contains("sessionlake.properties: column 'page' is listed twice")
+        );
+        assert!(
+            err("count_event_types=click,click")
+                .contains("sessionlake.count_event_types: event type 'click' is listed twice")
         );
     }
 

@@ -22,7 +22,7 @@ use datafusion::common::Result;
 use sessionlake_functions::time_unit::ticks_to_ms;
 
 use crate::assign::{Entry, Position, RowStore, SessionId, SessionSpan};
-use crate::columns::BoundColumns;
+use crate::columns::{BoundColumns, count_column};
 
 /// The names of the columns `sessionize` appends, in order.
 pub const SESSION_COLUMNS: [&str; 5] = [
@@ -49,7 +49,8 @@ pub fn events_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
 }
 
 /// One row per session: user, key, start, end, duration, event count, when the input has an
-/// event type the first and last one, and the first and last non-NULL value of each property.
+/// event type the first and last one, the reported duration and the count of each counted event
+/// type if asked for, and the first and last non-NULL value of each property.
 pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
     let time_type = session_time_type(columns.unit);
     let user = input.field(columns.user);
@@ -68,6 +69,9 @@ pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
     }
     if columns.reported.is_some() {
         fields.push(Field::new(REPORTED_DURATION, DataType::Int64, true));
+    }
+    for event_type in &columns.counted {
+        fields.push(Field::new(count_column(event_type), DataType::Int64, false));
     }
     for &property in &columns.properties {
         let field = input.field(property);
@@ -195,6 +199,8 @@ pub struct SessionsLayout {
     pub properties: Vec<usize>,
     /// The reported-duration column of the buffered rows and the event type carrying it.
     pub reported: Option<(usize, String)>,
+    /// The event types counted per session (`sessionlake.count_event_types`).
+    pub counted: Vec<String>,
 }
 
 /// Sessions collected for `sessions`, until a batch is built from them.
@@ -211,6 +217,8 @@ pub struct SessionRows {
     properties: Vec<[Vec<Position>; 2]>,
     /// Per session: the largest reported duration, in milliseconds.
     reported: Vec<Option<i64>>,
+    /// Per counted event type: its events in each session.
+    counts: Vec<Vec<i64>>,
 }
 
 impl SessionRows {
@@ -230,10 +238,33 @@ impl SessionRows {
         rows: &RowStore,
         layout: &SessionsLayout,
     ) -> Result<()> {
-        if let (Some((column, reported_type)), Some(event_type)) =
-            (&layout.reported, layout.event_type)
+        if let Some(event_type) = layout.event_type
+            && (layout.reported.is_some() || !layout.counted.is_empty())
         {
-            self.push_reported(entries, sessions, rows, *column, reported_type, event_type)?;
+            let positions: Vec<Position> = sessions
+                .iter()
+                .flat_map(|span| entries[span.events.clone()].iter())
+                .map(|entry| Some(rows.locate(entry.row)))
+                .collect();
+            let types = cast(&rows.gather(event_type, &positions)?, &DataType::Utf8)?;
+            if let Some((column, reported_type)) = &layout.reported {
+                let values = rows.gather(*column, &positions)?;
+                self.push_reported(sessions, &types, &values, reported_type)?;
+            }
+            self.counts.resize_with(layout.counted.len(), Vec::new);
+            for (counted, counts) in layout.counted.iter().zip(&mut self.counts) {
+                let is_counted = cmp::eq(
+                    &types,
+                    &Scalar::new(StringArray::from(vec![counted.as_str()])),
+                )?;
+                let mut at = 0;
+                for span in sessions {
+                    let len = span.events.len();
+                    let n = is_counted.slice(at, len).true_count();
+                    counts.push(n as i64);
+                    at += len;
+                }
+            }
         }
         self.properties
             .resize_with(layout.properties.len(), Default::default);
@@ -272,35 +303,27 @@ impl SessionRows {
         Ok(())
     }
 
-    /// The largest value of `column` on the events of `reported_type` of each session, in
-    /// milliseconds (NULL when the session has none).
-    fn push_reported<S: SessionId>(
+    /// The largest of `values` on the events of `reported_type` of each session, in
+    /// milliseconds (NULL when the session has none); `types` and `values` are those of the
+    /// sessions' events, in order.
+    fn push_reported(
         &mut self,
-        entries: &[Entry<S>],
         sessions: &[SessionSpan],
-        rows: &RowStore,
-        column: usize,
+        types: &ArrayRef,
+        values: &ArrayRef,
         reported_type: &str,
-        event_type: usize,
     ) -> Result<()> {
-        let positions: Vec<Position> = sessions
-            .iter()
-            .flat_map(|span| entries[span.events.clone()].iter())
-            .map(|entry| Some(rows.locate(entry.row)))
-            .collect();
-        let types = cast(&rows.gather(event_type, &positions)?, &DataType::Utf8)?;
-        let is_reported = cmp::eq(&types, &Scalar::new(StringArray::from(vec![reported_type])))?;
-        let values = rows.gather(column, &positions)?;
+        let is_reported = cmp::eq(types, &Scalar::new(StringArray::from(vec![reported_type])))?;
         let millis = match values.data_type() {
             DataType::Duration(unit) => {
-                let ticks = cast(&values, &DataType::Int64)?;
+                let ticks = cast(values, &DataType::Int64)?;
                 let unit = *unit;
                 Arc::new(unary::<Int64Type, _, Int64Type>(
                     ticks.as_primitive(),
                     |t| ticks_to_ms(t, unit),
                 )) as ArrayRef
             }
-            _ => cast(&values, &DataType::Int64)?,
+            _ => cast(values, &DataType::Int64)?,
         };
         let millis = millis.as_primitive::<Int64Type>();
         let mut at = 0;
@@ -351,6 +374,11 @@ impl SessionRows {
         }
         if layout.reported.is_some() {
             columns.push(Arc::new(Int64Array::from(taken.reported)));
+        }
+        let mut counts = taken.counts.into_iter();
+        for _ in &layout.counted {
+            let count = counts.next().unwrap_or_default();
+            columns.push(Arc::new(Int64Array::from(count)));
         }
         for (&property, [first, last]) in layout.properties.iter().zip(&taken.properties) {
             columns.push(rows.gather(property, first)?);

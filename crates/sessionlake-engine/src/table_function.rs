@@ -70,9 +70,12 @@ impl SessionizeTableFunction {
         static SESSIONS: LazyLock<Documentation> = LazyLock::new(|| {
             table_function_doc(
                 "One row per session of the table: the user, `session_key`, `session_start`, \
-                 `session_end`, `duration_ms`, `event_count`, `first_event_type` and \
-                 `last_event_type`, and for each column `p` listed in the `properties` option \
-                 `first_p` and `last_p`: its first and last non-NULL value in the session. \
+                 `session_end`, `duration_ms`, `event_count`, `first_event_type`, \
+                 `last_event_type`, `reported_duration_ms` with the `reported_duration` option, \
+                 `count_t` for each event type `t` listed in the `count_event_types` option (the \
+                 session's events of that type), and for each column `p` listed in the \
+                 `properties` option `first_p` and `last_p`: its first and last non-NULL value in \
+                 the session. \
                  Sessions follow the same rules as `sessionize`: a gap of \
                  more than `gap` between a user's consecutive active events starts a new \
                  session, and sessions longer than `max_length` are left out. Options not given \
@@ -144,10 +147,11 @@ impl TableFunctionImpl for SessionizeTableFunction {
         let mut options =
             SessionOptions::from_config_options(name, session.config_options(), &overrides)?;
         if self.output == SessionOutput::Events {
-            // every column is already there; properties and reported durations shape only
-            // the rows of `sessions`
+            // every column is already there; properties, reported durations and event counts
+            // shape only the rows of `sessions`
             options.properties.clear();
             options.reported_duration = None;
+            options.count_event_types.clear();
         }
         let inner = resolve_table(name, session, &table_name)?;
         let schema = inner.schema();

@@ -106,6 +106,7 @@ fn reference_sessions(events: &[Event], mode: Mode) -> Vec<Vec<String>> {
         inactive_event_types: Vec::new(),
         event_gaps_ms: BTreeMap::new(),
         reported: None,
+        counted: Vec::new(),
     };
     let mut rows: Vec<Vec<String>> = reference::sessions(events, &rules)
         .into_iter()

@@ -139,6 +139,7 @@ fn expected(lake: &LakeEvents, length: &str) -> (BTreeMap<NaiveDate, Day>, BTree
         inactive_event_types: vec![],
         event_gaps_ms: lake.timeouts.clone(),
         reported: Some(("session_end".to_string(), lake.durations.clone())),
+        counted: Vec::new(),
     };
     let mut days: BTreeMap<NaiveDate, Day> = BTreeMap::new();
     let mut rows = BTreeSet::new();

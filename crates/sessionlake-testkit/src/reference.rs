@@ -64,6 +64,8 @@ pub struct Rules {
     /// `sessionlake.reported_duration`: the event type carrying a reported duration, and the
     /// non-NULL durations in milliseconds by `row_id`.
     pub reported: Option<(String, BTreeMap<i64, i64>)>,
+    /// `sessionlake.count_event_types`: the event types counted per session.
+    pub counted: Vec<String>,
 }
 
 /// The five session columns `sessionize` appends to one event; all `None` for an event in no
@@ -90,6 +92,8 @@ pub struct SessionRow {
     pub last_event_type: String,
     /// With `sessionlake.reported_duration`: the largest reported duration, if any.
     pub reported_duration_ms: Option<i64>,
+    /// With `sessionlake.count_event_types`: the session's events of each counted type.
+    pub counts: Vec<i64>,
 }
 
 /// A session while it is being built: its events in session order.
@@ -278,6 +282,11 @@ pub fn sessions(events: &[Event], rules: &Rules) -> Vec<SessionRow> {
                         .filter_map(|e| values.get(&e.row_id).copied())
                         .max()
                 }),
+                counts: rules
+                    .counted
+                    .iter()
+                    .map(|t| session.events.iter().filter(|e| &e.event_type == t).count() as i64)
+                    .collect(),
             });
         }
     }
@@ -395,6 +404,7 @@ mod tests {
             inactive_event_types: vec![],
             event_gaps_ms: BTreeMap::new(),
             reported: None,
+            counted: Vec::new(),
         }
     }
 
