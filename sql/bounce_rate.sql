@@ -5,29 +5,16 @@
 -- bounce when that property takes exactly one distinct non-NULL value in it: see
 -- docs/bounce.md.)
 -- Day = the session's start day in America/New_York; group = its first non-NULL platform.
+-- `sessions` gives one row per session with its page views (`count_event_types`) and its first
+-- non-NULL platform (`properties`).
 -- Output: day DATE, platform VARCHAR, sessions BIGINT, bounces BIGINT, bounce_rate DOUBLE;
 -- ordered by day, platform.
-WITH session_rows AS (
-    SELECT * FROM sessionize('events') WHERE session_key IS NOT NULL
-),
-sessions AS (
-    SELECT
-        user_id,
-        session_key,
-        CAST(min(session_start) AT TIME ZONE 'America/New_York' AS DATE) AS day,
-        first_value(platform ORDER BY event_index) FILTER (WHERE platform IS NOT NULL)
-            AS platform,
-        count(*) FILTER (WHERE event_type = 'page_view') = 1 AS is_bounce
-    FROM session_rows
-    GROUP BY user_id, session_key
-)
 SELECT
-    day,
-    platform,
-    SESSIONTOTALS(user_id, session_key) AS sessions,
-    count(*) FILTER (WHERE is_bounce) AS bounces,
-    CAST(count(*) FILTER (WHERE is_bounce) AS DOUBLE) / SESSIONTOTALS(user_id, session_key)
-        AS bounce_rate
-FROM sessions
-GROUP BY day, platform
+    CAST(session_start AT TIME ZONE 'America/New_York' AS DATE) AS day,
+    first_platform AS platform,
+    count(*) AS sessions,
+    count(*) FILTER (WHERE count_page_view = 1) AS bounces,
+    CAST(count(*) FILTER (WHERE count_page_view = 1) AS DOUBLE) / count(*) AS bounce_rate
+FROM sessions('events', 'properties=platform', 'count_event_types=page_view')
+GROUP BY 1, 2
 ORDER BY day, platform;
