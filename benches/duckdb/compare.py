@@ -11,8 +11,8 @@ run.sh passes its arguments here. For every lake size it:
    (rows sorted, numbers within 1e-9 relative); any difference exits with status 1 before
    anything else runs;
 3. in suite mode (`--mode suite` or `both`), runs `queries/suite.<engine>.sql` once per engine:
-   the six queries in one process over one materialized table of sessionized events, as an
-   analyst's script would; each of its six results must equal the per-query answer (a
+   the six queries in one process over one materialized session table (one row per session),
+   as an analyst's script would; each of its six results must equal the per-query answer (a
    difference exits with status 1; a failed run, such as a suite that does not fit in memory,
    is reported);
 4. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
@@ -473,7 +473,7 @@ def per_query_report(events: int, timings: dict) -> list[str]:
 
 def suite_report(events: int, suite: dict, per_query: dict | None) -> list[str]:
     out = ["Suite mode: each engine runs the six queries in one process over one materialized "
-           f"table of sessionized events (`queries/{SUITE_SCRIPT}.<engine>.sql`); the six "
+           f"session table (`queries/{SUITE_SCRIPT}.<engine>.sql`); the six "
            "results of each engine's first run equal the per-query answers.", "",
            "| engine | median (min-max) s | ns/event | peak RSS MiB |",
            "| --- | --- | --- | --- |"]
