@@ -17,12 +17,11 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, Scalar, StringArray,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::cmp;
-use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
-use datafusion::common::utils::memory::RecordBatchMemoryCounter;
-use datafusion::common::{Result, exec_err, internal_err};
+use datafusion::common::{Result, exec_err};
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
@@ -33,6 +32,7 @@ use sessionlake_functions::time_unit::{nanos_to_ticks, span_array_to_ticks, tick
 
 use crate::columns::BoundColumns;
 use crate::options::{SessionMode, SessionOptions};
+use crate::rows::{Position, RowStore};
 
 /// The session rules with every span in ticks of the time column's unit.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -342,100 +342,6 @@ pub fn string_session_key(bytes: &[u8]) -> i64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     hash as i64
-}
-
-/// A row of a [`RowStore`] as (batch, row in the batch); `None` stands for a NULL value.
-pub type Position = Option<(usize, usize)>;
-
-/// Buffered rows addressed by one row number across their batches.
-#[derive(Debug, Default)]
-pub struct RowStore {
-    batches: Vec<RecordBatch>,
-    /// The row number of each batch's first row, plus the total at the end.
-    offsets: Vec<usize>,
-    /// Counts each buffer once: scanned batches share the pages their strings point into.
-    memory: RecordBatchMemoryCounter,
-}
-
-impl RowStore {
-    pub fn new() -> Self {
-        Self {
-            batches: Vec::new(),
-            offsets: vec![0],
-            memory: RecordBatchMemoryCounter::new(),
-        }
-    }
-
-    /// Appends `batch`; its rows are numbered from [`Self::num_rows`] on. The caller keeps row
-    /// numbers within `u32` (the buffer checks them as it numbers entries).
-    pub fn push(&mut self, batch: RecordBatch) {
-        let end = self.num_rows() + batch.num_rows();
-        self.memory.count_batch(&batch);
-        self.offsets.push(end);
-        self.batches.push(batch);
-    }
-
-    pub fn num_rows(&self) -> usize {
-        self.offsets.last().copied().unwrap_or(0)
-    }
-
-    pub fn batches(&self) -> &[RecordBatch] {
-        &self.batches
-    }
-
-    /// Takes batch `i` out (leaving it empty), once nothing will read its rows again.
-    pub fn take_batch(&mut self, i: usize) -> RecordBatch {
-        let empty = RecordBatch::new_empty(self.batches[i].schema());
-        std::mem::replace(&mut self.batches[i], empty)
-    }
-
-    /// The rows of batch `i`.
-    pub fn batch_rows(&self, i: usize) -> Range<usize> {
-        self.offsets[i]..self.offsets[i + 1]
-    }
-
-    /// Bytes held, for memory accounting.
-    pub fn size(&self) -> usize {
-        self.memory.memory_usage()
-            + self.batches.capacity() * size_of::<RecordBatch>()
-            + self.offsets.capacity() * size_of::<usize>()
-    }
-
-    /// The batch and the row in it of a row number.
-    pub fn locate(&self, row: u32) -> (usize, usize) {
-        let row = row as usize;
-        let batch = self.offsets.partition_point(|&o| o <= row) - 1;
-        (batch, row - self.offsets[batch])
-    }
-
-    /// One value of `column` per position, `None` giving NULL.
-    pub fn gather(&self, column: usize, positions: &[Position]) -> Result<ArrayRef> {
-        let Some(first) = self.batches.first() else {
-            return internal_err!("sessionize: nothing to gather from");
-        };
-        let null_row =
-            datafusion::arrow::array::new_null_array(first.column(column).data_type(), 1);
-        let mut arrays: Vec<&dyn Array> = self
-            .batches
-            .iter()
-            .map(|b| b.column(column).as_ref())
-            .collect();
-        arrays.push(null_row.as_ref());
-        let none = (self.batches.len(), 0);
-        let indices: Vec<(usize, usize)> = positions.iter().map(|p| p.unwrap_or(none)).collect();
-        // a view array would keep (and count) every block its strings came from
-        Ok(compact_view(interleave(&arrays, &indices)?))
-    }
-}
-
-/// `array` with the strings of a view array copied into buffers of its own, so that it does
-/// not keep alive (and count) the larger buffers it points into; other arrays as they are.
-pub fn compact_view(array: ArrayRef) -> ArrayRef {
-    match array.data_type() {
-        DataType::Utf8View => Arc::new(array.as_string_view().gc()),
-        DataType::BinaryView => Arc::new(array.as_binary_view().gc()),
-        _ => array,
-    }
 }
 
 /// One valid session of a piece: its events are `entries[events]` of the sorted piece.

@@ -10,7 +10,8 @@
 //! becomes an [`Entry`] (dense user id, time, row number; 16 bytes, 24 with a session id) kept
 //! in one of [`PIECES`] pieces by user, and of each row only the columns an output returns
 //! (`sessions` keeps the active rows' event type, properties and tie-breaking columns, not the
-//! user or time; `sessionize` keeps every row, since it returns them). Then the pieces are
+//! user or time, with repeating strings as ids into their distinct values, see [`crate::rows`];
+//! `sessionize` keeps every row, since it returns them). Then the pieces are
 //! sessionized one at a time, yielding between pieces so that cancellation and progress stay
 //! live, and `sessions` emits its rows as pieces finish.
 //!
@@ -28,8 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
-    UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_record_batch};
@@ -58,13 +58,14 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use sessionlake_functions::time_unit::timestamp_ticks;
 
 use crate::assign::{
-    Entry, EventGaps, PIECES, Pieces, Position, RowStore, Scratch, SessionId, SessionRules,
-    TieBreak, UserIds, active_mask, compact_view, find_sessions, session_id_values,
+    Entry, EventGaps, PIECES, Pieces, Scratch, SessionId, SessionRules, TieBreak, UserIds,
+    active_mask, find_sessions, session_id_values,
 };
 use crate::columns::BoundColumns;
 use crate::output::{
     EventSessions, SessionRows, SessionsLayout, events_schema, sessions_schema, without_sessions,
 };
+use crate::rows::{Position, RowStore};
 
 pub use crate::output::SESSION_COLUMNS;
 
@@ -330,6 +331,8 @@ const BLOCK_ROWS: usize = 64 * 1024;
 struct Layout {
     /// The input columns kept of each buffered row, ascending.
     kept: Vec<usize>,
+    /// Their fields.
+    kept_schema: SchemaRef,
     /// Whether only active rows are kept (`sessions`) or every row (`sessionize`).
     active_only: bool,
     /// The columns ordering tied events, as indices into the kept columns: the event type,
@@ -416,9 +419,11 @@ impl Layout {
         if instrumented {
             fields.push(Field::new("__sessionlake_session", DataType::Int64, false));
         }
-        fields.extend(kept.iter().map(|&c| input.field(c).clone()));
+        let kept_schema = Arc::new(input.project(&kept)?);
+        fields.extend(kept_schema.fields().iter().map(|f| f.as_ref().clone()));
         Ok(Self {
             kept,
+            kept_schema,
             active_only,
             ties,
             sessions,
@@ -513,7 +518,7 @@ struct Buffered<S> {
 
 /// A part of the partition sessionized on its own: every event of its users.
 enum Unit<S> {
-    Memory(Buffer<S>),
+    Memory(Box<Buffer<S>>),
     Bucket(Arc<dyn SpillFile>),
     /// `sessionize`'s spilled rows in no session.
     Passthrough(Arc<dyn SpillFile>),
@@ -526,7 +531,7 @@ impl PartitionTask {
         mut input: SendableRecordBatchStream,
     ) -> Result<Buffered<S>> {
         let mut users = UserIds::new();
-        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout));
+        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout))?;
         let mut spill: Option<SpillWriter> = None;
         while let Some(batch) = input.next().await {
             let batch = batch?;
@@ -552,7 +557,7 @@ impl PartitionTask {
             let mut writer = SpillWriter::new(self.output, self.reservation.size());
             writer.spill_buffer(
                 self,
-                std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))),
+                std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))?),
             )?;
             self.hold_while_spilling(&users, &mut writer)?;
             spill = Some(writer);
@@ -567,7 +572,7 @@ impl PartitionTask {
             None => {
                 buffer.finish()?;
                 if buffer.rows.num_rows() > 0 {
-                    units.push_back(Unit::Memory(buffer));
+                    units.push_back(Unit::Memory(Box::new(buffer)));
                 }
             }
         }
@@ -632,7 +637,7 @@ impl PartitionTask {
     /// Reads one spilled bucket back into memory.
     async fn load<S: SessionId>(&self, file: Arc<dyn SpillFile>, held: usize) -> Result<Buffer<S>> {
         let mut stream = self.buckets.read_spill_as_stream(file, None)?;
-        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout));
+        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout))?;
         while let Some(batch) = stream.next().await {
             buffer.add_spilled(&batch?)?;
             let needed = held + buffer.size() + self.working_size(&buffer);
@@ -665,16 +670,21 @@ struct Buffer<S> {
 }
 
 impl<S: SessionId> Buffer<S> {
-    fn new(layout: Arc<Layout>) -> Self {
-        Self {
+    fn new(layout: Arc<Layout>) -> Result<Self> {
+        let rows = if layout.active_only {
+            RowStore::interning(&layout.kept_schema)?
+        } else {
+            RowStore::new()
+        };
+        Ok(Self {
             layout,
-            rows: RowStore::new(),
+            rows,
             masks: Vec::new(),
             pieces: Pieces::default(),
             pending: Vec::new(),
             pending_rows: 0,
             pending_size: 0,
-        }
+        })
     }
 
     /// The number the next buffered row gets.
@@ -734,7 +744,7 @@ impl<S: SessionId> Buffer<S> {
             }
             // copied out of the scanned pages, which several batches share and which would be
             // held (and counted) whole for the few strings each batch points at
-            self.rows.push(compact_views(batch)?);
+            self.rows.push(batch)?;
             self.masks.push(keys.mask.clone());
         }
         Ok(())
@@ -766,13 +776,11 @@ impl<S: SessionId> Buffer<S> {
             self.add_block_rows(kept)
         } else {
             self.masks.push(BooleanBuffer::new_set(kept.num_rows()));
-            self.rows.push(kept);
-            Ok(())
+            self.rows.push(&kept)
         }
     }
 
-    /// `sessions`: gathers kept rows into blocks, whose strings are copied out of the
-    /// scanned pages they point into.
+    /// `sessions`: gathers kept rows into blocks, whose strings the store interns.
     fn add_block_rows(&mut self, kept: RecordBatch) -> Result<()> {
         self.pending_rows += kept.num_rows();
         self.pending_size += get_record_batch_memory_size(&kept);
@@ -787,17 +795,17 @@ impl<S: SessionId> Buffer<S> {
         let Some(first) = self.pending.first() else {
             return Ok(());
         };
-        let block = compact_views(&concat_batches(&first.schema(), &self.pending)?)?;
+        let block = concat_batches(&first.schema(), &self.pending)?;
         self.pending.clear();
         self.pending_rows = 0;
         self.pending_size = 0;
-        self.rows.push(block);
-        Ok(())
+        self.rows.push(&block)
     }
 
-    /// Ends buffering: every row numbered is in [`Self::rows`].
+    /// Ends buffering: every row numbered is in [`Self::rows`], readable.
     fn finish(&mut self) -> Result<()> {
-        self.flush_pending()
+        self.flush_pending()?;
+        self.rows.freeze()
     }
 }
 
@@ -1085,7 +1093,7 @@ impl<S: SessionId> Emitter<S> {
                     return Ok(None);
                 };
                 self.current = Some(match unit {
-                    Unit::Memory(buffer) => self.start(buffer),
+                    Unit::Memory(buffer) => self.start(*buffer),
                     Unit::Bucket(file) => {
                         let buffer = task.load::<S>(file, self.held).await?;
                         self.start(buffer)
@@ -1243,16 +1251,4 @@ fn split(batch: &RecordBatch, size: usize) -> impl Iterator<Item = RecordBatch> 
 /// Whether `error` says the memory pool is full (possibly wrapped in context).
 fn is_resources_exhausted(error: &DataFusionError) -> bool {
     matches!(error.find_root(), DataFusionError::ResourcesExhausted(_))
-}
-
-/// Copies the strings of view columns into buffers of their own, so that a block does not keep
-/// alive (and count) the pages or spill runs its strings were read from.
-fn compact_views(batch: &RecordBatch) -> Result<RecordBatch> {
-    let columns = batch.columns().iter().cloned().map(compact_view).collect();
-    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(
-        batch.schema(),
-        columns,
-        &options,
-    )?)
 }

@@ -36,6 +36,7 @@ pub mod location;
 pub mod memory;
 pub mod options;
 pub mod output;
+pub mod rows;
 pub mod stitch;
 pub mod table_function;
 

@@ -21,8 +21,9 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef
 use datafusion::common::Result;
 use sessionlake_functions::time_unit::ticks_to_ms;
 
-use crate::assign::{Entry, Position, RowStore, SessionId, SessionSpan};
+use crate::assign::{Entry, SessionId, SessionSpan};
 use crate::columns::{BoundColumns, count_column};
+use crate::rows::{Position, RowStore};
 
 /// The names of the columns `sessionize` appends, in order.
 pub const SESSION_COLUMNS: [&str; 5] = [
