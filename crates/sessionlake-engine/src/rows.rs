@@ -5,7 +5,9 @@
 //! the columns that order tied events), but those are mostly strings, and many of a lake's
 //! string columns repeat a few values: a few thousand pages, a few dozen countries. So a store
 //! built with [`RowStore::interning`] keeps such a column as `UInt32` ids into its distinct
-//! values: four bytes a row, plus each distinct string once. Whether a column repeats is judged
+//! values: four bytes a row, plus each distinct string once. A dictionary column of strings is
+//! interned too: its blocks' dictionaries differ, and reading rows across blocks would merge
+//! them every time. Whether a column repeats is judged
 //! on the first block pushed (as Parquet writers fall back from dictionary encoding): a column
 //! with more than one distinct value per [`MIN_REPEATS`] rows there (device ids, event ids)
 //! would make a hash table larger than the caches for little gain, so it is kept plainly, as
@@ -201,62 +203,73 @@ impl RowStore {
     }
 }
 
-/// Whether an interning store may keep a column of this type as ids.
+/// Whether an interning store may keep a column of this type as ids: strings, and
+/// dictionaries of strings (whose values would otherwise be merged on every read across
+/// blocks).
 fn is_string(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    )
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_string(values),
+        _ => false,
+    }
 }
 
 /// How an interning store keeps one string column.
-enum StringIds {
+struct StringIds {
+    /// The column's own type, which reads return.
+    data_type: DataType,
+    state: Ids,
+}
+
+enum Ids {
     /// Interned, while rows are pushed: DataFusion's vectorized hash table of group values.
     Building(Box<dyn GroupValues>),
     /// Interned: every distinct value, indexed by id.
     Frozen(ArrayRef),
-    /// Not interned (too many distinct values in the first block): kept as `Utf8` (or
-    /// `LargeUtf8`) and read back as this type.
-    Plain(DataType),
+    /// Not interned (too many distinct values in the first block): kept plainly, a view
+    /// array as `Utf8`.
+    Plain,
 }
 
 impl std::fmt::Debug for StringIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Building(values) => write!(f, "Building({} values)", values.len()),
-            Self::Frozen(values) => write!(f, "Frozen({} values)", values.len()),
-            Self::Plain(data_type) => write!(f, "Plain({data_type})"),
-        }
+        let state = match &self.state {
+            Ids::Building(values) => format!("building, {} values", values.len()),
+            Ids::Frozen(values) => format!("frozen, {} values", values.len()),
+            Ids::Plain => "plain".to_string(),
+        };
+        write!(f, "StringIds({}, {state})", self.data_type)
     }
 }
 
 impl StringIds {
     fn new(field: &Field) -> Result<Self> {
+        let data_type = field.data_type().clone();
         let schema = Arc::new(Schema::new(vec![Field::new(
             field.name(),
-            field.data_type().clone(),
+            value_type(&data_type).clone(),
             true,
         )]));
-        Ok(Self::Building(new_group_values(
-            schema,
-            &GroupOrdering::None,
-        )?))
+        Ok(Self {
+            data_type,
+            state: Ids::Building(new_group_values(schema, &GroupOrdering::None)?),
+        })
     }
 
     /// `column` as it is stored: ids (NULL where the column is NULL) or plain strings. After
     /// the `first` block, a column with too few repeats is stored plainly from then on.
     fn store(&mut self, column: &ArrayRef, first: bool, ids: &mut Vec<usize>) -> Result<ArrayRef> {
-        match self {
-            Self::Building(values) => {
+        match &mut self.state {
+            Ids::Building(values) => {
                 let interned = Self::intern(values.as_mut(), column, ids)?;
                 if first && values.len() * MIN_REPEATS > column.len() {
-                    *self = Self::Plain(column.data_type().clone());
+                    self.state = Ids::Plain;
                     return plain(column);
                 }
                 Ok(interned)
             }
-            Self::Plain(_) => plain(column),
-            Self::Frozen(_) => internal_err!("sessionize: rows pushed after the store was frozen"),
+            Ids::Plain => plain(column),
+            Ids::Frozen(_) => internal_err!("sessionize: rows pushed after the store was frozen"),
         }
     }
 
@@ -265,8 +278,12 @@ impl StringIds {
         column: &ArrayRef,
         ids: &mut Vec<usize>,
     ) -> Result<ArrayRef> {
+        let strings = match column.data_type() {
+            DataType::Dictionary(_, value) => cast(column, value)?,
+            _ => Arc::clone(column),
+        };
         ids.clear();
-        values.intern(std::slice::from_ref(column), ids)?;
+        values.intern(std::slice::from_ref(&strings), ids)?;
         if values.len() > u32::MAX as usize {
             return exec_err!(
                 "sessionize: a column holds more than {} distinct values in one partition; \
@@ -280,33 +297,45 @@ impl StringIds {
     }
 
     fn freeze(&mut self) -> Result<()> {
-        if let Self::Building(values) = self {
+        if let Ids::Building(values) = &mut self.state {
             let Some(all) = values.emit(EmitTo::All)?.pop() else {
                 return internal_err!("sessionize: interned values emitted no column");
             };
-            *self = Self::Frozen(all);
+            self.state = Ids::Frozen(all);
         }
         Ok(())
     }
 
     /// Stored values (gathered from the blocks) in the column's own type.
     fn read(&self, stored: ArrayRef) -> Result<ArrayRef> {
-        match self {
-            Self::Frozen(values) => Ok(take(values, &stored, None)?),
-            Self::Plain(data_type) if stored.data_type() != data_type => {
-                Ok(cast(&stored, data_type)?)
+        let values = match &self.state {
+            Ids::Frozen(values) => take(values, &stored, None)?,
+            Ids::Plain => stored,
+            Ids::Building(_) => {
+                return internal_err!("sessionize: rows read before the store froze");
             }
-            Self::Plain(_) => Ok(stored),
-            Self::Building(_) => internal_err!("sessionize: rows read before the store froze"),
+        };
+        if values.data_type() == &self.data_type {
+            Ok(values)
+        } else {
+            Ok(cast(&values, &self.data_type)?)
         }
     }
 
     fn size(&self) -> usize {
-        match self {
-            Self::Building(values) => values.size(),
-            Self::Frozen(values) => values.get_array_memory_size(),
-            Self::Plain(_) => 0,
+        match &self.state {
+            Ids::Building(values) => values.size(),
+            Ids::Frozen(values) => values.get_array_memory_size(),
+            Ids::Plain => 0,
         }
+    }
+}
+
+/// The type of a column's values: a dictionary's value type, else the type itself.
+fn value_type(data_type: &DataType) -> &DataType {
+    match data_type {
+        DataType::Dictionary(_, values) => values,
+        other => other,
     }
 }
 
@@ -331,17 +360,27 @@ pub fn compact_view(array: ArrayRef) -> ArrayRef {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{Int64Array, StringArray, StringViewArray};
+    use datafusion::arrow::array::{DictionaryArray, Int64Array, StringArray, StringViewArray};
     use datafusion::arrow::compute::concat;
+    use datafusion::arrow::datatypes::Int32Type;
 
     use super::*;
 
     fn batch(pages: Vec<Option<&str>>, devices: Vec<String>) -> RecordBatch {
         let n = (0..pages.len() as i64).collect::<Vec<_>>();
+        // each batch its own dictionary, in another order
+        let types: DictionaryArray<Int32Type> = (0..pages.len())
+            .map(|i| ["view", "click", "buy"][(i + pages.len()) % 3])
+            .collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("page", DataType::Utf8View, true),
             Field::new("device", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
+            Field::new(
+                "event_type",
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+                false,
+            ),
         ]));
         RecordBatch::try_new(
             schema,
@@ -349,6 +388,7 @@ mod tests {
                 Arc::new(StringViewArray::from(pages)),
                 Arc::new(StringArray::from(devices)),
                 Arc::new(Int64Array::from(n)),
+                Arc::new(types),
             ],
         )
         .unwrap()
@@ -399,6 +439,7 @@ mod tests {
             assert_eq!(stored.column(0).data_type(), &DataType::UInt32);
             assert_eq!(stored.column(1).data_type(), &DataType::UInt32);
             assert_eq!(stored.column(2).data_type(), &DataType::Int64);
+            assert_eq!(stored.column(3).data_type(), &DataType::UInt32);
         }
         assert!(store.batches()[0].column(0).is_null(1));
         assert!(
