@@ -7,12 +7,12 @@
 //! built with [`RowStore::interning`] keeps such a column as `UInt32` ids into its distinct
 //! values: four bytes a row, plus each distinct string once. A dictionary column of strings is
 //! interned too: its blocks' dictionaries differ, and reading rows across blocks would merge
-//! them every time. Whether a column repeats is judged
-//! on the first block pushed (as Parquet writers fall back from dictionary encoding): a column
-//! with more than one distinct value per [`MIN_REPEATS`] rows there (device ids, event ids)
-//! would make a hash table larger than the caches for little gain, so it is kept plainly, as
-//! `Utf8` (a view array's 16-byte views cost more than `Utf8`'s 4-byte offsets). Reading rows
-//! back ([`RowStore::gather`]) returns every column in its own type.
+//! them every time. Whether a column repeats is judged on the first block pushed (as Parquet
+//! writers fall back from dictionary encoding): a column with more than one distinct value per
+//! [`MIN_REPEATS`] rows there (device ids, event ids) would make a hash table larger than the
+//! caches for little gain, so it is kept plainly, as `Utf8` (a view array's 16-byte views cost
+//! more than `Utf8`'s 4-byte offsets). Reading rows back ([`RowStore::gather`]) returns every
+//! column in its own type.
 
 use std::mem::size_of;
 use std::ops::Range;
@@ -73,7 +73,8 @@ impl RowStore {
     }
 
     /// A store for rows of `schema` that keeps its string columns (`Utf8`, `LargeUtf8`,
-    /// `Utf8View`) that repeat as ids into their distinct values, and the others plainly.
+    /// `Utf8View`, and dictionaries of those) that repeat as ids into their distinct values,
+    /// and the others plainly.
     pub fn interning(schema: &SchemaRef) -> Result<Self> {
         let strings = schema
             .fields()
@@ -394,6 +395,24 @@ mod tests {
         .unwrap()
     }
 
+    /// An interning store for the schema of `batches`, holding them.
+    fn interning_store(batches: &[&RecordBatch]) -> Result<RowStore> {
+        let mut store = RowStore::interning(&batches[0].schema())?;
+        for batch in batches {
+            store.push(batch)?;
+        }
+        Ok(store)
+    }
+
+    /// The type of each stored column, per stored batch.
+    fn stored_types(store: &RowStore) -> Vec<Vec<DataType>> {
+        store
+            .batches()
+            .iter()
+            .map(|b| b.columns().iter().map(|c| c.data_type().clone()).collect())
+            .collect()
+    }
+
     /// Every row of `store` in reverse order, then a NULL position, against the same of the
     /// pushed batches by Arrow's own kernels.
     fn assert_reads_back(store: &RowStore, pushed: &[&RecordBatch]) -> Result<()> {
@@ -431,16 +450,13 @@ mod tests {
                 "x".into(),
             ],
         );
-        let mut store = RowStore::interning(&first.schema())?;
-        store.push(&first)?;
-        store.push(&second)?;
+        let mut store = interning_store(&[&first, &second])?;
         // the string columns are stored as ids, NULL where the value is
-        for stored in store.batches() {
-            assert_eq!(stored.column(0).data_type(), &DataType::UInt32);
-            assert_eq!(stored.column(1).data_type(), &DataType::UInt32);
-            assert_eq!(stored.column(2).data_type(), &DataType::Int64);
-            assert_eq!(stored.column(3).data_type(), &DataType::UInt32);
-        }
+        use DataType::{Int64, UInt32};
+        assert_eq!(
+            stored_types(&store),
+            vec![vec![UInt32, UInt32, Int64, UInt32]; 2]
+        );
         assert!(store.batches()[0].column(0).is_null(1));
         assert!(
             store.gather(0, &[Some((0, 0))]).is_err(),
@@ -460,13 +476,12 @@ mod tests {
             (0..40).map(|i| format!("device-{:012}", i % 10)).collect(),
         );
         let second = batch(vec![None, Some("/page/1")], vec!["a".into(), "b".into()]);
-        let mut store = RowStore::interning(&first.schema())?;
-        store.push(&first)?;
-        store.push(&second)?;
-        for stored in store.batches() {
-            assert_eq!(stored.column(0).data_type(), &DataType::Utf8);
-            assert_eq!(stored.column(1).data_type(), &DataType::UInt32);
-        }
+        let mut store = interning_store(&[&first, &second])?;
+        use DataType::{Int64, UInt32, Utf8};
+        assert_eq!(
+            stored_types(&store),
+            vec![vec![Utf8, UInt32, Int64, UInt32]; 2]
+        );
         store.freeze()?;
         assert_reads_back(&store, &[&first, &second])
     }
