@@ -8,7 +8,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
+use sessionlake_engine::SessionizeExec;
 use sessionlake_engine::memory::MemoryLimit;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 
@@ -151,4 +153,78 @@ fn spill_count(line: &str) -> Option<u64> {
         .next()?
         .parse()
         .ok()
+}
+
+/// Spill files are compressed as `datafusion.execution.spill_compression` says, LZ4 frames
+/// unless set (`sessionlake_engine::DEFAULT_SPILL_COMPRESSION`), and every compression reads
+/// back the same sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spill_files_are_compressed_as_the_session_says() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = dir.path().join("lake");
+    let spec = LakeSpec {
+        events: 60_000,
+        days: 3,
+        users: 600,
+        ..LakeSpec::default()
+    };
+    write_lake(&spec, &lake).expect("lake");
+    let sql = "SELECT * FROM sessions('events', 'properties=page,country')";
+    let expected = rows(&context(&lake, None).await, sql).await;
+    assert!(expected.len() > 1000, "sessions: {}", expected.len());
+
+    let limited = context(&lake, Some(3 << 20)).await;
+    let mut spilled = Vec::new();
+    for compression in ["default", "uncompressed", "zstd"] {
+        if compression != "default" {
+            limited
+                .sql(&format!(
+                    "SET datafusion.execution.spill_compression = '{compression}'"
+                ))
+                .await
+                .expect("set");
+        }
+        let (got, bytes) = rows_and_spilled_bytes(&limited, sql).await;
+        assert_eq!(got, expected, "{compression}");
+        assert!(bytes > 0, "{compression}: nothing spilled");
+        spilled.push(bytes);
+    }
+    let [lz4, uncompressed, zstd] = spilled[..] else {
+        unreachable!("three runs");
+    };
+    assert!(
+        lz4 * 3 < uncompressed * 2,
+        "lz4 {lz4} of {uncompressed} bytes"
+    );
+    assert!(zstd < lz4, "zstd {zstd}, lz4 {lz4} bytes");
+}
+
+/// The sorted rows of `sql` and the bytes its `SessionizeExec` spilled.
+async fn rows_and_spilled_bytes(ctx: &SessionContext, sql: &str) -> (Vec<String>, usize) {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .expect("plan")
+        .create_physical_plan()
+        .await
+        .expect("physical plan");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .expect("run");
+    let text = pretty_format_batches(&batches).expect("format").to_string();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    (lines, sessionize_spilled_bytes(&plan))
+}
+
+fn sessionize_spilled_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
+    let own = match plan.downcast_ref::<SessionizeExec>() {
+        Some(exec) => exec.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0),
+        None => 0,
+    };
+    own + plan
+        .children()
+        .into_iter()
+        .map(sessionize_spilled_bytes)
+        .sum::<usize>()
 }

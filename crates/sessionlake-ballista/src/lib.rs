@@ -39,8 +39,8 @@ use datafusion::execution::context::{SessionContext, SessionState};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionConfig;
+use sessionlake_engine::UNSOUND_SORT_PRUNING;
 use sessionlake_engine::location::S3Settings;
-use sessionlake_engine::{SessionLakeConfig, UNSOUND_SORT_PRUNING};
 
 pub mod codec;
 pub mod sql_client;
@@ -51,9 +51,7 @@ pub use codec::{SessionLakeLogicalCodec, SessionLakePhysicalCodec};
 /// The configuration every Ballista role starts from: Ballista's defaults, sessionlake's
 /// `sessionlake.*` options, and sessionlake's codecs.
 pub fn session_config() -> SessionConfig {
-    SessionConfig::new_with_ballista()
-        .with_information_schema(true)
-        .with_option_extension(SessionLakeConfig::default())
+    sessionlake_engine::with_sessionlake_defaults(SessionConfig::new_with_ballista())
         .with_ballista_logical_extension_codec(Arc::new(SessionLakeLogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(SessionLakePhysicalCodec::default()))
 }

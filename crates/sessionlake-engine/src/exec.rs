@@ -277,6 +277,9 @@ impl ExecutionPlan for SessionizeExec {
             PoolLimit::Finite(limit) => limit / partitions.max(1),
             PoolLimit::Infinite | PoolLimit::Unknown => usize::MAX,
         };
+        // spill files are compressed as the session's `datafusion.execution.spill_compression`
+        // says, like DataFusion's own sorts and joins
+        let compression = context.session_config().spill_compression();
         let task = Arc::new(PartitionTask {
             columns: self.columns.clone(),
             rules: self.rules.clone(),
@@ -290,8 +293,10 @@ impl ExecutionPlan for SessionizeExec {
                 context.runtime_env(),
                 spill_metrics.clone(),
                 Arc::clone(&self.layout.spill_schema),
-            ),
-            passthrough: SpillManager::new(context.runtime_env(), spill_metrics, input.schema()),
+            )
+            .with_compression_type(compression),
+            passthrough: SpillManager::new(context.runtime_env(), spill_metrics, input.schema())
+                .with_compression_type(compression),
             baseline: BaselineMetrics::new(&self.metrics, partition),
         });
         let batches = if self.rules.mode.is_instrumented() {
