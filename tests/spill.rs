@@ -50,7 +50,12 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
         .collect()
         .await
         .expect("run");
-    let text = pretty_format_batches(&batches).expect("format").to_string();
+    sorted_lines(&batches)
+}
+
+/// The lines of `batches` as a table, sorted.
+fn sorted_lines(batches: &[RecordBatch]) -> Vec<String> {
+    let text = pretty_format_batches(batches).expect("format").to_string();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines.sort();
     lines
@@ -211,10 +216,7 @@ async fn rows_and_spilled_bytes(ctx: &SessionContext, sql: &str) -> (Vec<String>
     let batches = collect(Arc::clone(&plan), ctx.task_ctx())
         .await
         .expect("run");
-    let text = pretty_format_batches(&batches).expect("format").to_string();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.sort();
-    (lines, sessionize_spilled_bytes(&plan))
+    (sorted_lines(&batches), sessionize_spilled_bytes(&plan))
 }
 
 fn sessionize_spilled_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
