@@ -61,10 +61,9 @@ fn sorted_lines(batches: &[RecordBatch]) -> Vec<String> {
     lines
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spilled_partitions_give_the_in_memory_sessions() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let lake = dir.path().join("lake");
+/// A lake of 60k events of 600 users over 3 days, in `dir`: a few MB to spill.
+fn small_lake(dir: &std::path::Path) -> std::path::PathBuf {
+    let lake = dir.join("lake");
     let spec = LakeSpec {
         events: 60_000,
         days: 3,
@@ -72,6 +71,13 @@ async fn spilled_partitions_give_the_in_memory_sessions() {
         ..LakeSpec::default()
     };
     write_lake(&spec, &lake).expect("lake");
+    lake
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spilled_partitions_give_the_in_memory_sessions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = small_lake(dir.path());
 
     let unlimited = context(&lake, None).await;
     // far below what one partition's rows need in memory, far above one bucket's
@@ -166,14 +172,7 @@ fn spill_count(line: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spill_files_are_compressed_as_the_session_says() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let lake = dir.path().join("lake");
-    let spec = LakeSpec {
-        events: 60_000,
-        days: 3,
-        users: 600,
-        ..LakeSpec::default()
-    };
-    write_lake(&spec, &lake).expect("lake");
+    let lake = small_lake(dir.path());
     let sql = "SELECT * FROM sessions('events', 'properties=page,country')";
     let expected = rows(&context(&lake, None).await, sql).await;
     assert!(expected.len() > 1000, "sessions: {}", expected.len());
