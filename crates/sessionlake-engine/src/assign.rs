@@ -282,10 +282,7 @@ pub fn active_mask(
     if let (Some(event_type), false) = (columns.event_type, rules.inactive_event_types.is_empty()) {
         let event_type = cast(batch.column(event_type), &DataType::Utf8)?;
         for inactive in &rules.inactive_event_types {
-            let hit = cmp::eq(
-                &event_type,
-                &Scalar::new(StringArray::from(vec![inactive.as_str()])),
-            )?;
+            let hit = is_event_type(&event_type, inactive)?;
             mask = &mask & &!&true_and_valid(&hit);
         }
     }
@@ -295,6 +292,14 @@ pub fn active_mask(
         mask = &mask & valid.inner();
     }
     Ok(mask)
+}
+
+/// Where `types` (event types as `Utf8`) is exactly `event_type`; NULL where `types` is.
+pub fn is_event_type(types: &ArrayRef, event_type: &str) -> Result<BooleanArray> {
+    Ok(cmp::eq(
+        types,
+        &Scalar::new(StringArray::from(vec![event_type])),
+    )?)
 }
 
 fn true_and_valid(array: &BooleanArray) -> BooleanBuffer {

@@ -10,18 +10,16 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, Scalar, StringArray, UInt32Array,
-    make_array, new_null_array,
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array, make_array, new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
-use datafusion::arrow::compute::kernels::cmp;
 use datafusion::arrow::compute::unary;
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion::common::Result;
 use sessionlake_functions::time_unit::ticks_to_ms;
 
-use crate::assign::{Entry, SessionId, SessionSpan};
+use crate::assign::{Entry, SessionId, SessionSpan, is_event_type};
 use crate::columns::{BoundColumns, count_column};
 use crate::rows::{Position, RowStore};
 
@@ -254,10 +252,7 @@ impl SessionRows {
             }
             self.counts.resize_with(layout.counted.len(), Vec::new);
             for (counted, counts) in layout.counted.iter().zip(&mut self.counts) {
-                let is_counted = cmp::eq(
-                    &types,
-                    &Scalar::new(StringArray::from(vec![counted.as_str()])),
-                )?;
+                let is_counted = is_event_type(&types, counted)?;
                 let mut at = 0;
                 for span in sessions {
                     let len = span.events.len();
@@ -314,7 +309,7 @@ impl SessionRows {
         values: &ArrayRef,
         reported_type: &str,
     ) -> Result<()> {
-        let is_reported = cmp::eq(types, &Scalar::new(StringArray::from(vec![reported_type])))?;
+        let is_reported = is_event_type(types, reported_type)?;
         let millis = match values.data_type() {
             DataType::Duration(unit) => {
                 let ticks = cast(values, &DataType::Int64)?;
