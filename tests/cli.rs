@@ -272,6 +272,73 @@ fn a_closed_stdout_is_success() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
+/// A scheduler's timeout sends SIGTERM: the run stops with 143 (128 + 15), says so, and leaves
+/// neither the spill files of its query nor a half-written `-o` file behind.
+#[test]
+fn sigterm_stops_a_script_and_removes_its_spill_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spill_root = dir.path().join("tmp");
+    std::fs::create_dir(&spill_root).expect("spill root");
+    let out = dir.path().join("out.csv");
+    let child = Command::new(env!("CARGO_BIN_EXE_sessionlake"))
+        .env("TMPDIR", &spill_root)
+        .args(["-q", "--format", "csv", "-m", "32m", "-o"])
+        .arg(&out)
+        .args([
+            "-c",
+            "SELECT v FROM generate_series(1, 100000000) AS t(v) ORDER BY random()",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // the sort spills under the 32 MiB cap: wait for its first spill file
+    let started = std::time::Instant::now();
+    while files_below(&spill_root) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no spill file in 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(143), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("sessionlake: stopped by SIGTERM"),
+        "{}",
+        stderr(&output)
+    );
+    let left: Vec<_> = std::fs::read_dir(&spill_root)
+        .expect("spill root")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let outputs: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(outputs, ["tmp"], "no output file, finished or not");
+}
+
+/// How many files are in `dir` and its subdirectories.
+fn files_below(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => files_below(&e.path()),
+                    _ => 1,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 #[test]
 fn memory_limit_bounds_execution() {
     let bad = sessionlake(&["-m", "2x", "-c", "SELECT 1"]);

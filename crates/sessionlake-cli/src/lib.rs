@@ -32,6 +32,7 @@ pub mod progress;
 pub mod repl;
 pub mod script;
 pub mod shell;
+pub mod stop;
 
 use args::{Args, OutputFormat};
 pub use cluster::ClusterConnect;
@@ -47,7 +48,7 @@ pub async fn main() -> ExitCode {
 /// without the SQL shell and `--cluster`) and returns the exit code.
 pub async fn job_main() -> ExitCode {
     match parse_args::<job::JobMain>() {
-        Ok(args) => ExitCode::from(job::run(args.into(), None, None).await),
+        Ok(args) => ExitCode::from(stop::until_stopped(job::run(args.into(), None, None)).await),
         Err(code) => code,
     }
 }
@@ -59,7 +60,8 @@ pub async fn main_with_cluster(connect: Option<ClusterConnect>) -> ExitCode {
         Err(code) => return code,
     };
     if let Some(args::Command::Job(job)) = &args.command {
-        return ExitCode::from(job::run(job.clone(), args.cluster.as_deref(), connect).await);
+        let run = job::run(job.clone(), args.cluster.as_deref(), connect);
+        return ExitCode::from(stop::until_stopped(run).await);
     }
     #[cfg(feature = "import")]
     if let Some(args::Command::Import(import)) = &args.command {
@@ -164,7 +166,10 @@ pub async fn run(args: Args, connect: Option<ClusterConnect>) -> u8 {
         std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
         |key| std::env::var(key).ok(),
     );
-    let code = run_all(&mut shell, rc, scripts, colour).await;
+    let code = match scripts {
+        None => run_all(&mut shell, rc, None, colour).await,
+        scripts => stop::until_stopped(run_all(&mut shell, rc, scripts, colour)).await,
+    };
     if code != exit_code::OK {
         return code;
     }
