@@ -12,7 +12,9 @@ run.sh passes its arguments here. For every lake size it:
    anything else runs;
 3. in suite mode (`--mode suite` or `both`), runs `queries/suite.<engine>.sql` once per engine:
    the six queries in one process over one materialized session table (one row per session),
-   as an analyst's script would; each of its six results must equal the per-query answer (a
+   as an analyst's script would (sessionlake's writes it as Parquet into the empty scratch
+   directory `<cache>/scratch` that every run starts in); each of its six results must equal
+   the per-query answer (a
    difference exits with status 1; a failed run, such as a suite that does not fit in memory,
    is reported);
 4. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
@@ -203,13 +205,24 @@ class Engines:
             cmd += ["--memory-limit", self.memory_limit]
         return cmd + ["-f", str(QUERIES / f"{query}.{suffix}.sql")]
 
+    def run(self, engine: str, query: str, limited: bool = False) -> dict:
+        """`run_timed` of `command`, in an empty scratch directory (`<cache>/scratch`): the
+        sessionlake suite writes its session table there, as files a relative path names."""
+        scratch = cache_dir() / "scratch"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        try:
+            return run_timed(self.command(engine, query, limited), cwd=scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
-def run_timed(cmd: list[str]) -> dict:
+
+def run_timed(cmd: list[str], cwd: Path | None = None) -> dict:
     """One process under /usr/bin/time -v: wall seconds, peak RSS (KiB), exit status, output."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
         started = time.perf_counter()
         proc = subprocess.run(["/usr/bin/time", "-v", "-o", timing.name, *cmd],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, cwd=cwd)
         wall = time.perf_counter() - started
         rss_kib = None
         for line in timing.read().splitlines():
@@ -300,7 +313,7 @@ def check(engines: Engines, queries: list[str], anchor: bool) -> tuple[bool, dic
     if anchor and ANCHOR in queries:
         pairs.append((ANCHOR, "sessionlake", "datafusion"))
     for query, a, b in pairs:
-        ra, rb = run_timed(engines.command(a, query)), run_timed(engines.command(b, query))
+        ra, rb = engines.run(a, query), engines.run(b, query)
         for name, r in ((a, ra), (b, rb)):
             kept = first_runs.setdefault(query, {})
             if name not in kept:  # the anchor pair runs sessionlake a second time: keep one
@@ -329,7 +342,7 @@ def check_suite(engines: Engines, answers: dict[str, str]) -> tuple[bool, dict[s
     difference) and the runs, the first timed run of each engine."""
     same, first_runs = True, {}
     for engine in ENGINES:
-        r = run_timed(engines.command(engine, SUITE_SCRIPT))
+        r = engines.run(engine, SUITE_SCRIPT)
         log(f"   {SUITE_SCRIPT:15} {engine:12} check : {describe(r)}")
         first_runs[engine] = [{k: v for k, v in r.items() if k != "stdout"}]
         if r["status"] != 0:
@@ -385,7 +398,7 @@ def time_per_query(engines: Engines, queries: list[str], runs: int, anchor: bool
             engines_here.append("datafusion")
         for i in range(1, runs):
             for engine in engines_here:  # A B (C) A B (C) ...
-                r = run_timed(engines.command(engine, query))
+                r = engines.run(engine, query)
                 r.pop("stdout")
                 timings[query].setdefault(engine, []).append(r)
                 log(f"   {query:15} {engine:12} run {i + 1}: {describe(r)}")
@@ -399,7 +412,7 @@ def time_suite(engines: Engines, runs: int, first_runs: dict[str, list[dict]]) -
     working = [e for e in ENGINES if timings[e][0]["status"] == 0]
     for i in range(1, runs):
         for engine in working:
-            r = run_timed(engines.command(engine, SUITE_SCRIPT))
+            r = engines.run(engine, SUITE_SCRIPT)
             r.pop("stdout")
             timings[engine].append(r)
             log(f"   {SUITE_SCRIPT:15} {engine:12} run {i + 1}: {describe(r)}")
@@ -410,7 +423,7 @@ def time_limited(engines: Engines, queries: list[str], runs: int) -> dict:
     timings = {}
     for query in queries:
         for i in range(runs):
-            r = run_timed(engines.command("sessionlake", query, limited=True))
+            r = engines.run("sessionlake", query, limited=True)
             r.pop("stdout")
             timings.setdefault(query, []).append(r)
             log(f"   {query:15} sessionlake -m {engines.memory_limit} run {i + 1}: "
