@@ -14,9 +14,8 @@ run.sh passes its arguments here. For every lake size it:
    the six queries in one process over one materialized session table (one row per session),
    as an analyst's script would (sessionlake's writes it as Parquet into the empty scratch
    directory `<cache>/scratch` that every run starts in); each of its six results must equal
-   the per-query answer (a
-   difference exits with status 1; a failed run, such as a suite that does not fit in memory,
-   is reported);
+   the per-query answer (a difference exits with status 1; a failed run, such as a suite that
+   does not fit in memory, is reported);
 4. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
    alternating sessionlake, DuckDB (and, for `totals` at the `--anchor-sizes`, DataFusion
    window SQL through the sessionlake CLI), `--runs` times each, the check's run (also under
