@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -43,22 +42,25 @@ async fn context_with(
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
-    let batches: Vec<RecordBatch> = ctx
+    rows_and_plan(ctx, sql).await.0
+}
+
+/// The sorted lines of `sql`'s result as a table, and the plan that ran, with its metrics.
+async fn rows_and_plan(ctx: &SessionContext, sql: &str) -> (Vec<String>, Arc<dyn ExecutionPlan>) {
+    let plan = ctx
         .sql(sql)
         .await
         .expect("plan")
-        .collect()
+        .create_physical_plan()
+        .await
+        .expect("physical plan");
+    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
         .await
         .expect("run");
-    sorted_lines(&batches)
-}
-
-/// The lines of `batches` as a table, sorted.
-fn sorted_lines(batches: &[RecordBatch]) -> Vec<String> {
-    let text = pretty_format_batches(batches).expect("format").to_string();
+    let text = pretty_format_batches(&batches).expect("format").to_string();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     lines.sort();
-    lines
+    (lines, plan)
 }
 
 /// A lake of 60k events of 600 users over 3 days, in `dir`: a few MB to spill.
@@ -188,7 +190,8 @@ async fn spill_files_are_compressed_as_the_session_says() {
                 .await
                 .expect("set");
         }
-        let (got, bytes) = rows_and_spilled_bytes(&limited, sql).await;
+        let (got, plan) = rows_and_plan(&limited, sql).await;
+        let bytes = sessionize_spilled_bytes(&plan);
         assert_eq!(got, expected, "{compression}");
         assert!(bytes > 0, "{compression}: nothing spilled");
         spilled.push(bytes);
@@ -203,21 +206,7 @@ async fn spill_files_are_compressed_as_the_session_says() {
     assert!(zstd < lz4, "zstd {zstd}, lz4 {lz4} bytes");
 }
 
-/// The sorted rows of `sql` and the bytes its `SessionizeExec` spilled.
-async fn rows_and_spilled_bytes(ctx: &SessionContext, sql: &str) -> (Vec<String>, usize) {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .expect("plan")
-        .create_physical_plan()
-        .await
-        .expect("physical plan");
-    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
-        .await
-        .expect("run");
-    (sorted_lines(&batches), sessionize_spilled_bytes(&plan))
-}
-
+/// The bytes the `SessionizeExec`s of `plan` spilled.
 fn sessionize_spilled_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
     let own = match plan.downcast_ref::<SessionizeExec>() {
         Some(exec) => exec.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0),
