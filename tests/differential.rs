@@ -1103,6 +1103,131 @@ async fn narrow_projections_match_reference() {
     assert!(ties > 0, "no ties were generated");
 }
 
+/// A `sessions` query computes only the columns it selects (and reads only the columns those
+/// need): with the event types, properties and counts of a call selected or not, in every
+/// combination below, its rows are the reference's on the selected columns, at 1, 2 and 8
+/// partitions of shuffled input.
+#[tokio::test]
+async fn narrow_sessions_projections_match_reference() {
+    let mut ties = 0;
+    for seed in 0..case_count(300) {
+        let mut case = Case::new(90_000 + seed);
+        ties += count_ties(&case);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut types: Vec<String> = case.events.iter().map(|e| e.event_type.clone()).collect();
+        types.sort();
+        types.dedup();
+        types.shuffle(&mut rng);
+        types.truncate(2);
+        case.options
+            .push(format!("count_event_types={}", types.join(",")));
+        case.options.push("properties=page".to_string());
+        case.rules.counted = types.clone();
+        let expected = reference::sessions(&case.events, &case.rules);
+        let mut pages = reference_properties(&case);
+        for row in &mut pages {
+            (row.4, row.5) = (0, 0);
+        }
+        pages.sort();
+
+        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        let partitions = [1, 2, 8][seed as usize % 3];
+        let input = shuffled_partitions(&batch, partitions, &mut rng);
+        let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;
+        let query = |columns: &str| {
+            format!(
+                "SELECT {columns} FROM sessions('{}'{})",
+                case.table,
+                case.sql_arguments()
+            )
+        };
+
+        // neither event types, properties nor counts: nothing of an event is kept but its
+        // entry
+        type Spans = (String, i64, i64, i64, i64, i64);
+        let sql =
+            query("user_id, session_key, session_start, session_end, duration_ms, event_count");
+        let mut rows: Vec<Spans> = Vec::new();
+        for batch in &run(&ctx, &sql, &case).await {
+            let values: Vec<Vec<Option<i64>>> =
+                (1..6).map(|c| millis_or_ints(batch.column(c))).collect();
+            let users = strings(batch.column(0));
+            for i in 0..batch.num_rows() {
+                let v = |c: usize| values[c][i].expect("not NULL");
+                rows.push((
+                    users[i].clone().expect("user"),
+                    v(0),
+                    v(1),
+                    v(2),
+                    v(3),
+                    v(4),
+                ));
+            }
+        }
+        rows.sort();
+        let mut want: Vec<Spans> = expected
+            .iter()
+            .map(|r| {
+                let (start, end) = (r.session_start, r.session_end);
+                (
+                    r.user.clone(),
+                    r.session_key,
+                    start,
+                    end,
+                    r.duration_ms,
+                    r.event_count,
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(rows, want, "{sql}\n{}", case.describe());
+
+        // the counts alone: the event type is kept, no column orders tied events
+        let counts: Vec<String> = types.iter().map(|t| format!("\"count_{t}\"")).collect();
+        let sql = query(&format!("user_id, session_key, {}", counts.join(", ")));
+        let mut rows: Vec<(String, i64, Vec<i64>)> = Vec::new();
+        for batch in &run(&ctx, &sql, &case).await {
+            let users = strings(batch.column(0));
+            let keys = millis_or_ints(batch.column(1));
+            let counted: Vec<Vec<Option<i64>>> = (2..batch.num_columns())
+                .map(|c| millis_or_ints(batch.column(c)))
+                .collect();
+            for i in 0..batch.num_rows() {
+                rows.push((
+                    users[i].clone().expect("user"),
+                    keys[i].expect("session_key"),
+                    counted.iter().map(|c| c[i].expect("count")).collect(),
+                ));
+            }
+        }
+        rows.sort();
+        let mut want: Vec<(String, i64, Vec<i64>)> = expected
+            .iter()
+            .map(|r| (r.user.clone(), r.session_key, r.counts.clone()))
+            .collect();
+        want.sort();
+        assert_eq!(rows, want, "{sql}\n{}", case.describe());
+
+        // a property without the event types: the columns up to it order tied events
+        let sql = query("last_page, session_key, first_page, user_id");
+        let mut rows: Vec<PropertyRow> = Vec::new();
+        for batch in &run(&ctx, &sql, &case).await {
+            let last = strings(batch.column(0));
+            let keys = millis_or_ints(batch.column(1));
+            let first = strings(batch.column(2));
+            let users = strings(batch.column(3));
+            for i in 0..batch.num_rows() {
+                let user = users[i].clone().expect("user");
+                let key = keys[i].expect("session_key");
+                rows.push((user, key, first[i].clone(), last[i].clone(), 0, 0));
+            }
+        }
+        rows.sort();
+        assert_eq!(rows, pages, "{sql}\n{}", case.describe());
+    }
+    assert!(ties > 0, "no ties were generated");
+}
+
 /// The window function's keys by `row_id`.
 fn window_keys(batches: &[RecordBatch]) -> BTreeMap<i64, Option<i64>> {
     let mut keys = BTreeMap::new();

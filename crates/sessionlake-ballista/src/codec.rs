@@ -116,6 +116,9 @@ pub struct SessionizeNode {
     /// The event types counted per session (`sessionlake.count_event_types`), in order.
     #[prost(string, repeated, tag = "20")]
     pub counted_event_types: Vec<String>,
+    /// Whether `sessions` returns `first_event_type` and `last_event_type`.
+    #[prost(bool, tag = "21")]
+    pub returns_event_types: bool,
 }
 
 impl SessionizeNode {
@@ -146,6 +149,7 @@ impl SessionizeNode {
                 .unwrap_or_default(),
             anonymous_column: columns.anonymous.map(index),
             counted_event_types: columns.counted.clone(),
+            returns_event_types: columns.returns_event_types,
         }
     }
 
@@ -168,6 +172,7 @@ impl SessionizeNode {
             unit: unit_from_wire(self.column_unit)?,
             active: self.active_column.map(index).transpose()?,
             event_type: self.event_type_column.map(index).transpose()?,
+            returns_event_types: self.returns_event_types,
             session_id: self.session_id_column.map(index).transpose()?,
             gap: self.gap_column.map(index).transpose()?,
             reported: match self.reported_column {

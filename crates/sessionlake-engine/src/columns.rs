@@ -7,7 +7,9 @@ use datafusion::common::{Result, plan_err};
 use sessionlake_functions::time_unit::is_span_type;
 use sessionlake_functions::types::is_string_type;
 
+use crate::assign::SessionRules;
 use crate::options::SessionOptions;
+use crate::output::REPORTED_DURATION;
 use crate::stitch;
 
 /// The column name of event types, used for `first_event_type` / `last_event_type` and the
@@ -26,6 +28,9 @@ pub struct BoundColumns {
     pub unit: TimeUnit,
     pub active: Option<usize>,
     pub event_type: Option<usize>,
+    /// For `sessions`: whether it returns `first_event_type` and `last_event_type` (the table
+    /// has an event type column, and the query selects one of them).
+    pub returns_event_types: bool,
     /// Present in the instrumented modes only.
     pub session_id: Option<usize>,
     /// The per-event timeouts (`sessionlake.gap_column`), if set.
@@ -220,12 +225,55 @@ impl BoundColumns {
             unit,
             active,
             event_type,
+            returns_event_types: event_type.is_some(),
             session_id,
             gap,
             reported,
             properties,
             counted: options.count_event_types.clone(),
         })
+    }
+
+    /// For `sessions`: the columns behind only the output columns named in `selected`. The
+    /// properties, counted event types and reported duration it does not name are dropped, and
+    /// so are `first_event_type` and `last_event_type`; the event type column stays bound only
+    /// while something reads it (those columns, the counts, the reported duration, or the
+    /// inactive event types of `rules`). `input` is the schema the columns are bound to.
+    pub fn selecting(&self, input: &Schema, selected: &[&str], rules: &SessionRules) -> Self {
+        let is_selected = |name: &str| selected.contains(&name);
+        let properties: Vec<usize> = self
+            .properties
+            .iter()
+            .copied()
+            .filter(|&p| {
+                let name = input.field(p).name();
+                is_selected(&format!("first_{name}")) || is_selected(&format!("last_{name}"))
+            })
+            .collect();
+        let counted: Vec<String> = self
+            .counted
+            .iter()
+            .filter(|t| is_selected(&count_column(t)))
+            .cloned()
+            .collect();
+        let reported = self
+            .reported
+            .clone()
+            .filter(|_| is_selected(REPORTED_DURATION));
+        let returns_event_types = self.returns_event_types
+            && (is_selected("first_event_type") || is_selected("last_event_type"));
+        let reads_event_types = returns_event_types
+            || !counted.is_empty()
+            || reported.is_some()
+            || !rules.inactive_event_types.is_empty();
+        Self {
+            event_type: self.event_type.filter(|_| reads_event_types),
+            returns_event_types,
+            reported,
+            properties,
+            counted,
+            ..self.clone()
+        }
     }
 
     /// The distinct columns the session rules read, ascending.
@@ -266,6 +314,7 @@ impl BoundColumns {
             unit: self.unit,
             active: self.active.map(map).transpose()?,
             event_type: self.event_type.map(map).transpose()?,
+            returns_event_types: self.returns_event_types,
             session_id: self.session_id.map(map).transpose()?,
             gap: self.gap.map(map).transpose()?,
             reported: match &self.reported {

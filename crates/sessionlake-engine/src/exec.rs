@@ -32,7 +32,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_record_batch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_arrays};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::utils::memory::get_record_batch_memory_size;
@@ -341,7 +341,8 @@ struct Layout {
     /// Whether only active rows are kept (`sessions`) or every row (`sessionize`).
     active_only: bool,
     /// The columns ordering tied events, as indices into the kept columns: the event type,
-    /// then the others in schema order but the user, the time and an instrumented session id.
+    /// then the others in schema order but the user, the time and an instrumented session id;
+    /// none when the output does not depend on their order.
     ties: Vec<usize>,
     /// For `sessions`: where its columns come from.
     sessions: Option<SessionsLayout>,
@@ -363,14 +364,27 @@ impl Layout {
         let instrumented = rules.mode.is_instrumented();
         let session_key = |c: usize| instrumented && Some(c) == columns.session_id;
         let active_only = output == SessionOutput::Sessions;
+        // `sessions` depends on the order of tied events only through the first and last
+        // values it returns and through per-event timeouts; without those it keeps no column
+        // to order them by
+        let ordered = !active_only
+            || (columns.returns_event_types && columns.event_type.is_some())
+            || !columns.properties.is_empty()
+            || columns.gap.is_some();
+        let read_for_sessions = |c: usize| {
+            Some(c) == columns.gap
+                || columns.properties.contains(&c)
+                || columns.reported.as_ref().is_some_and(|(r, _)| *r == c)
+                || (Some(c) == columns.event_type
+                    && (columns.reported.is_some() || !columns.counted.is_empty()))
+        };
         let kept: Vec<usize> = (0..input.fields().len())
             .filter(|&c| {
                 // `sessions` needs no user, time or session id of a row: they are in its
                 // entry; but a per-event timeout is read from the row, whichever column it is
                 !active_only
-                    || (c != columns.user && c != columns.time && !session_key(c))
-                    || Some(c) == columns.gap
-                    || columns.reported.as_ref().is_some_and(|(r, _)| *r == c)
+                    || read_for_sessions(c)
+                    || (ordered && c != columns.user && c != columns.time && !session_key(c))
             })
             .collect();
         let kept_index = |c: usize| -> Result<usize> {
@@ -380,16 +394,18 @@ impl Layout {
             }
         };
         let mut ties = Vec::new();
-        if let Some(event_type) = columns.event_type {
-            ties.push(kept_index(event_type)?);
-        }
-        for c in 0..input.fields().len() {
-            if c != columns.user
-                && c != columns.time
-                && Some(c) != columns.event_type
-                && !session_key(c)
-            {
-                ties.push(kept_index(c)?);
+        if ordered {
+            if let Some(event_type) = columns.event_type {
+                ties.push(kept_index(event_type)?);
+            }
+            for c in 0..input.fields().len() {
+                if c != columns.user
+                    && c != columns.time
+                    && Some(c) != columns.event_type
+                    && !session_key(c)
+                {
+                    ties.push(kept_index(c)?);
+                }
             }
         }
         let sessions = match output {
@@ -397,7 +413,12 @@ impl Layout {
             SessionOutput::Sessions => Some(SessionsLayout {
                 schema,
                 unit: columns.unit,
-                event_type: columns.event_type.map(kept_index).transpose()?,
+                event_type: columns
+                    .event_type
+                    .filter(|c| kept.binary_search(c).is_ok())
+                    .map(kept_index)
+                    .transpose()?,
+                returns_event_types: columns.returns_event_types && columns.event_type.is_some(),
                 properties: columns
                     .properties
                     .iter()
@@ -940,7 +961,7 @@ impl SpillWriter {
                 take(&users, &rows, None)?,
                 take(&times, &rows, None)?,
                 sessions,
-                take_record_batch(&kept, &rows)?.columns().iter().cloned(),
+                take_arrays(kept.columns(), &rows, None)?,
             )?;
             self.stage(task, bucket, run)?;
         }

@@ -47,9 +47,10 @@ pub fn events_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// One row per session: user, key, start, end, duration, event count, when the input has an
-/// event type the first and last one, the reported duration and the count of each counted event
-/// type if asked for, and the first and last non-NULL value of each property.
+/// One row per session: user, key, start, end, duration, event count, the first and last event
+/// type when returned ([`BoundColumns::returns_event_types`]), the reported duration and the
+/// count of each counted event type if asked for, and the first and last non-NULL value of
+/// each property.
 pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
     let time_type = session_time_type(columns.unit);
     let user = input.field(columns.user);
@@ -61,7 +62,7 @@ pub fn sessions_schema(input: &Schema, columns: &BoundColumns) -> SchemaRef {
         Field::new("duration_ms", DataType::Int64, false),
         Field::new("event_count", DataType::Int64, false),
     ];
-    if let Some(event_type) = columns.event_type {
+    if let (true, Some(event_type)) = (columns.returns_event_types, columns.event_type) {
         let data_type = input.field(event_type).data_type().clone();
         fields.push(Field::new("first_event_type", data_type.clone(), true));
         fields.push(Field::new("last_event_type", data_type, true));
@@ -192,8 +193,11 @@ impl EventSessions {
 pub struct SessionsLayout {
     pub schema: SchemaRef,
     pub unit: TimeUnit,
-    /// The event type column of the buffered rows.
+    /// The event type column of the buffered rows, when something reads it.
     pub event_type: Option<usize>,
+    /// Whether `first_event_type` and `last_event_type` are returned (then `event_type` is
+    /// set).
+    pub returns_event_types: bool,
     /// The property columns of the buffered rows, in output order.
     pub properties: Vec<usize>,
     /// The reported-duration column of the buffered rows and the event type carrying it.
@@ -210,6 +214,7 @@ pub struct SessionRows {
     start: Vec<i64>,
     end: Vec<i64>,
     count: Vec<i64>,
+    /// When event types are returned: the rows of each session's first and last event.
     first: Vec<Position>,
     last: Vec<Position>,
     /// Per property: the rows of its first and last non-NULL value per session.
@@ -281,9 +286,11 @@ impl SessionRows {
             self.start.push(span.start);
             self.end.push(span.end);
             self.count.push(events.len() as i64);
-            self.first.push(Some(rows.locate(events[0].row)));
-            self.last
-                .push(Some(rows.locate(events[events.len() - 1].row)));
+            if layout.returns_event_types {
+                self.first.push(Some(rows.locate(events[0].row)));
+                self.last
+                    .push(Some(rows.locate(events[events.len() - 1].row)));
+            }
             for (nulls, [first, last]) in nulls.iter().zip(&mut self.properties) {
                 let valid_at = |entry: &Entry<S>| {
                     let (batch, index) = rows.locate(entry.row);
@@ -364,7 +371,7 @@ impl SessionRows {
             Arc::new(Int64Array::from(durations)),
             Arc::new(Int64Array::from(taken.count)),
         ];
-        if let Some(event_type) = layout.event_type {
+        if let (true, Some(event_type)) = (layout.returns_event_types, layout.event_type) {
             columns.push(rows.gather(event_type, &taken.first)?);
             columns.push(rows.gather(event_type, &taken.last)?);
         }

@@ -332,16 +332,22 @@ impl SessionizeTable {
     /// whichever comes first.
     /// - `sessionize` reads the projected columns; when `event_index` is projected it also
     ///   reads every column before the last projected one.
-    /// - `sessions` reads every column up to its last property (`first_<p>`/`last_<p>`);
-    ///   `first_event_type`/`last_event_type` depend on the event type alone.
+    /// - `sessions` reads every column up to its last property (`first_<p>`/`last_<p>`)
+    ///   selected; `first_event_type`/`last_event_type` depend on the event type alone. It
+    ///   is given `columns` for the selected output ([`BoundColumns::selecting`]), so it reads
+    ///   no property, count or reported duration that the query does not select.
     /// - With `sessionlake.gap_column` both read every column up to the gap column: which of
     ///   two tied events comes last decides whose timeout ends the session, and two tied events
     ///   equal up to the gap column have the same timeout.
-    fn columns_to_read(&self, projection: Option<&Vec<usize>>) -> Vec<usize> {
+    fn columns_to_read(
+        &self,
+        columns: &BoundColumns,
+        projection: Option<&Vec<usize>>,
+    ) -> Vec<usize> {
         let inner_width = self.inner.schema().fields().len();
-        let mut read = self.columns.key_columns();
+        let mut read = columns.key_columns();
         read.extend(match self.output {
-            SessionOutput::Sessions => match self.columns.properties.iter().max() {
+            SessionOutput::Sessions => match columns.properties.iter().max() {
                 Some(&last) => (0..=last).collect(),
                 None => vec![],
             },
@@ -366,7 +372,7 @@ impl SessionizeTable {
                 }
             }
         });
-        if let Some(gap) = self.columns.gap {
+        if let Some(gap) = columns.gap {
             read.extend(0..=gap);
         }
         read.sort_unstable();
@@ -417,7 +423,23 @@ impl TableProvider for SessionizeTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let inner_schema = self.inner.schema();
-        let read = self.columns_to_read(projection);
+        let wanted: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let columns = match self.output {
+            // `sessions` computes only the columns selected
+            SessionOutput::Sessions => {
+                let selected: Vec<&str> = wanted
+                    .iter()
+                    .map(|&i| self.schema.field(i).name().as_str())
+                    .collect();
+                self.columns
+                    .selecting(&inner_schema, &selected, &self.rules)
+            }
+            SessionOutput::Events => self.columns.clone(),
+        };
+        let read = self.columns_to_read(&columns, projection);
 
         // the filters name this function's output (`sessions().user_id`); the input names the
         // same column without the qualifier
@@ -459,7 +481,7 @@ impl TableProvider for SessionizeTable {
             scan = Arc::new(FilterExec::try_new(predicate, scan)?);
         }
         let scan_schema = scan.schema();
-        let columns = self.columns.rebind(&inner_schema, &scan_schema)?;
+        let columns = columns.rebind(&inner_schema, &scan_schema)?;
         let exec: Arc<dyn ExecutionPlan> = Arc::new(
             SessionizeExec::try_new(scan, columns, self.rules.clone(), self.output)?
                 .with_schema_metadata(self.schema.metadata().clone()),
@@ -467,22 +489,18 @@ impl TableProvider for SessionizeTable {
 
         // map the requested output columns onto the operator's output
         let exec_schema = exec.schema();
-        let wanted: Vec<usize> = match projection {
-            Some(p) => p.clone(),
-            None => (0..self.schema.fields().len()).collect(),
-        };
         let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::with_capacity(wanted.len());
         let inner_width = inner_schema.fields().len();
         for i in wanted {
-            // the operator's output has the same layout over the columns read: `sessions`
-            // reads every column its rows take values from, `sessionize` returns the read
-            // columns (in `read`'s order) and then the session columns
+            // `sessions` returns the selected columns in the table's order (and the user and
+            // the columns that need no buffered row), `sessionize` returns the read columns
+            // (in `read`'s order) and then the session columns
+            let name = self.schema.field(i).name();
             let index = match self.output {
-                SessionOutput::Sessions => Some(i),
+                SessionOutput::Sessions => exec_schema.index_of(name).ok(),
                 SessionOutput::Events if i < inner_width => read.binary_search(&i).ok(),
                 SessionOutput::Events => Some(read.len() + i - inner_width),
             };
-            let name = self.schema.field(i).name();
             match index.map(|index| (index, exec_schema.fields().get(index))) {
                 Some((index, Some(field))) if field.name() == name => {
                     exprs.push((Arc::new(Column::new(name, index)), name.clone()));
