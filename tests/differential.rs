@@ -1106,7 +1106,7 @@ async fn narrow_projections_match_reference() {
 /// A `sessions` query computes only the columns it selects (and reads only the columns those
 /// need): with the event types, properties and counts of a call selected or not, in every
 /// combination below, its rows are the reference's on the selected columns, at 1, 2 and 8
-/// partitions of shuffled input.
+/// partitions of shuffled input, with strings of every encoding.
 #[tokio::test]
 async fn narrow_sessions_projections_match_reference() {
     let mut ties = 0;
@@ -1130,7 +1130,17 @@ async fn narrow_sessions_projections_match_reference() {
         }
         pages.sort();
 
-        let batch = to_record_batch(&case.events, &BatchEncoding::default()).expect("batch");
+        // event types as each string encoding: the counts are flags computed per batch
+        let string_encoding = [
+            StringEncoding::Utf8,
+            StringEncoding::Utf8View,
+            StringEncoding::Dictionary,
+        ][seed as usize / 3 % 3];
+        let encoding = BatchEncoding {
+            strings: string_encoding,
+            ..BatchEncoding::default()
+        };
+        let batch = to_record_batch(&case.events, &encoding).expect("batch");
         let partitions = [1, 2, 8][seed as usize % 3];
         let input = shuffled_partitions(&batch, partitions, &mut rng);
         let ctx = context_with_memtable(&case, partitions, batch.schema(), input).await;

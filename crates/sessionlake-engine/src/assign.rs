@@ -17,8 +17,8 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, Scalar, StringArray,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::cmp;
+use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, exec_err};
@@ -279,11 +279,10 @@ pub fn active_mask(
         };
         mask = &mask & &not_false;
     }
-    if let (Some(event_type), false) = (columns.event_type, rules.inactive_event_types.is_empty()) {
-        let event_type = cast(batch.column(event_type), &DataType::Utf8)?;
+    if let Some(event_type) = columns.event_type {
         for inactive in &rules.inactive_event_types {
-            let hit = is_event_type(&event_type, inactive)?;
-            mask = &mask & &!&true_and_valid(&hit);
+            let hit = event_type_flags(batch.column(event_type), inactive)?;
+            mask = &mask & &!&hit;
         }
     }
     if let (Some(session_id), true) = (columns.session_id, rules.mode.is_instrumented())
@@ -300,6 +299,24 @@ pub fn is_event_type(types: &ArrayRef, event_type: &str) -> Result<BooleanArray>
         types,
         &Scalar::new(StringArray::from(vec![event_type])),
     )?)
+}
+
+/// Where `types` (an event type column: a string column or a dictionary of strings) is
+/// exactly `event_type`; false where it is not or is NULL. A dictionary's values are compared
+/// once per batch, not once per row, and no column is converted to compare it.
+pub fn event_type_flags(types: &ArrayRef, event_type: &str) -> Result<BooleanBuffer> {
+    let hits = match types.as_any_dictionary_opt() {
+        Some(dictionary) => {
+            let hits = event_type_flags(dictionary.values(), event_type)?;
+            let hits = BooleanArray::new(hits, None);
+            take(&hits, dictionary.keys(), None)?.as_boolean().clone()
+        }
+        None => {
+            let wanted = cast(&StringArray::from(vec![event_type]), types.data_type())?;
+            cmp::eq(types, &Scalar::new(wanted))?
+        }
+    };
+    Ok(true_and_valid(&hits))
 }
 
 fn true_and_valid(array: &BooleanArray) -> BooleanBuffer {
@@ -656,6 +673,39 @@ mod tests {
             user,
             row,
             session: (),
+        }
+    }
+
+    #[test]
+    fn event_type_flags_match_exactly_in_every_string_type_and_never_on_null() {
+        use datafusion::arrow::array::{DictionaryArray, Int32Array, StringViewArray};
+        use datafusion::arrow::datatypes::Int32Type;
+
+        let types = [
+            Some("click"),
+            None,
+            Some("Click"),
+            Some("click "),
+            Some("click"),
+        ];
+        let want = [true, false, false, false, true];
+        let plain: ArrayRef = Arc::new(StringArray::from(types.to_vec()));
+        let view: ArrayRef = Arc::new(StringViewArray::from(types.to_vec()));
+        let large = cast(&plain, &DataType::LargeUtf8).expect("large");
+        // a NULL key, and a NULL among the dictionary's values
+        let values: ArrayRef =
+            Arc::new(StringArray::from(vec![Some("click"), None, Some("Click")]));
+        let keys = Int32Array::from(vec![Some(0), None, Some(2), Some(1), Some(0)]);
+        let dictionary: ArrayRef =
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).expect("dictionary"));
+        for array in [plain, view, large, dictionary] {
+            let flags = event_type_flags(&array, "click").expect("flags");
+            assert_eq!(
+                flags.iter().collect::<Vec<_>>(),
+                want,
+                "{}",
+                array.data_type()
+            );
         }
     }
 

@@ -29,7 +29,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, RecordBatchOptions,
+    UInt32Array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_arrays};
@@ -59,7 +60,7 @@ use sessionlake_functions::time_unit::timestamp_ticks;
 
 use crate::assign::{
     Entry, EventGaps, PIECES, Pieces, Scratch, SessionId, SessionRules, TieBreak, UserIds,
-    active_mask, find_sessions, session_id_values,
+    active_mask, event_type_flags, find_sessions, session_id_values,
 };
 use crate::columns::BoundColumns;
 use crate::output::{
@@ -336,8 +337,12 @@ const BLOCK_ROWS: usize = 64 * 1024;
 struct Layout {
     /// The input columns kept of each buffered row, ascending.
     kept: Vec<usize>,
-    /// Their fields.
+    /// The fields of a buffered row: the kept columns, then for `sessions` one boolean column
+    /// per counted event type, whether the row's event is of that type (see
+    /// [`Self::kept_rows`]).
     kept_schema: SchemaRef,
+    /// The input's event type column and the counted event types, in order.
+    counted: Option<(usize, Vec<String>)>,
     /// Whether only active rows are kept (`sessions`) or every row (`sessionize`).
     active_only: bool,
     /// The columns ordering tied events, as indices into the kept columns: the event type,
@@ -371,12 +376,12 @@ impl Layout {
             || (columns.returns_event_types && columns.event_type.is_some())
             || !columns.properties.is_empty()
             || columns.gap.is_some();
+        // the counted event types are kept as flags, not as the event type
         let read_for_sessions = |c: usize| {
             Some(c) == columns.gap
                 || columns.properties.contains(&c)
                 || columns.reported.as_ref().is_some_and(|(r, _)| *r == c)
-                || (Some(c) == columns.event_type
-                    && (columns.reported.is_some() || !columns.counted.is_empty()))
+                || (Some(c) == columns.event_type && columns.reported.is_some())
         };
         let kept: Vec<usize> = (0..input.fields().len())
             .filter(|&c| {
@@ -428,7 +433,7 @@ impl Layout {
                     Some((column, event_type)) => Some((kept_index(*column)?, event_type.clone())),
                     None => None,
                 },
-                counted: columns.counted.clone(),
+                counted: (kept.len()..kept.len() + columns.counted.len()).collect(),
             }),
         };
         let gaps = match columns.gap {
@@ -445,11 +450,23 @@ impl Layout {
         if instrumented {
             fields.push(Field::new("__sessionlake_session", DataType::Int64, false));
         }
-        let kept_schema = Arc::new(input.project(&kept)?);
-        fields.extend(kept_schema.fields().iter().map(|f| f.as_ref().clone()));
+        let counted = match (columns.event_type, columns.counted.is_empty()) {
+            (_, true) => None,
+            (Some(event_type), false) => Some((event_type, columns.counted.clone())),
+            (None, false) => {
+                return internal_err!("sessions: event types counted without an event type");
+            }
+        };
+        let mut kept_fields: Vec<Field> = kept.iter().map(|&c| input.field(c).clone()).collect();
+        kept_fields.extend(
+            (0..columns.counted.len())
+                .map(|i| Field::new(format!("__sessionlake_count_{i}"), DataType::Boolean, false)),
+        );
+        fields.extend(kept_fields.iter().cloned());
         Ok(Self {
             kept,
-            kept_schema,
+            kept_schema: Arc::new(Schema::new(kept_fields)),
+            counted,
             active_only,
             ties,
             sessions,
@@ -458,9 +475,30 @@ impl Layout {
         })
     }
 
+    /// What is buffered of the rows of an input `batch` ([`Self::kept_schema`]).
+    fn kept_rows(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = self
+            .kept
+            .iter()
+            .map(|&c| Arc::clone(batch.column(c)))
+            .collect();
+        if let Some((event_type, counted)) = &self.counted {
+            for event_type_counted in counted {
+                let flags = event_type_flags(batch.column(*event_type), event_type_counted)?;
+                columns.push(Arc::new(BooleanArray::new(flags, None)));
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.kept_schema),
+            columns,
+            &options,
+        )?)
+    }
+
     /// Whether spilled rows carry a session id (the instrumented modes).
     fn spills_session_id(&self) -> bool {
-        self.spill_schema.fields().len() - self.kept.len() == 3
+        self.spill_schema.fields().len() - self.kept_schema.fields().len() == 3
     }
 
     /// The columns of a spilled row before the kept ones.
@@ -756,7 +794,7 @@ impl<S: SessionId> Buffer<S> {
                 active += 1;
             }
             if active > 0 {
-                let kept = batch.project(&self.layout.kept)?;
+                let kept = self.layout.kept_rows(batch)?;
                 let kept = if active as usize == batch.num_rows() {
                     kept
                 } else {
@@ -916,7 +954,7 @@ impl SpillWriter {
                         .iter()
                         .map(|e| Some(buffer.rows.locate(e.row)))
                         .collect();
-                    let kept = (0..layout.kept.len())
+                    let kept = (0..layout.kept_schema.fields().len())
                         .map(|column| buffer.rows.gather(column, &positions))
                         .collect::<Result<Vec<_>>>()?;
                     let run = layout.spill_run(Arc::new(users), Arc::new(times), sessions, kept)?;
@@ -945,7 +983,7 @@ impl SpillWriter {
             let bucket = Self::bucket_of(keys.users[row] as u32);
             self.bucket_rows[bucket].push(row as u32);
         }
-        let kept = batch.project(&task.layout.kept)?;
+        let kept = task.layout.kept_rows(batch)?;
         let users = UInt32Array::from_iter_values(keys.users.iter().map(|&u| u as u32));
         let times = Int64Array::from_iter_values(keys.times.iter().copied());
         for bucket in 0..SPILL_BUCKETS {

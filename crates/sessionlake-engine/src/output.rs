@@ -202,8 +202,9 @@ pub struct SessionsLayout {
     pub properties: Vec<usize>,
     /// The reported-duration column of the buffered rows and the event type carrying it.
     pub reported: Option<(usize, String)>,
-    /// The event types counted per session (`sessionlake.count_event_types`).
-    pub counted: Vec<String>,
+    /// Per event type counted per session (`sessionlake.count_event_types`), in order: the
+    /// buffered rows' boolean column telling whether an event is of that type.
+    pub counted: Vec<usize>,
 }
 
 /// Sessions collected for `sessions`, until a batch is built from them.
@@ -242,26 +243,36 @@ impl SessionRows {
         rows: &RowStore,
         layout: &SessionsLayout,
     ) -> Result<()> {
-        if let Some(event_type) = layout.event_type
-            && (layout.reported.is_some() || !layout.counted.is_empty())
-        {
+        if layout.reported.is_some() || !layout.counted.is_empty() {
+            // every event of the sessions, in order
             let positions: Vec<Position> = sessions
                 .iter()
                 .flat_map(|span| entries[span.events.clone()].iter())
                 .map(|entry| Some(rows.locate(entry.row)))
                 .collect();
-            let types = cast(&rows.gather(event_type, &positions)?, &DataType::Utf8)?;
-            if let Some((column, reported_type)) = &layout.reported {
+            if let (Some((column, reported_type)), Some(event_type)) =
+                (&layout.reported, layout.event_type)
+            {
+                let types = cast(&rows.gather(event_type, &positions)?, &DataType::Utf8)?;
                 let values = rows.gather(*column, &positions)?;
                 self.push_reported(sessions, &types, &values, reported_type)?;
             }
             self.counts.resize_with(layout.counted.len(), Vec::new);
-            for (counted, counts) in layout.counted.iter().zip(&mut self.counts) {
-                let is_counted = is_event_type(&types, counted)?;
+            for (&counted, counts) in layout.counted.iter().zip(&mut self.counts) {
+                // read in place: gathering booleans copies them one bit at a time
+                let flags: Vec<&BooleanBuffer> = rows
+                    .batches()
+                    .iter()
+                    .map(|b| b.column(counted).as_boolean().values())
+                    .collect();
                 let mut at = 0;
                 for span in sessions {
                     let len = span.events.len();
-                    let n = is_counted.slice(at, len).true_count();
+                    let n = positions[at..at + len]
+                        .iter()
+                        .flatten()
+                        .filter(|&&(batch, row)| flags[batch].value(row))
+                        .count();
                     counts.push(n as i64);
                     at += len;
                 }
