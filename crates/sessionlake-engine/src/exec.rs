@@ -9,9 +9,11 @@
 //! A partition buffers its input in compact form under a memory reservation: each active event
 //! becomes an [`Entry`] (dense user id, time, row number; 16 bytes, 24 with a session id) kept
 //! in one of [`PIECES`] pieces by user, and of each row only the columns an output returns
-//! (`sessions` keeps the active rows' event type, properties and tie-breaking columns, not the
-//! user or time, with repeating strings as ids into their distinct values, see [`crate::rows`];
-//! `sessionize` keeps every row, since it returns them). Then the pieces are
+//! (`sessions` keeps, of each active row, only what the columns a query selects need: the
+//! event type, properties and tie-breaking columns when it returns first and last values, and a
+//! flag per counted event type; never the user or time, which are in the entry; repeating
+//! strings as ids into their distinct values, see [`crate::rows`]. `sessionize` keeps every
+//! row, since it returns them). Then the pieces are
 //! sessionized one at a time, yielding between pieces so that cancellation and progress stay
 //! live, and `sessions` emits its rows as pieces finish.
 //!
