@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::common::DataFusionError;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::{ExecutionPlan, collect};
@@ -47,6 +48,15 @@ async fn rows(ctx: &SessionContext, sql: &str) -> Vec<String> {
 
 /// The sorted lines of `sql`'s result as a table, and the plan that ran, with its metrics.
 async fn rows_and_plan(ctx: &SessionContext, sql: &str) -> (Vec<String>, Arc<dyn ExecutionPlan>) {
+    let (lines, plan) = try_rows_and_plan(ctx, sql).await;
+    (lines.expect("run"), plan)
+}
+
+/// [`rows_and_plan`], with the error of a query that fails as it runs.
+async fn try_rows_and_plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> (Result<Vec<String>, DataFusionError>, Arc<dyn ExecutionPlan>) {
     let plan = ctx
         .sql(sql)
         .await
@@ -54,12 +64,14 @@ async fn rows_and_plan(ctx: &SessionContext, sql: &str) -> (Vec<String>, Arc<dyn
         .create_physical_plan()
         .await
         .expect("physical plan");
-    let batches = collect(Arc::clone(&plan), ctx.task_ctx())
+    let lines = collect(Arc::clone(&plan), ctx.task_ctx())
         .await
-        .expect("run");
-    let text = pretty_format_batches(&batches).expect("format").to_string();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines.sort();
+        .map(|batches| {
+            let text = pretty_format_batches(&batches).expect("format").to_string();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        });
     (lines, plan)
 }
 
@@ -217,4 +229,55 @@ fn sessionize_spilled_bytes(plan: &Arc<dyn ExecutionPlan>) -> usize {
         .into_iter()
         .map(sessionize_spilled_bytes)
         .sum::<usize>()
+}
+
+/// A partition admitted into memory is sessionized whatever the size of its pieces: buffering
+/// reserves for sorting an average piece, and one user holding most events makes one piece far
+/// larger. The budget is grown for it (the memory is held already), not refused, so under
+/// every budget the query returns the unlimited sessions or fails with the operator's own error
+/// naming what does not fit, never with a bare allocation failure half way through its output
+/// (before the fix: at 4 MiB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_piece_is_sessionized_once_its_partition_is_admitted() {
+    // 240k events of one user, 60k of 3000 others, one event a second
+    let events = "CREATE TABLE events AS SELECT \
+        CASE WHEN i % 5 = 0 THEN 'u' || CAST(i % 3000 AS VARCHAR) ELSE 'heavy' END AS user_id, \
+        to_timestamp_millis(i * 1000) AS event_time \
+        FROM generate_series(1, 300000) AS t(i)";
+    let sql = "SELECT user_id, session_key, duration_ms, event_count FROM sessions('events')";
+    let session = |runtime: RuntimeEnvBuilder| async move {
+        let config = sessionlake_engine::session_config().with_target_partitions(1);
+        let runtime = runtime.build_arc().expect("runtime");
+        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+        sessionlake_engine::register_all(&mut ctx).expect("register");
+        ctx.sql(events)
+            .await
+            .expect("events")
+            .collect()
+            .await
+            .expect("events");
+        ctx
+    };
+    let expected = rows(&session(RuntimeEnvBuilder::new()).await, sql).await;
+    assert!(expected.len() > 3000, "sessions: {}", expected.len());
+
+    let mut returned = 0;
+    for megabytes in (4..=16).step_by(3) {
+        let budget = MemoryLimit::Bytes(megabytes << 20).resolve();
+        let ctx = session(budget.apply(RuntimeEnvBuilder::new())).await;
+        match try_rows_and_plan(&ctx, sql).await.0 {
+            Ok(got) => {
+                assert_eq!(got, expected, "{megabytes} MiB");
+                returned += 1;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("sessionize:") && message.contains("does not fit"),
+                    "{megabytes} MiB: {message}"
+                );
+            }
+        }
+    }
+    assert!(returned > 0, "no budget returned the sessions");
 }

@@ -1236,11 +1236,15 @@ impl<S: SessionId> Emitter<S> {
                             }
                         }
                         timer.done();
+                        // accounted, not asked for: the memory is held already, and the unit
+                        // was admitted with room for sorting an average piece, so a larger
+                        // piece (one user with most events) must not fail the query half way
+                        // through its output; the pool's other consumers see it and spill
                         let needed = self.held
                             + buffer.size()
                             + self.scratch.size()
                             + events.as_ref().map_or(0, EventSessions::size);
-                        task.reservation.try_resize(needed)?;
+                        task.reservation.resize(needed);
                     } else if let Some(events) = events
                         && *next_batch < buffer.rows.batches().len()
                     {
