@@ -293,14 +293,6 @@ pub fn active_mask(
     Ok(mask)
 }
 
-/// Where `types` (event types as `Utf8`) is exactly `event_type`; NULL where `types` is.
-pub fn is_event_type(types: &ArrayRef, event_type: &str) -> Result<BooleanArray> {
-    Ok(cmp::eq(
-        types,
-        &Scalar::new(StringArray::from(vec![event_type])),
-    )?)
-}
-
 /// Where `types` (an event type column: a string column or a dictionary of strings) is
 /// exactly `event_type`; false where it is not or is NULL. A dictionary's values are compared
 /// once per batch, not once per row, and no column is converted to compare it.

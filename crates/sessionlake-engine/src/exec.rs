@@ -374,8 +374,9 @@ impl Layout {
         // `sessions` depends on the order of tied events only through the first and last
         // values it returns and through per-event timeouts; without those it keeps no column
         // to order them by
+        let returns_event_types = columns.returns_event_types && columns.event_type.is_some();
         let ordered = !active_only
-            || (columns.returns_event_types && columns.event_type.is_some())
+            || returns_event_types
             || !columns.properties.is_empty()
             || columns.gap.is_some();
         // the counted event types are kept as flags, not as the event type
@@ -425,7 +426,7 @@ impl Layout {
                     .filter(|c| kept.binary_search(c).is_ok())
                     .map(kept_index)
                     .transpose()?,
-                returns_event_types: columns.returns_event_types && columns.event_type.is_some(),
+                returns_event_types,
                 properties: columns
                     .properties
                     .iter()

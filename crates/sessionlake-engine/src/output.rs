@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef
 use datafusion::common::Result;
 use sessionlake_functions::time_unit::ticks_to_ms;
 
-use crate::assign::{Entry, SessionId, SessionSpan, is_event_type};
+use crate::assign::{Entry, SessionId, SessionSpan, event_type_flags};
 use crate::columns::{BoundColumns, count_column};
 use crate::rows::{Position, RowStore};
 
@@ -253,7 +253,7 @@ impl SessionRows {
             if let (Some((column, reported_type)), Some(event_type)) =
                 (&layout.reported, layout.event_type)
             {
-                let types = cast(&rows.gather(event_type, &positions)?, &DataType::Utf8)?;
+                let types = rows.gather(event_type, &positions)?;
                 let values = rows.gather(*column, &positions)?;
                 self.push_reported(sessions, &types, &values, reported_type)?;
             }
@@ -327,7 +327,7 @@ impl SessionRows {
         values: &ArrayRef,
         reported_type: &str,
     ) -> Result<()> {
-        let is_reported = is_event_type(types, reported_type)?;
+        let is_reported = event_type_flags(types, reported_type)?;
         let millis = match values.data_type() {
             DataType::Duration(unit) => {
                 let ticks = cast(values, &DataType::Int64)?;
@@ -344,7 +344,7 @@ impl SessionRows {
         for span in sessions {
             let len = span.events.len();
             let largest = (at..at + len)
-                .filter(|&i| is_reported.is_valid(i) && is_reported.value(i) && millis.is_valid(i))
+                .filter(|&i| is_reported.value(i) && millis.is_valid(i))
                 .map(|i| millis.value(i))
                 .max();
             self.reported.push(largest);
