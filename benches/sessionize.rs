@@ -1,5 +1,8 @@
 //! Criterion benchmarks of sessionize's hot paths on a generated lake:
 //! - `split_by_gap`: the gap-detection kernel over one sorted slice of times;
+//! - `buffering`: a partition's work per buffered event: interning its user (100k to 5M
+//!   distinct users, a partition's users at 5M to 500M events), and appending its entry to the
+//!   pieces a batch at a time or one at a time;
 //! - `sessions` / `sessionize`: the table functions end to end over Parquet (scan, repartition
 //!   by user, session assignment, output); `sessions_properties` adds the first and last
 //!   non-NULL page per session (`'properties=page'`);
@@ -10,9 +13,12 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use datafusion::arrow::array::{ArrayRef, StringViewArray};
 use datafusion::prelude::SessionContext;
+use sessionlake_engine::assign::{Entry, Pieces, UserIds};
 use sessionlake_functions::session_split::split_by_gap;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 use tokio::runtime::Runtime;
@@ -46,6 +52,84 @@ fn split_kernel(c: &mut Criterion) {
             let mut sessions = 0_usize;
             split_by_gap(black_box(&times), 30 * 60_000, |_| sessions += 1);
             sessions
+        })
+    });
+    group.finish();
+}
+
+/// Batches of 8192 users of the generated lakes' form (`u123456`), drawn at random from
+/// `distinct` users.
+fn user_batches(rows: usize, distinct: u64) -> Vec<ArrayRef> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ distinct;
+    (0..rows / 8192)
+        .map(|_| {
+            let users = (0..8192).map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                Some(format!("u{}", state % distinct))
+            });
+            Arc::new(users.collect::<StringViewArray>()) as ArrayRef
+        })
+        .collect()
+}
+
+/// Buffering's per-event work on 4M events: interning users, and appending entries to pieces
+/// a batch at a time (`push_all`) or one at a time (`push`).
+fn buffering(c: &mut Criterion) {
+    const ROWS: usize = 4_000_000;
+    let mut group = c.benchmark_group("buffering");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(ROWS as u64));
+    for distinct in [100_000_u64, 1_000_000, 5_000_000] {
+        let batches = user_batches(ROWS, distinct);
+        group.bench_with_input(
+            BenchmarkId::new("user_ids", distinct),
+            &batches,
+            |b, batches| {
+                b.iter(|| {
+                    let mut users = UserIds::new();
+                    for batch in batches {
+                        black_box(users.intern(batch).expect("intern"));
+                    }
+                    users.len()
+                })
+            },
+        );
+    }
+    let mut users = UserIds::new();
+    let entries: Vec<Vec<Entry<i64>>> = user_batches(ROWS, 500_000)
+        .iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            let ids = users.intern(batch).expect("intern");
+            ids.iter()
+                .enumerate()
+                .map(|(i, &user)| Entry {
+                    time: (b * 8192 + i) as i64,
+                    user: user as u32,
+                    row: (b * 8192 + i) as u32,
+                    session: i as i64,
+                })
+                .collect()
+        })
+        .collect();
+    group.bench_function("pieces_push_all", |b| {
+        b.iter(|| {
+            let mut pieces = Pieces::<i64>::default();
+            for batch in &entries {
+                pieces.push_all(batch.iter().copied());
+            }
+            pieces.len()
+        })
+    });
+    group.bench_function("pieces_push", |b| {
+        b.iter(|| {
+            let mut pieces = Pieces::<i64>::default();
+            for batch in &entries {
+                batch.iter().for_each(|&e| pieces.push(e));
+            }
+            pieces.len()
         })
     });
     group.finish();
@@ -130,5 +214,5 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, split_kernel, end_to_end);
+criterion_group!(benches, split_kernel, buffering, end_to_end);
 criterion_main!(benches);

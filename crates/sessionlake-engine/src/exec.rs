@@ -8,7 +8,8 @@
 //!
 //! A partition buffers its input in compact form under a memory reservation: each active event
 //! becomes an [`Entry`] (dense user id, time, row number; 16 bytes, 24 with a session id) kept
-//! in one of [`PIECES`] pieces by user, and of each row only the columns an output returns
+//! in one of [`PIECES`] pieces by user (a batch's entries are grouped by piece, then appended a
+//! piece at a time), and of each row only the columns an output returns
 //! (`sessions` keeps, of each active row, only what the columns a query selects need: the
 //! event type, properties and tie-breaking columns when it returns first and last values, and a
 //! flag per counted event type; never the user or time, which are in the entry; repeating
@@ -791,14 +792,13 @@ impl<S: SessionId> Buffer<S> {
             session: S::read(sessions, row),
         };
         if self.layout.active_only {
-            let mut active = 0;
-            for row in keys.mask.set_indices() {
-                self.pieces.push(entry(row, first + active));
-                active += 1;
-            }
+            let active = keys.mask.count_set_bits();
+            let rows = keys.mask.set_indices().zip(first..);
+            self.pieces
+                .push_all(rows.map(|(row, number)| entry(row, number)));
             if active > 0 {
                 let kept = self.layout.kept_rows(batch)?;
-                let kept = if active as usize == batch.num_rows() {
+                let kept = if active == batch.num_rows() {
                     kept
                 } else {
                     filter_record_batch(&kept, &BooleanArray::new(keys.mask.clone(), None))?
@@ -806,9 +806,9 @@ impl<S: SessionId> Buffer<S> {
                 self.add_block_rows(kept)?;
             }
         } else {
-            for row in keys.mask.set_indices() {
-                self.pieces.push(entry(row, first + row as u32));
-            }
+            let rows = keys.mask.set_indices();
+            self.pieces
+                .push_all(rows.map(|row| entry(row, first + row as u32)));
             // copied out of the scanned pages, which several batches share and which would be
             // held (and counted) whole for the few strings each batch points at
             self.rows.push(batch)?;
@@ -829,14 +829,12 @@ impl<S: SessionId> Buffer<S> {
                 .values()
                 .as_ref()
         });
-        for row in 0..batch.num_rows() {
-            self.pieces.push(Entry {
-                time: times[row],
-                user: users[row],
-                row: first + row as u32,
-                session: S::read(sessions, row),
-            });
-        }
+        self.pieces.push_all((0..batch.num_rows()).map(|row| Entry {
+            time: times[row],
+            user: users[row],
+            row: first + row as u32,
+            session: S::read(sessions, row),
+        }));
         let keys = self.layout.spill_keys();
         let kept = batch.project(&(keys..batch.num_columns()).collect::<Vec<_>>())?;
         if self.layout.active_only {
@@ -871,6 +869,7 @@ impl<S: SessionId> Buffer<S> {
 
     /// Ends buffering: every row numbered is in [`Self::rows`], readable.
     fn finish(&mut self) -> Result<()> {
+        self.pieces.release_scratch();
         self.flush_pending()?;
         self.rows.freeze()
     }
