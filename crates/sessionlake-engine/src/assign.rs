@@ -763,11 +763,16 @@ mod tests {
     fn pieces_keep_users_together_in_push_order_and_account_for_chunks() {
         let mut pieces = Pieces::<()>::default();
         let empty = pieces.size();
-        // 3000 users, 10 events each, interleaved as a scan would deliver them
+        // 3000 users, 10 events each, interleaved as a scan would deliver them; a batch at a
+        // time and one at a time in turn, which must keep the same order
         for round in 0..10_u32 {
-            pieces.push_all(
-                (0..3000_u32).map(|user| entry(user, i64::from(round), round * 3000 + user)),
-            );
+            let events =
+                (0..3000_u32).map(|user| entry(user, i64::from(round), round * 3000 + user));
+            if round % 2 == 0 {
+                pieces.push_all(events);
+            } else {
+                events.for_each(|e| pieces.push(e));
+            }
         }
         assert_eq!(pieces.len(), 30_000);
         assert!(pieces.size() >= empty + 30_000 * size_of::<Entry<()>>());
