@@ -1,7 +1,7 @@
 //! Criterion benchmarks of sessionize's hot paths on a generated lake:
 //! - `split_by_gap`: the gap-detection kernel over one sorted slice of times;
 //! - `buffering`: a partition's work per buffered event: interning its user (100k to 5M
-//!   distinct users, a partition's users at 5M to 500M events), and appending its entry to the
+//!   distinct users, a partition's users at 10M to 500M events), and appending its entry to the
 //!   pieces a batch at a time or one at a time;
 //! - `sessions` / `sessionize`: the table functions end to end over Parquet (scan, repartition
 //!   by user, session assignment, output); `sessions_properties` adds the first and last
