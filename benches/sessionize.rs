@@ -32,16 +32,21 @@ fn bench_events() -> u64 {
         .unwrap_or(DEFAULT_EVENTS)
 }
 
+/// The next value of a seeded xorshift sequence, the benches' source of random inputs.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 fn split_kernel(c: &mut Criterion) {
     // one user-sorted run of a million times with gaps of 0..=40 minutes, seeded
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let mut time = 1_700_000_000_000_i64;
     let times: Vec<i64> = (0..1_000_000)
         .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            time += (state % (40 * 60_000)) as i64;
+            time += (xorshift(&mut state) % (40 * 60_000)) as i64;
             time
         })
         .collect();
@@ -63,12 +68,7 @@ fn user_batches(rows: usize, distinct: u64) -> Vec<ArrayRef> {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ distinct;
     (0..rows / 8192)
         .map(|_| {
-            let users = (0..8192).map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                Some(format!("u{}", state % distinct))
-            });
+            let users = (0..8192).map(|_| Some(format!("u{}", xorshift(&mut state) % distinct)));
             Arc::new(users.collect::<StringViewArray>()) as ArrayRef
         })
         .collect()
