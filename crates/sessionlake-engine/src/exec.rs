@@ -20,8 +20,9 @@
 //!
 //! When the memory pool refuses to hold a partition, or the partition outgrows its even share
 //! of a bounded pool (so that a partition that has spilled can always load a bucket back while
-//! another is still buffering), the partition spills: its compact rows
-//! are written by user into [`SPILL_BUCKETS`] files (a grace hash partitioning on the dense
+//! another is still buffering), the partition spills: its compact rows (repeating strings as
+//! ids into the partition's distinct strings, which it keeps in memory like its user ids) are
+//! written by user into [`SPILL_BUCKETS`] files (a grace hash partitioning on the dense
 //! user id, so each bucket still holds every event of its users), in runs of at least
 //! [`SPILL_RUN_ROWS`] rows, and the buckets are read back and sessionized one at a time. Only a
 //! bucket, not the partition, then has to fit in memory.
@@ -38,6 +39,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_arrays};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
+use datafusion::common::config::SpillCompression;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::utils::memory::get_record_batch_memory_size;
 use datafusion::common::{DataFusionError, Result, internal_err};
@@ -45,6 +47,7 @@ use datafusion::execution::SpillFile;
 use datafusion::execution::memory_pool::{
     MemoryConsumer, MemoryLimit as PoolLimit, MemoryReservation,
 };
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
@@ -69,7 +72,7 @@ use crate::columns::BoundColumns;
 use crate::output::{
     EventSessions, SessionRows, SessionsLayout, events_schema, sessions_schema, without_sessions,
 };
-use crate::rows::{Position, RowStore};
+use crate::rows::{Position, RowStore, StringValues, Strings};
 
 pub use crate::output::SESSION_COLUMNS;
 
@@ -293,12 +296,11 @@ impl ExecutionPlan for SessionizeExec {
             batch_size: context.session_config().batch_size().max(1),
             reservation,
             buffer_share,
-            buckets: SpillManager::new(
-                context.runtime_env(),
-                spill_metrics.clone(),
-                Arc::clone(&self.layout.spill_schema),
-            )
-            .with_compression_type(compression),
+            buckets: BucketFiles {
+                env: context.runtime_env(),
+                metrics: spill_metrics.clone(),
+                compression,
+            },
             passthrough: SpillManager::new(context.runtime_env(), spill_metrics, input.schema())
                 .with_compression_type(compression),
             baseline: BaselineMetrics::new(&self.metrics, partition),
@@ -356,9 +358,8 @@ struct Layout {
     sessions: Option<SessionsLayout>,
     /// Where each event's own timeout is, when `sessionlake.gap_column` is set.
     gaps: Option<EventGaps>,
-    /// Spilled rows: dense user id, time, the session id in the instrumented modes, then the
-    /// kept columns.
-    spill_schema: SchemaRef,
+    /// Whether entries carry a session id (the instrumented modes), and so spilled rows.
+    instrumented: bool,
 }
 
 impl Layout {
@@ -447,13 +448,6 @@ impl Layout {
             }),
             None => None,
         };
-        let mut fields = vec![
-            Field::new("__sessionlake_user", DataType::UInt32, false),
-            Field::new("__sessionlake_time", DataType::Int64, false),
-        ];
-        if instrumented {
-            fields.push(Field::new("__sessionlake_session", DataType::Int64, false));
-        }
         let counted = match (columns.event_type, columns.counted.is_empty()) {
             (_, true) => None,
             (Some(event_type), false) => Some((event_type, columns.counted.clone())),
@@ -466,7 +460,6 @@ impl Layout {
             (0..columns.counted.len())
                 .map(|i| Field::new(format!("__sessionlake_count_{i}"), DataType::Boolean, false)),
         );
-        fields.extend(kept_fields.iter().cloned());
         Ok(Self {
             kept,
             kept_schema: Arc::new(Schema::new(kept_fields)),
@@ -475,7 +468,7 @@ impl Layout {
             ties,
             sessions,
             gaps,
-            spill_schema: Arc::new(Schema::new(fields)),
+            instrumented,
         })
     }
 
@@ -500,20 +493,44 @@ impl Layout {
         )?)
     }
 
-    /// Whether spilled rows carry a session id (the instrumented modes).
-    fn spills_session_id(&self) -> bool {
-        self.spill_schema.fields().len() - self.kept_schema.fields().len() == 3
+    /// How the partition's buffered rows keep their strings (see [`crate::rows`]): `sessions`
+    /// interns those that repeat; `sessionize` keeps its rows as they are, since it returns
+    /// them.
+    fn strings(&self) -> Result<Strings> {
+        if self.active_only {
+            Strings::interning(&self.kept_schema)
+        } else {
+            Ok(Strings::none(&self.kept_schema))
+        }
     }
 
     /// The columns of a spilled row before the kept ones.
     fn spill_keys(&self) -> usize {
-        if self.spills_session_id() { 3 } else { 2 }
+        if self.instrumented { 3 } else { 2 }
     }
 
-    /// A run of spilled rows: their user ids, times, session ids (only in the instrumented
-    /// modes) and kept columns, in [`Self::spill_schema`]'s order.
+    /// The schema of spilled rows: dense user id, time, the session id in the instrumented
+    /// modes, then the kept columns in `stored` form (see [`Strings::store`]).
+    fn spill_schema(&self, stored: &Schema) -> SchemaRef {
+        let mut fields = vec![
+            Arc::new(Field::new("__sessionlake_user", DataType::UInt32, false)),
+            Arc::new(Field::new("__sessionlake_time", DataType::Int64, false)),
+        ];
+        if self.instrumented {
+            fields.push(Arc::new(Field::new(
+                "__sessionlake_session",
+                DataType::Int64,
+                false,
+            )));
+        }
+        fields.extend(stored.fields().iter().cloned());
+        Arc::new(Schema::new(fields))
+    }
+
+    /// A run of spilled rows of `schema` ([`Self::spill_schema`]): their user ids, times,
+    /// session ids (only in the instrumented modes) and stored kept columns.
     fn spill_run(
-        &self,
+        schema: &SchemaRef,
         users: ArrayRef,
         times: ArrayRef,
         sessions: Option<ArrayRef>,
@@ -522,10 +539,7 @@ impl Layout {
         let mut columns = vec![users, times];
         columns.extend(sessions);
         columns.extend(kept);
-        Ok(RecordBatch::try_new(
-            Arc::clone(&self.spill_schema),
-            columns,
-        )?)
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
 }
 
@@ -563,11 +577,27 @@ struct PartitionTask {
     /// could otherwise take the whole budget, and one that has spilled could not load a
     /// bucket back.
     buffer_share: usize,
-    /// Spill files of user buckets ([`Layout::spill_schema`]).
-    buckets: SpillManager,
+    /// Spill files of user buckets.
+    buckets: BucketFiles,
     /// The spill file of `sessionize`'s rows in no session (the input's schema).
     passthrough: SpillManager,
     baseline: BaselineMetrics,
+}
+
+/// What spill files of user buckets are made with. Their schema ([`Layout::spill_schema`])
+/// is known once the partition's first rows are stored, so their [`SpillManager`] is made by
+/// the partition's [`SpillWriter`].
+struct BucketFiles {
+    env: Arc<RuntimeEnv>,
+    metrics: SpillMetrics,
+    compression: SpillCompression,
+}
+
+impl BucketFiles {
+    fn manager(&self, schema: SchemaRef) -> SpillManager {
+        SpillManager::new(Arc::clone(&self.env), self.metrics.clone(), schema)
+            .with_compression_type(self.compression)
+    }
 }
 
 /// What one input batch contributes: which rows are active, and their keys.
@@ -582,6 +612,10 @@ struct Keys<'a> {
 struct Buffered<S> {
     units: VecDeque<Unit<S>>,
     users: UserIds,
+    /// Every distinct string of the buffered rows.
+    strings: StringValues,
+    /// What reads the spilled buckets back, if the partition spilled.
+    buckets: Option<SpillManager>,
 }
 
 /// A part of the partition sessionized on its own: every event of its users.
@@ -599,7 +633,8 @@ impl PartitionTask {
         mut input: SendableRecordBatchStream,
     ) -> Result<Buffered<S>> {
         let mut users = UserIds::new();
-        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout))?;
+        let mut strings = self.layout.strings()?;
+        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout));
         let mut spill: Option<SpillWriter> = None;
         while let Some(batch) = input.next().await {
             let batch = batch?;
@@ -608,12 +643,12 @@ impl PartitionTask {
             }
             let keys = self.keys(&batch, &mut users)?;
             if let Some(writer) = &mut spill {
-                writer.spill_input(self, &batch, &keys)?;
-                self.hold_while_spilling(&users, writer)?;
+                writer.spill_input(self, &batch, &keys, &mut strings)?;
+                self.hold_while_spilling(&users, &strings, writer)?;
                 continue;
             }
-            buffer.add_input(&batch, &keys)?;
-            let needed = buffer.size() + users.size() + self.working_size(&buffer);
+            buffer.add_input(&batch, &keys, &mut strings)?;
+            let needed = buffer.size() + users.size() + strings.size() + self.working_size(&buffer);
             if needed <= self.buffer_share {
                 match self.reservation.try_resize(needed) {
                     Ok(()) => continue,
@@ -625,26 +660,34 @@ impl PartitionTask {
             let mut writer = SpillWriter::new(self.output, self.reservation.size());
             writer.spill_buffer(
                 self,
-                std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))?),
+                std::mem::replace(&mut buffer, Buffer::new(Arc::clone(&self.layout))),
+                &mut strings,
             )?;
-            self.hold_while_spilling(&users, &mut writer)?;
+            self.hold_while_spilling(&users, &strings, &mut writer)?;
             spill = Some(writer);
         }
         let mut units = VecDeque::new();
+        let mut buckets = None;
         match spill {
             Some(writer) => {
                 let files = writer.finish(self)?;
                 units.extend(files.passthrough.map(Unit::Passthrough));
                 units.extend(files.buckets.into_iter().map(Unit::Bucket));
+                buckets = files.manager;
             }
             None => {
-                buffer.finish()?;
+                buffer.finish(Some(&mut strings))?;
                 if buffer.rows.num_rows() > 0 {
                     units.push_back(Unit::Memory(Box::new(buffer)));
                 }
             }
         }
-        Ok(Buffered { units, users })
+        Ok(Buffered {
+            units,
+            users,
+            strings: strings.freeze()?,
+            buckets,
+        })
     }
 
     /// The active rows of `batch` and their keys (interning the users).
@@ -680,22 +723,29 @@ impl PartitionTask {
         }
     }
 
-    /// Holds the memory the partition keeps while it spills: its user ids and staged runs.
-    fn hold_while_spilling(&self, users: &UserIds, writer: &mut SpillWriter) -> Result<()> {
+    /// Holds the memory the partition keeps while it spills: its user ids, its distinct
+    /// strings and staged runs.
+    fn hold_while_spilling(
+        &self,
+        users: &UserIds,
+        strings: &Strings,
+        writer: &mut SpillWriter,
+    ) -> Result<()> {
+        let held = users.size() + strings.size();
         if self
             .reservation
-            .try_resize(users.size() + writer.staged_size)
+            .try_resize(held + writer.staged_size)
             .is_ok()
         {
             return Ok(());
         }
         writer.write_all(self)?;
-        let needed = users.size() + writer.staged_size;
+        let needed = held + writer.staged_size;
         self.reservation.try_resize(needed).map_err(|e| {
             DataFusionError::ResourcesExhausted(format!(
-                "sessionize: the user ids of a partition ({} users, {needed} bytes) do not fit \
-                 in memory even when its events spill; raise the memory limit or \
-                 datafusion.execution.target_partitions ({})",
+                "sessionize: the user ids and distinct strings of a partition ({} users, \
+                 {needed} bytes) do not fit in memory even when its events spill; raise the \
+                 memory limit or datafusion.execution.target_partitions ({})",
                 users.len(),
                 e.strip_backtrace()
             ))
@@ -703,9 +753,14 @@ impl PartitionTask {
     }
 
     /// Reads one spilled bucket back into memory.
-    async fn load<S: SessionId>(&self, file: Arc<dyn SpillFile>, held: usize) -> Result<Buffer<S>> {
-        let mut stream = self.buckets.read_spill_as_stream(file, None)?;
-        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout))?;
+    async fn load<S: SessionId>(
+        &self,
+        buckets: &SpillManager,
+        file: Arc<dyn SpillFile>,
+        held: usize,
+    ) -> Result<Buffer<S>> {
+        let mut stream = buckets.read_spill_as_stream(file, None)?;
+        let mut buffer = Buffer::<S>::new(Arc::clone(&self.layout));
         while let Some(batch) = stream.next().await {
             buffer.add_spilled(&batch?)?;
             let needed = held + buffer.size() + self.working_size(&buffer);
@@ -719,7 +774,7 @@ impl PartitionTask {
                 )));
             }
         }
-        buffer.finish()?;
+        buffer.finish(None)?;
         Ok(buffer)
     }
 }
@@ -731,28 +786,24 @@ struct Buffer<S> {
     /// `sessionize`: the active rows of each buffered batch.
     masks: Vec<BooleanBuffer>,
     pieces: Pieces<S>,
-    /// `sessions`: rows not yet gathered into a block of [`BLOCK_ROWS`].
+    /// `sessions`: rows not yet gathered into a block of [`BLOCK_ROWS`]: as kept of input
+    /// batches, or in stored form when read back from a spill file.
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     pending_size: usize,
 }
 
 impl<S: SessionId> Buffer<S> {
-    fn new(layout: Arc<Layout>) -> Result<Self> {
-        let rows = if layout.active_only {
-            RowStore::interning(&layout.kept_schema)?
-        } else {
-            RowStore::new()
-        };
-        Ok(Self {
+    fn new(layout: Arc<Layout>) -> Self {
+        Self {
             layout,
-            rows,
+            rows: RowStore::new(),
             masks: Vec::new(),
             pieces: Pieces::default(),
             pending: Vec::new(),
             pending_rows: 0,
             pending_size: 0,
-        })
+        }
     }
 
     /// The number the next buffered row gets.
@@ -781,8 +832,13 @@ impl<S: SessionId> Buffer<S> {
         Ok(first as u32)
     }
 
-    /// Buffers an input batch.
-    fn add_input(&mut self, batch: &RecordBatch, keys: &Keys<'_>) -> Result<()> {
+    /// Buffers an input batch, its strings stored by the partition's `strings`.
+    fn add_input(
+        &mut self,
+        batch: &RecordBatch,
+        keys: &Keys<'_>,
+        strings: &mut Strings,
+    ) -> Result<()> {
         let first = self.first_row_of(batch.num_rows())?;
         let sessions = keys.sessions.as_ref().map(|s| s.values().as_ref());
         let entry = |row: usize, number: u32| Entry {
@@ -803,7 +859,7 @@ impl<S: SessionId> Buffer<S> {
                 } else {
                     filter_record_batch(&kept, &BooleanArray::new(keys.mask.clone(), None))?
                 };
-                self.add_block_rows(kept)?;
+                self.add_block_rows(kept, Some(strings))?;
             }
         } else {
             let rows = keys.mask.set_indices();
@@ -817,12 +873,12 @@ impl<S: SessionId> Buffer<S> {
         Ok(())
     }
 
-    /// Buffers a batch of spilled rows (all active).
+    /// Buffers a batch of spilled rows (all active, in stored form).
     fn add_spilled(&mut self, batch: &RecordBatch) -> Result<()> {
         let first = self.first_row_of(batch.num_rows())?;
         let users = batch.column(0).as_primitive::<UInt32Type>().values();
         let times = batch.column(1).as_primitive::<Int64Type>().values();
-        let sessions = self.layout.spills_session_id().then(|| {
+        let sessions = self.layout.instrumented.then(|| {
             batch
                 .column(2)
                 .as_primitive::<Int64Type>()
@@ -838,25 +894,26 @@ impl<S: SessionId> Buffer<S> {
         let keys = self.layout.spill_keys();
         let kept = batch.project(&(keys..batch.num_columns()).collect::<Vec<_>>())?;
         if self.layout.active_only {
-            self.add_block_rows(kept)
+            self.add_block_rows(kept, None)
         } else {
             self.masks.push(BooleanBuffer::new_set(kept.num_rows()));
             self.rows.push(&kept)
         }
     }
 
-    /// `sessions`: gathers kept rows into blocks, whose strings the store interns.
-    fn add_block_rows(&mut self, kept: RecordBatch) -> Result<()> {
+    /// `sessions`: gathers kept rows into blocks, whose strings `strings` stores; rows read
+    /// back from a spill file are stored already (`None`).
+    fn add_block_rows(&mut self, kept: RecordBatch, strings: Option<&mut Strings>) -> Result<()> {
         self.pending_rows += kept.num_rows();
         self.pending_size += get_record_batch_memory_size(&kept);
         self.pending.push(kept);
         if self.pending_rows >= BLOCK_ROWS {
-            self.flush_pending()?;
+            self.flush_pending(strings)?;
         }
         Ok(())
     }
 
-    fn flush_pending(&mut self) -> Result<()> {
+    fn flush_pending(&mut self, strings: Option<&mut Strings>) -> Result<()> {
         let Some(first) = self.pending.first() else {
             return Ok(());
         };
@@ -864,14 +921,17 @@ impl<S: SessionId> Buffer<S> {
         self.pending.clear();
         self.pending_rows = 0;
         self.pending_size = 0;
-        self.rows.push(&block)
+        match strings {
+            Some(strings) => self.rows.push(&strings.store(&block)?),
+            None => self.rows.push(&block),
+        }
     }
 
-    /// Ends buffering: every row numbered is in [`Self::rows`], readable.
-    fn finish(&mut self) -> Result<()> {
+    /// Ends buffering: every row numbered is in [`Self::rows`] (in stored form; see
+    /// [`Self::add_block_rows`] for `strings`).
+    fn finish(&mut self, strings: Option<&mut Strings>) -> Result<()> {
         self.pieces.release_scratch();
-        self.flush_pending()?;
-        self.rows.freeze()
+        self.flush_pending(strings)
     }
 }
 
@@ -902,6 +962,10 @@ impl SpillRun {
 /// Writes a spilling partition's rows into user buckets, staging each bucket's rows until a
 /// run of [`SPILL_RUN_ROWS`] can be appended at once.
 struct SpillWriter {
+    /// Made with the first run ([`BucketFiles`]).
+    manager: Option<SpillManager>,
+    /// The schema of every run ([`Layout::spill_schema`]), known with the first one.
+    schema: Option<SchemaRef>,
     files: Vec<Option<SpillRun>>,
     staged: Vec<Vec<RecordBatch>>,
     staged_rows: Vec<usize>,
@@ -920,6 +984,8 @@ impl SpillWriter {
     fn new(output: SessionOutput, held: usize) -> Self {
         Self {
             stage_limit: (held / 4).max(MIN_STAGE_LIMIT),
+            manager: None,
+            schema: None,
             files: (0..SPILL_BUCKETS).map(|_| None).collect(),
             staged: vec![Vec::new(); SPILL_BUCKETS],
             staged_rows: vec![0; SPILL_BUCKETS],
@@ -934,20 +1000,33 @@ impl SpillWriter {
         user as usize % SPILL_BUCKETS
     }
 
-    /// Spills everything `buffer` holds.
+    /// The schema of runs whose kept columns are stored as `stored` says.
+    fn schema(&mut self, layout: &Layout, stored: &Schema) -> SchemaRef {
+        Arc::clone(
+            self.schema
+                .get_or_insert_with(|| layout.spill_schema(stored)),
+        )
+    }
+
+    /// Spills everything `buffer` holds, in stored form.
     fn spill_buffer<S: SessionId>(
         &mut self,
         task: &PartitionTask,
         mut buffer: Buffer<S>,
+        strings: &mut Strings,
     ) -> Result<()> {
-        buffer.finish()?;
+        buffer.finish(Some(strings))?;
         let layout = &task.layout;
+        let Some(stored) = buffer.rows.batches().first().map(|b| b.schema()) else {
+            return Ok(());
+        };
+        let schema = self.schema(layout, &stored);
         for piece in 0..PIECES {
             for chunk in buffer.pieces.take(piece) {
                 for part in chunk.chunks(task.batch_size) {
                     let users = UInt32Array::from_iter_values(part.iter().map(|e| e.user));
                     let times = Int64Array::from_iter_values(part.iter().map(|e| e.time));
-                    let sessions = layout.spills_session_id().then(|| {
+                    let sessions = layout.instrumented.then(|| {
                         Arc::new(Int64Array::from_iter_values(
                             part.iter().map(|e| e.session.value()),
                         )) as ArrayRef
@@ -956,10 +1035,16 @@ impl SpillWriter {
                         .iter()
                         .map(|e| Some(buffer.rows.locate(e.row)))
                         .collect();
-                    let kept = (0..layout.kept_schema.fields().len())
-                        .map(|column| buffer.rows.gather(column, &positions))
+                    let kept = (0..stored.fields().len())
+                        .map(|column| buffer.rows.gather_stored(column, &positions))
                         .collect::<Result<Vec<_>>>()?;
-                    let run = layout.spill_run(Arc::new(users), Arc::new(times), sessions, kept)?;
+                    let run = Layout::spill_run(
+                        &schema,
+                        Arc::new(users),
+                        Arc::new(times),
+                        sessions,
+                        kept,
+                    )?;
                     // a piece's users are all in one bucket
                     self.stage(task, piece % SPILL_BUCKETS, run)?;
                 }
@@ -971,12 +1056,13 @@ impl SpillWriter {
         Ok(())
     }
 
-    /// Spills one input batch.
+    /// Spills one input batch, its strings stored by `strings`.
     fn spill_input(
         &mut self,
         task: &PartitionTask,
         batch: &RecordBatch,
         keys: &Keys<'_>,
+        strings: &mut Strings,
     ) -> Result<()> {
         for rows in &mut self.bucket_rows {
             rows.clear();
@@ -985,7 +1071,8 @@ impl SpillWriter {
             let bucket = Self::bucket_of(keys.users[row] as u32);
             self.bucket_rows[bucket].push(row as u32);
         }
-        let kept = task.layout.kept_rows(batch)?;
+        let kept = strings.store(&task.layout.kept_rows(batch)?)?;
+        let schema = self.schema(&task.layout, &kept.schema());
         let users = UInt32Array::from_iter_values(keys.users.iter().map(|&u| u as u32));
         let times = Int64Array::from_iter_values(keys.times.iter().copied());
         for bucket in 0..SPILL_BUCKETS {
@@ -997,7 +1084,8 @@ impl SpillWriter {
                 Some(sessions) => Some(take(sessions, &rows, None)?),
                 None => None,
             };
-            let run = task.layout.spill_run(
+            let run = Layout::spill_run(
+                &schema,
                 take(&users, &rows, None)?,
                 take(&times, &rows, None)?,
                 sessions,
@@ -1058,11 +1146,14 @@ impl SpillWriter {
             .map(get_record_batch_memory_size)
             .sum::<usize>();
         self.staged_rows[bucket] = 0;
-        let run = concat_batches(&task.layout.spill_schema, &staged)?;
+        let run = concat_batches(&staged[0].schema(), &staged)?;
         drop(staged);
+        let manager = self
+            .manager
+            .get_or_insert_with(|| task.buckets.manager(run.schema()));
         let file = match &mut self.files[bucket] {
             Some(file) => file,
-            None => self.files[bucket].insert(SpillRun::new(&task.buckets)?),
+            None => self.files[bucket].insert(SpillRun::new(manager)?),
         };
         file.append(&run)
     }
@@ -1083,6 +1174,7 @@ impl SpillWriter {
         Ok(SpilledFiles {
             buckets,
             passthrough,
+            manager: self.manager,
         })
     }
 }
@@ -1093,6 +1185,8 @@ struct SpilledFiles {
     buckets: Vec<Arc<dyn SpillFile>>,
     /// `sessionize`: its rows in no session.
     passthrough: Option<Arc<dyn SpillFile>>,
+    /// What reads the buckets back (none if no row was spilled).
+    manager: Option<SpillManager>,
 }
 
 /// The unit being emitted.
@@ -1118,26 +1212,37 @@ struct Emitter<S> {
     units: VecDeque<Unit<S>>,
     /// `sessions`: every user by dense id.
     users: Option<ArrayRef>,
+    /// The partition's distinct strings, which every unit reads its rows through.
+    strings: Arc<StringValues>,
+    /// What reads spilled buckets back.
+    buckets: Option<SpillManager>,
     current: Option<Current<S>>,
     scratch: Scratch<S>,
     session_rows: SessionRows,
     ready: VecDeque<RecordBatch>,
-    /// Memory held while emitting beyond the current unit (the users).
+    /// Memory held while emitting beyond the current unit (the users and strings).
     held: usize,
 }
 
 impl<S: SessionId> Emitter<S> {
     fn new(task: Arc<PartitionTask>, buffered: Buffered<S>) -> Result<Self> {
-        let Buffered { units, users } = buffered;
+        let Buffered {
+            units,
+            users,
+            strings,
+            buckets,
+        } = buffered;
         let users = match task.output {
             SessionOutput::Sessions => users.into_values()?,
             SessionOutput::Events => None,
         };
-        let held = users.as_ref().map_or(0, |u| u.get_array_memory_size());
+        let held = users.as_ref().map_or(0, |u| u.get_array_memory_size()) + strings.size();
         Ok(Self {
             task,
             units,
             users,
+            strings: Arc::new(strings),
+            buckets,
             current: None,
             scratch: Scratch::default(),
             session_rows: SessionRows::default(),
@@ -1161,7 +1266,10 @@ impl<S: SessionId> Emitter<S> {
                 self.current = Some(match unit {
                     Unit::Memory(buffer) => self.start(*buffer),
                     Unit::Bucket(file) => {
-                        let buffer = task.load::<S>(file, self.held).await?;
+                        let Some(buckets) = &self.buckets else {
+                            return internal_err!("sessionize: a spilled bucket without its files");
+                        };
+                        let buffer = task.load::<S>(buckets, file, self.held).await?;
                         self.start(buffer)
                     }
                     Unit::Passthrough(file) => {
@@ -1279,7 +1387,8 @@ impl<S: SessionId> Emitter<S> {
         }
     }
 
-    fn start(&self, buffer: Buffer<S>) -> Current<S> {
+    fn start(&self, mut buffer: Buffer<S>) -> Current<S> {
+        buffer.rows.read_through(Arc::clone(&self.strings));
         let events = match self.task.output {
             SessionOutput::Events => Some(EventSessions::new(buffer.rows.num_rows())),
             SessionOutput::Sessions => None,

@@ -3,16 +3,20 @@
 //!
 //! `sessions` keeps only a few columns of each active row (its event type, its properties and
 //! the columns that order tied events), but those are mostly strings, and many of a lake's
-//! string columns repeat a few values: a few thousand pages, a few dozen countries. So a store
-//! built with [`RowStore::interning`] keeps such a column as `UInt32` ids into its distinct
-//! values: four bytes a row, plus each distinct string once. A dictionary column of strings is
-//! interned too: its blocks' dictionaries differ, and reading rows across blocks would merge
-//! them every time. Whether a column repeats is judged on the first block pushed (as Parquet
-//! writers fall back from dictionary encoding): a column with more than one distinct value per
+//! string columns repeat a few values: a few thousand pages, a few dozen countries. So a
+//! partition's [`Strings`] keeps such a column as `UInt32` ids into its distinct values: four
+//! bytes a row, plus each distinct string once. A dictionary column of strings is interned
+//! too: its blocks' dictionaries differ, and reading rows across blocks would merge them every
+//! time. Whether a column repeats is judged on the first rows stored (as Parquet writers fall
+//! back from dictionary encoding): a column with more than one distinct value per
 //! [`MIN_REPEATS`] rows there (device ids, event ids) would make a hash table larger than the
 //! caches for little gain, so it is kept plainly, as `Utf8` (a view array's 16-byte views cost
-//! more than `Utf8`'s 4-byte offsets). Reading rows back ([`RowStore::gather`]) returns every
-//! column in its own type.
+//! more than `Utf8`'s 4-byte offsets).
+//!
+//! Rows are kept in that stored form everywhere: in a [`RowStore`] in memory, and in the spill
+//! files of a partition that spills, whose rows are read back into stores as they are, without
+//! being interned again. Reading rows ([`RowStore::gather`]) returns every column in its own
+//! type.
 
 use std::mem::size_of;
 use std::ops::Range;
@@ -33,93 +37,45 @@ use datafusion::physical_plan::aggregates::order::GroupOrdering;
 /// value.
 pub const MIN_REPEATS: usize = 4;
 
+/// Rows interned per call of the hash table of a string column.
+const INTERN_ROWS: usize = 1024;
+
 /// A row of a [`RowStore`] as (batch, row in the batch); `None` stands for a NULL value.
 pub type Position = Option<(usize, usize)>;
 
-/// Buffered rows addressed by one row number across their batches.
-#[derive(Debug)]
+/// Buffered rows addressed by one row number across their batches, in stored form: the
+/// string columns a partition's [`Strings`] interns as ids, the others as pushed (view columns
+/// copied out of the pages they point into).
+#[derive(Debug, Default)]
 pub struct RowStore {
     batches: Vec<RecordBatch>,
     /// The row number of each batch's first row, plus the total at the end.
     offsets: Vec<usize>,
     /// Counts each buffer once: scanned batches share the pages their strings point into.
     memory: RecordBatchMemoryCounter,
-    /// Per column: how a string column is stored by an interning store, else `None`.
-    strings: Vec<Option<StringIds>>,
-    /// An interning store's input schema (the stored batches differ in string columns).
-    input: Option<SchemaRef>,
-    /// Reused by [`Self::push`]: the ids of one column.
-    ids: Vec<usize>,
-}
-
-impl Default for RowStore {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The partition's distinct strings, which reads go through ([`Self::read_through`]).
+    strings: Option<Arc<StringValues>>,
 }
 
 impl RowStore {
-    /// A store that keeps rows as they are (view columns copied out of the pages they point
-    /// into).
     pub fn new() -> Self {
         Self {
-            batches: Vec::new(),
             offsets: vec![0],
-            memory: RecordBatchMemoryCounter::new(),
-            strings: Vec::new(),
-            input: None,
-            ids: Vec::new(),
+            ..Default::default()
         }
     }
 
-    /// A store for rows of `schema` that keeps its string columns (`Utf8`, `LargeUtf8`,
-    /// `Utf8View`, and dictionaries of those) that repeat as ids into their distinct values,
-    /// and the others plainly.
-    pub fn interning(schema: &SchemaRef) -> Result<Self> {
-        let strings = schema
-            .fields()
-            .iter()
-            .map(|field| {
-                is_string(field.data_type())
-                    .then(|| StringIds::new(field))
-                    .transpose()
-            })
-            .collect::<Result<_>>()?;
-        Ok(Self {
-            strings,
-            input: Some(Arc::clone(schema)),
-            ..Self::new()
-        })
-    }
-
-    /// Appends `batch` in compact form; its rows are numbered from [`Self::num_rows`] on. The
-    /// caller keeps row numbers within `u32` (the buffer checks them as it numbers entries).
+    /// Appends rows in stored form (as [`Strings::store`] returns them, or read back from a
+    /// spill file); they are numbered from [`Self::num_rows`] on. The caller keeps row numbers
+    /// within `u32` (the buffer checks them as it numbers entries).
     pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
-        let first = self.batches.is_empty();
-        let mut columns = Vec::with_capacity(batch.num_columns());
-        for (i, column) in batch.columns().iter().enumerate() {
-            match self.strings.get_mut(i) {
-                Some(Some(strings)) => {
-                    columns.push(strings.store(column, first, &mut self.ids)?);
-                }
-                _ => columns.push(compact_view(Arc::clone(column))),
-            }
-        }
-        let schema = match &self.input {
-            Some(input) => Arc::new(Schema::new(
-                input
-                    .fields()
-                    .iter()
-                    .zip(&columns)
-                    .map(|(field, column)| {
-                        Field::new(field.name(), column.data_type().clone(), true)
-                    })
-                    .collect::<Vec<_>>(),
-            )),
-            None => batch.schema(),
-        };
+        let columns: Vec<ArrayRef> = batch
+            .columns()
+            .iter()
+            .map(|c| compact_view(Arc::clone(c)))
+            .collect();
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        let batch = RecordBatch::try_new_with_options(schema, columns, &options)?;
+        let batch = RecordBatch::try_new_with_options(batch.schema(), columns, &options)?;
         let end = self.num_rows() + batch.num_rows();
         self.memory.count_batch(&batch);
         self.offsets.push(end);
@@ -127,14 +83,10 @@ impl RowStore {
         Ok(())
     }
 
-    /// Ends buffering: the distinct values of interned columns become readable (and no more
-    /// rows can be pushed).
-    pub fn freeze(&mut self) -> Result<()> {
-        for strings in self.strings.iter_mut().flatten() {
-            strings.freeze()?;
-        }
-        self.ids = Vec::new();
-        Ok(())
+    /// Reads interned columns through `strings` from now on: [`Self::gather`] returns their
+    /// values, not their ids. Its memory is the partition's, not counted here.
+    pub fn read_through(&mut self, strings: Arc<StringValues>) {
+        self.strings = Some(strings);
     }
 
     pub fn num_rows(&self) -> usize {
@@ -159,18 +111,11 @@ impl RowStore {
         self.offsets[i]..self.offsets[i + 1]
     }
 
-    /// Bytes held, for memory accounting.
+    /// Bytes held, for memory accounting (the distinct strings are counted by their owner).
     pub fn size(&self) -> usize {
         self.memory.memory_usage()
             + self.batches.capacity() * size_of::<RecordBatch>()
             + self.offsets.capacity() * size_of::<usize>()
-            + self.ids.capacity() * size_of::<usize>()
-            + self
-                .strings
-                .iter()
-                .flatten()
-                .map(StringIds::size)
-                .sum::<usize>()
     }
 
     /// The batch and the row in it of a row number.
@@ -180,8 +125,9 @@ impl RowStore {
         (batch, row - self.offsets[batch])
     }
 
-    /// One value of `column` per position, `None` giving NULL, in the column's own type.
-    pub fn gather(&self, column: usize, positions: &[Position]) -> Result<ArrayRef> {
+    /// One value of `column` per position, `None` giving NULL, in stored form (ids of an
+    /// interned column).
+    pub fn gather_stored(&self, column: usize, positions: &[Position]) -> Result<ArrayRef> {
         let Some(first) = self.batches.first() else {
             return internal_err!("sessionize: nothing to gather from");
         };
@@ -194,13 +140,129 @@ impl RowStore {
         arrays.push(null_row.as_ref());
         let none = (self.batches.len(), 0);
         let indices: Vec<(usize, usize)> = positions.iter().map(|p| p.unwrap_or(none)).collect();
-        let gathered = interleave(&arrays, &indices)?;
-        let values = match self.strings.get(column) {
-            Some(Some(strings)) => strings.read(gathered)?,
-            None | Some(None) => gathered,
+        Ok(interleave(&arrays, &indices)?)
+    }
+
+    /// One value of `column` per position, `None` giving NULL, in the column's own type.
+    pub fn gather(&self, column: usize, positions: &[Position]) -> Result<ArrayRef> {
+        let gathered = self.gather_stored(column, positions)?;
+        let values = match &self.strings {
+            Some(strings) => strings.read(column, gathered)?,
+            None => gathered,
         };
         // a view array would keep (and count) every block its strings came from
         Ok(compact_view(values))
+    }
+}
+
+/// A partition's distinct strings: how each string column of its buffered rows is stored
+/// ([`Strings::store`]), shared by every [`RowStore`] of the partition (the one in memory and
+/// the buckets read back from spill files), so that spill files hold ids, and rows read back
+/// are not interned again.
+#[derive(Debug)]
+pub struct Strings {
+    /// The schema of the rows as pushed.
+    input: SchemaRef,
+    /// Per column: how a string column is stored, else `None`.
+    columns: Vec<Option<StringIds>>,
+    /// The schema of stored rows, once the first rows decided which columns are interned.
+    stored: Option<SchemaRef>,
+    /// Reused by [`Self::store`]: the ids of one column.
+    ids: Vec<usize>,
+}
+
+impl Strings {
+    /// Strings of rows of `schema` that keep their string columns (`Utf8`, `LargeUtf8`,
+    /// `Utf8View`, and dictionaries of those) that repeat as ids into their distinct values,
+    /// and the others plainly.
+    pub fn interning(schema: &SchemaRef) -> Result<Self> {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                is_string(field.data_type())
+                    .then(|| StringIds::new(field))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            input: Arc::clone(schema),
+            columns,
+            stored: None,
+            ids: Vec::new(),
+        })
+    }
+
+    /// Strings that store every column as it is.
+    pub fn none(schema: &SchemaRef) -> Self {
+        Self {
+            input: Arc::clone(schema),
+            columns: Vec::new(),
+            stored: Some(Arc::clone(schema)),
+            ids: Vec::new(),
+        }
+    }
+
+    /// `batch` (of the input schema) in stored form: ids for interned columns (NULL where the
+    /// column is NULL), `Utf8` for string columns that are not. The first rows stored decide,
+    /// per column, which it is: a column with too few repeats there is stored plainly from then
+    /// on.
+    pub fn store(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let first = self.stored.is_none();
+        let mut columns = Vec::with_capacity(batch.num_columns());
+        for (i, column) in batch.columns().iter().enumerate() {
+            match self.columns.get_mut(i) {
+                Some(Some(strings)) => {
+                    columns.push(strings.store(column, first, &mut self.ids)?);
+                }
+                _ => columns.push(Arc::clone(column)),
+            }
+        }
+        let stored = match &self.stored {
+            Some(stored) => Arc::clone(stored),
+            None => {
+                let fields: Vec<Field> = self
+                    .input
+                    .fields()
+                    .iter()
+                    .zip(&columns)
+                    .map(|(field, column)| {
+                        Field::new(field.name(), column.data_type().clone(), true)
+                    })
+                    .collect();
+                Arc::clone(self.stored.insert(Arc::new(Schema::new(fields))))
+            }
+        };
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            stored, columns, &options,
+        )?)
+    }
+
+    /// The schema of stored rows, once rows were stored.
+    pub fn stored_schema(&self) -> Option<&SchemaRef> {
+        self.stored.as_ref()
+    }
+
+    /// Ends storing: the distinct values, readable.
+    pub fn freeze(self) -> Result<StringValues> {
+        let columns = self
+            .columns
+            .into_iter()
+            .map(|strings| strings.map(StringIds::freeze).transpose())
+            .collect::<Result<_>>()?;
+        Ok(StringValues { columns })
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.ids.capacity() * size_of::<usize>()
+            + self
+                .columns
+                .iter()
+                .flatten()
+                .map(StringIds::size)
+                .sum::<usize>()
     }
 }
 
@@ -225,8 +287,6 @@ struct StringIds {
 enum Ids {
     /// Interned, while rows are pushed: DataFusion's vectorized hash table of group values.
     Building(Box<dyn GroupValues>),
-    /// Interned: every distinct value, indexed by id.
-    Frozen(ArrayRef),
     /// Not interned (too many distinct values in the first block): kept plainly, a view
     /// array as `Utf8`.
     Plain,
@@ -236,7 +296,6 @@ impl std::fmt::Debug for StringIds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             Ids::Building(values) => format!("building, {} values", values.len()),
-            Ids::Frozen(values) => format!("frozen, {} values", values.len()),
             Ids::Plain => "plain".to_string(),
         };
         write!(f, "StringIds({}, {state})", self.data_type)
@@ -270,7 +329,6 @@ impl StringIds {
                 Ok(interned)
             }
             Ids::Plain => plain(column),
-            Ids::Frozen(_) => internal_err!("sessionize: rows pushed after the store was frozen"),
         }
     }
 
@@ -283,8 +341,15 @@ impl StringIds {
             DataType::Dictionary(_, value) => cast(column, value)?,
             _ => Arc::clone(column),
         };
-        ids.clear();
-        values.intern(std::slice::from_ref(&strings), ids)?;
+        // in slices, so that the table's per-call scratch (a hash per row) and `ids` stay
+        // small: a partition holds them while it spills
+        let mut stored = Vec::with_capacity(strings.len());
+        for offset in (0..strings.len()).step_by(INTERN_ROWS) {
+            let slice = strings.slice(offset, INTERN_ROWS.min(strings.len() - offset));
+            ids.clear();
+            values.intern(std::slice::from_ref(&slice), ids)?;
+            stored.extend(ids.iter().map(|&id| id as u32));
+        }
         if values.len() > u32::MAX as usize {
             return exec_err!(
                 "sessionize: a column holds more than {} distinct values in one partition; \
@@ -292,42 +357,79 @@ impl StringIds {
                 u32::MAX
             );
         }
-        let ids = UInt32Array::from_iter_values(ids.iter().map(|&id| id as u32));
-        let ids = UInt32Array::new(ids.values().clone(), column.logical_nulls());
+        let ids = UInt32Array::new(stored.into(), column.logical_nulls());
         Ok(Arc::new(ids))
     }
 
-    fn freeze(&mut self) -> Result<()> {
-        if let Ids::Building(values) = &mut self.state {
-            let Some(all) = values.emit(EmitTo::All)?.pop() else {
-                return internal_err!("sessionize: interned values emitted no column");
-            };
-            self.state = Ids::Frozen(all);
-        }
-        Ok(())
-    }
-
-    /// Stored values (gathered from the blocks) in the column's own type.
-    fn read(&self, stored: ArrayRef) -> Result<ArrayRef> {
-        let values = match &self.state {
-            Ids::Frozen(values) => take(values, &stored, None)?,
-            Ids::Plain => stored,
-            Ids::Building(_) => {
-                return internal_err!("sessionize: rows read before the store froze");
-            }
+    fn freeze(self) -> Result<Values> {
+        let values = match self.state {
+            Ids::Building(mut values) => match values.emit(EmitTo::All)?.pop() {
+                Some(all) => Some(all),
+                None => return internal_err!("sessionize: interned values emitted no column"),
+            },
+            Ids::Plain => None,
         };
-        if values.data_type() == &self.data_type {
-            Ok(values)
-        } else {
-            Ok(cast(&values, &self.data_type)?)
-        }
+        Ok(Values {
+            data_type: self.data_type,
+            values,
+        })
     }
 
     fn size(&self) -> usize {
         match &self.state {
             Ids::Building(values) => values.size(),
-            Ids::Frozen(values) => values.get_array_memory_size(),
             Ids::Plain => 0,
+        }
+    }
+}
+
+/// A partition's distinct strings once stored ([`Strings::freeze`]), which reads of its stored
+/// rows go through.
+#[derive(Debug)]
+pub struct StringValues {
+    columns: Vec<Option<Values>>,
+}
+
+impl StringValues {
+    /// Stored values of `column` (gathered from stored rows) in the column's own type.
+    fn read(&self, column: usize, stored: ArrayRef) -> Result<ArrayRef> {
+        match self.columns.get(column) {
+            Some(Some(values)) => values.read(stored),
+            None | Some(None) => Ok(stored),
+        }
+    }
+
+    /// Bytes held, for memory accounting.
+    pub fn size(&self) -> usize {
+        self.columns
+            .iter()
+            .flatten()
+            .filter_map(|v| v.values.as_ref())
+            .map(|v| v.get_array_memory_size())
+            .sum()
+    }
+}
+
+/// One string column's distinct values.
+#[derive(Debug)]
+struct Values {
+    /// The column's own type, which reads return.
+    data_type: DataType,
+    /// Every distinct value, indexed by id; `None` for a column kept plainly.
+    values: Option<ArrayRef>,
+}
+
+impl Values {
+    /// Stored values in the column's own type.
+    fn read(&self, stored: ArrayRef) -> Result<ArrayRef> {
+        let values = match &self.values {
+            Some(values) => take(values, &stored, None)?,
+            None => stored,
+        };
+        if values.data_type() == &self.data_type {
+            Ok(values)
+        } else {
+            Ok(cast(&values, &self.data_type)?)
         }
     }
 }
@@ -395,13 +497,14 @@ mod tests {
         .unwrap()
     }
 
-    /// An interning store for the schema of `batches`, holding them.
-    fn interning_store(batches: &[&RecordBatch]) -> Result<RowStore> {
-        let mut store = RowStore::interning(&batches[0].schema())?;
+    /// A store holding `batches` in the stored form of one partition's strings, and those.
+    fn interning_store(batches: &[&RecordBatch]) -> Result<(RowStore, Strings)> {
+        let mut strings = Strings::interning(&batches[0].schema())?;
+        let mut store = RowStore::new();
         for batch in batches {
-            store.push(batch)?;
+            store.push(&strings.store(batch)?)?;
         }
-        Ok(store)
+        Ok((store, strings))
     }
 
     /// The type of each stored column, per stored batch.
@@ -450,7 +553,7 @@ mod tests {
                 "x".into(),
             ],
         );
-        let mut store = interning_store(&[&first, &second])?;
+        let (mut store, strings) = interning_store(&[&first, &second])?;
         // the string columns are stored as ids, NULL where the value is
         use DataType::{Int64, UInt32};
         assert_eq!(
@@ -458,13 +561,43 @@ mod tests {
             vec![vec![UInt32, UInt32, Int64, UInt32]; 2]
         );
         assert!(store.batches()[0].column(0).is_null(1));
-        assert!(
-            store.gather(0, &[Some((0, 0))]).is_err(),
-            "values are readable only once frozen"
-        );
-        store.freeze()?;
-        assert!(store.push(&first).is_err(), "a frozen store takes no rows");
+        // until it reads through the strings, a store gathers ids
+        assert_eq!(store.gather(0, &[Some((1, 1))])?.data_type(), &UInt32);
+        store.read_through(Arc::new(strings.freeze()?));
         assert_reads_back(&store, &[&first, &second])
+    }
+
+    #[test]
+    fn stores_of_one_partition_share_its_strings() -> Result<()> {
+        // as when a partition spills: rows stored in memory, gathered in stored form into a
+        // spill file, read back into another store, and rows stored after the spill began
+        let pages = [Some("/a"), None, Some("/b"), Some("/c")];
+        let first = batch(
+            (0..40).map(|i| pages[i % 4]).collect(),
+            (0..40).map(|i| format!("device-{}", i % 7)).collect(),
+        );
+        let later = batch(
+            vec![Some("/c"), Some("/new"), None],
+            vec!["device-3".into(), "device-new".into(), "device-0".into()],
+        );
+        let mut strings = Strings::interning(&first.schema())?;
+        let mut in_memory = RowStore::new();
+        in_memory.push(&strings.store(&first)?)?;
+        let rows = in_memory.num_rows() as u32;
+        let positions: Vec<Position> = (0..rows).map(|r| Some(in_memory.locate(r))).collect();
+        let spilled = (0..first.num_columns())
+            .map(|c| in_memory.gather_stored(c, &positions))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::clone(strings.stored_schema().expect("rows were stored"));
+        let mut bucket = RowStore::new();
+        bucket.push(&RecordBatch::try_new(schema, spilled)?)?;
+        bucket.push(&strings.store(&later)?)?;
+        assert_eq!(
+            stored_types(&bucket),
+            vec![stored_types(&in_memory)[0].clone(); 2]
+        );
+        bucket.read_through(Arc::new(strings.freeze()?));
+        assert_reads_back(&bucket, &[&first, &later])
     }
 
     #[test]
@@ -476,13 +609,13 @@ mod tests {
             (0..40).map(|i| format!("device-{:012}", i % 10)).collect(),
         );
         let second = batch(vec![None, Some("/page/1")], vec!["a".into(), "b".into()]);
-        let mut store = interning_store(&[&first, &second])?;
+        let (mut store, strings) = interning_store(&[&first, &second])?;
         use DataType::{Int64, UInt32, Utf8};
         assert_eq!(
             stored_types(&store),
             vec![vec![Utf8, UInt32, Int64, UInt32]; 2]
         );
-        store.freeze()?;
+        store.read_through(Arc::new(strings.freeze()?));
         assert_reads_back(&store, &[&first, &second])
     }
 
@@ -501,9 +634,9 @@ mod tests {
         };
         let mut plain = RowStore::new();
         plain.push(&make())?;
-        let mut interned = RowStore::interning(&make().schema())?;
-        interned.push(&make())?;
-        interned.freeze()?;
+        let mut strings = Strings::interning(&make().schema())?;
+        let mut interned = RowStore::new();
+        interned.push(&strings.store(&make())?)?;
         // a view is 16 bytes and this string 37 more; an id is 4 bytes
         assert!(
             plain.size() >= rows * (16 + device.len()),
@@ -511,6 +644,7 @@ mod tests {
             plain.size()
         );
         assert!(interned.size() < rows * 5, "{}", interned.size());
+        assert!(strings.freeze()?.size() < 1024);
         Ok(())
     }
 }
