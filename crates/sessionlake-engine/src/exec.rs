@@ -723,6 +723,23 @@ impl PartitionTask {
         }
     }
 
+    /// Accounts `needed` bytes to the partition once it has spilled (it cannot spill more to
+    /// free them): asked of the pool, or, when the pool refuses, taken all the same if they are
+    /// within the partition's share ([`Self::buffer_share`]), for the pool can be over its
+    /// limit through no fault of the partition's: the shuffle before the operator is never
+    /// refused memory ([`crate::memory`]) and can hold far more than a share while the
+    /// operator writes and reads its spill files. The pool's other consumers see the memory
+    /// taken and spill. Past the share, the pool's refusal is returned.
+    fn claim(&self, needed: usize) -> Result<()> {
+        match self.reservation.try_resize(needed) {
+            Err(e) if is_resources_exhausted(&e) && needed <= self.buffer_share => {
+                self.reservation.resize(needed);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Holds the memory the partition keeps while it spills: its user ids, its distinct
     /// strings and staged runs.
     fn hold_while_spilling(
@@ -741,7 +758,7 @@ impl PartitionTask {
         }
         writer.write_all(self)?;
         let needed = held + writer.staged_size;
-        self.reservation.try_resize(needed).map_err(|e| {
+        self.claim(needed).map_err(|e| {
             DataFusionError::ResourcesExhausted(format!(
                 "sessionize: the user ids and distinct strings of a partition ({} users, \
                  {needed} bytes) do not fit in memory even when its events spill; raise the \
@@ -764,7 +781,7 @@ impl PartitionTask {
         while let Some(batch) = stream.next().await {
             buffer.add_spilled(&batch?)?;
             let needed = held + buffer.size() + self.working_size(&buffer);
-            if let Err(e) = self.reservation.try_resize(needed) {
+            if let Err(e) = self.claim(needed) {
                 return Err(DataFusionError::ResourcesExhausted(format!(
                     "sessionize: 1/{SPILL_BUCKETS} of a partition's users ({} rows so far, \
                      {needed} bytes to sessionize) does not fit in memory; raise the memory \
