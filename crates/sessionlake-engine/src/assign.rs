@@ -163,7 +163,8 @@ impl<S: SessionId> Pieces<S> {
             starts[piece + 1] += starts[piece];
         }
         let mut grouped = std::mem::take(&mut self.grouped);
-        grouped.clear();
+        // every slot is written below: no need to clear, so only a longer batch's tail is
+        // filled with defaults first
         grouped.resize(incoming.len(), Entry::default());
         let mut next = starts;
         for entry in &incoming {
@@ -572,7 +573,8 @@ fn sort_by_user<S: SessionId>(chunks: &[Vec<Entry<S>>], scratch: &mut Scratch<S>
         start += n;
     }
     let entries = &mut scratch.entries;
-    entries.clear();
+    // every slot is written below: no need to clear, so only a larger piece's tail is filled
+    // with defaults first
     entries.resize(total, Entry::default());
     for entry in chunks.iter().flatten() {
         let slot = &mut counts[local(entry)];
