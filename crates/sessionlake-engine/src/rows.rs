@@ -100,7 +100,8 @@ impl RowStore {
     }
 
     /// Takes batch `i` out (leaving it empty), once nothing will read its rows again. Only a
-    /// store that interns nothing returns its batches this way.
+    /// store of rows kept as they are (`sessionize`'s, whose [`Strings`] intern nothing)
+    /// returns its batches this way.
     pub fn take_batch(&mut self, i: usize) -> RecordBatch {
         let empty = RecordBatch::new_empty(self.batches[i].schema());
         std::mem::replace(&mut self.batches[i], empty)
@@ -266,7 +267,7 @@ impl Strings {
     }
 }
 
-/// Whether an interning store may keep a column of this type as ids: strings, and
+/// Whether interning [`Strings`] may keep a column of this type as ids: strings, and
 /// dictionaries of strings (whose values would otherwise be merged on every read across
 /// blocks).
 fn is_string(data_type: &DataType) -> bool {
@@ -277,7 +278,7 @@ fn is_string(data_type: &DataType) -> bool {
     }
 }
 
-/// How an interning store keeps one string column.
+/// How interning [`Strings`] keep one string column.
 struct StringIds {
     /// The column's own type, which reads return.
     data_type: DataType,
