@@ -88,6 +88,17 @@ fn small_lake(dir: &std::path::Path) -> std::path::PathBuf {
     lake
 }
 
+/// Sessions with first and last values (so every column is kept to order tied events).
+const SESSIONS_SQL: &str = "SELECT * FROM sessions('events', 'properties=page,country')";
+
+/// [`small_lake`], and its [`SESSIONS_SQL`] rows in memory.
+async fn small_lake_sessions(dir: &std::path::Path) -> (std::path::PathBuf, Vec<String>) {
+    let lake = small_lake(dir);
+    let expected = rows(&context(&lake, None).await, SESSIONS_SQL).await;
+    assert!(expected.len() > 1000, "sessions: {}", expected.len());
+    (lake, expected)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spilled_partitions_give_the_in_memory_sessions() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -178,10 +189,7 @@ async fn a_small_budget_never_hangs_the_shuffle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spilled_partition_reads_its_buckets_within_its_share_of_a_full_pool() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let lake = small_lake(dir.path());
-    let sql = "SELECT * FROM sessions('events', 'properties=page,country')";
-    let expected = rows(&context(&lake, None).await, sql).await;
-    assert!(expected.len() > 1000, "sessions: {}", expected.len());
+    let (lake, expected) = small_lake_sessions(dir.path()).await;
 
     let limit = 8 << 20;
     let budget = MemoryLimit::Bytes(limit).resolve();
@@ -189,7 +197,7 @@ async fn a_spilled_partition_reads_its_buckets_within_its_share_of_a_full_pool()
     let pool = Arc::clone(&ctx.runtime_env().memory_pool);
     let shuffle = MemoryConsumer::new("a shuffle's buffered batches").register(&pool);
     shuffle.grow(limit);
-    let (got, plan) = try_rows_and_plan(&ctx, sql).await;
+    let (got, plan) = try_rows_and_plan(&ctx, SESSIONS_SQL).await;
     assert_eq!(
         got.expect("sessions within the partitions' shares"),
         expected
@@ -217,10 +225,7 @@ fn spill_count(line: &str) -> Option<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spill_files_are_compressed_as_the_session_says() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let lake = small_lake(dir.path());
-    let sql = "SELECT * FROM sessions('events', 'properties=page,country')";
-    let expected = rows(&context(&lake, None).await, sql).await;
-    assert!(expected.len() > 1000, "sessions: {}", expected.len());
+    let (lake, expected) = small_lake_sessions(dir.path()).await;
 
     let limited = context(&lake, Some(3 << 20)).await;
     let mut spilled = Vec::new();
@@ -233,7 +238,7 @@ async fn spill_files_are_compressed_as_the_session_says() {
                 .await
                 .expect("set");
         }
-        let (got, plan) = rows_and_plan(&limited, sql).await;
+        let (got, plan) = rows_and_plan(&limited, SESSIONS_SQL).await;
         let bytes = sessionize_spilled_bytes(&plan);
         assert_eq!(got, expected, "{compression}");
         assert!(bytes > 0, "{compression}: nothing spilled");

@@ -670,7 +670,7 @@ impl PartitionTask {
         let mut buckets = None;
         match spill {
             Some(writer) => {
-                let files = writer.finish(self)?;
+                let files = writer.finish()?;
                 units.extend(files.passthrough.map(Unit::Passthrough));
                 units.extend(files.buckets.into_iter().map(Unit::Bucket));
                 buckets = files.manager;
@@ -756,7 +756,7 @@ impl PartitionTask {
         {
             return Ok(());
         }
-        writer.write_all(self)?;
+        writer.write_all()?;
         let needed = held + writer.staged_size;
         self.claim(needed).map_err(|e| {
             DataFusionError::ResourcesExhausted(format!(
@@ -979,10 +979,9 @@ impl SpillRun {
 /// Writes a spilling partition's rows into user buckets, staging each bucket's rows until a
 /// run of [`SPILL_RUN_ROWS`] can be appended at once.
 struct SpillWriter {
-    /// Made with the first run ([`BucketFiles`]).
+    /// The buckets' files, made with the first run ([`BucketFiles`]): their schema, that of
+    /// every run ([`Layout::spill_schema`]), is known then.
     manager: Option<SpillManager>,
-    /// The schema of every run ([`Layout::spill_schema`]), known with the first one.
-    schema: Option<SchemaRef>,
     files: Vec<Option<SpillRun>>,
     staged: Vec<Vec<RecordBatch>>,
     staged_rows: Vec<usize>,
@@ -1002,7 +1001,6 @@ impl SpillWriter {
         Self {
             stage_limit: (held / 4).max(MIN_STAGE_LIMIT),
             manager: None,
-            schema: None,
             files: (0..SPILL_BUCKETS).map(|_| None).collect(),
             staged: vec![Vec::new(); SPILL_BUCKETS],
             staged_rows: vec![0; SPILL_BUCKETS],
@@ -1017,12 +1015,13 @@ impl SpillWriter {
         user as usize % SPILL_BUCKETS
     }
 
-    /// The schema of runs whose kept columns are stored as `stored` says.
-    fn schema(&mut self, layout: &Layout, stored: &Schema) -> SchemaRef {
-        Arc::clone(
-            self.schema
-                .get_or_insert_with(|| layout.spill_schema(stored)),
-        )
+    /// The schema of runs whose kept columns are stored as `stored` says (the buckets' files
+    /// are made with the first).
+    fn schema(&mut self, task: &PartitionTask, stored: &Schema) -> SchemaRef {
+        let manager = self
+            .manager
+            .get_or_insert_with(|| task.buckets.manager(task.layout.spill_schema(stored)));
+        Arc::clone(manager.schema())
     }
 
     /// Spills everything `buffer` holds, in stored form.
@@ -1037,7 +1036,7 @@ impl SpillWriter {
         let Some(stored) = buffer.rows.batches().first().map(|b| b.schema()) else {
             return Ok(());
         };
-        let schema = self.schema(layout, &stored);
+        let schema = self.schema(task, &stored);
         for piece in 0..PIECES {
             for chunk in buffer.pieces.take(piece) {
                 for part in chunk.chunks(task.batch_size) {
@@ -1063,7 +1062,7 @@ impl SpillWriter {
                         kept,
                     )?;
                     // a piece's users are all in one bucket
-                    self.stage(task, piece % SPILL_BUCKETS, run)?;
+                    self.stage(piece % SPILL_BUCKETS, run)?;
                 }
             }
         }
@@ -1089,7 +1088,7 @@ impl SpillWriter {
             self.bucket_rows[bucket].push(row as u32);
         }
         let kept = strings.store(&task.layout.kept_rows(batch)?)?;
-        let schema = self.schema(&task.layout, &kept.schema());
+        let schema = self.schema(task, &kept.schema());
         let users = UInt32Array::from_iter_values(keys.users.iter().map(|&u| u as u32));
         let times = Int64Array::from_iter_values(keys.times.iter().copied());
         for bucket in 0..SPILL_BUCKETS {
@@ -1108,7 +1107,7 @@ impl SpillWriter {
                 sessions,
                 take_arrays(kept.columns(), &rows, None)?,
             )?;
-            self.stage(task, bucket, run)?;
+            self.stage(bucket, run)?;
         }
         self.pass_through(task, batch, &keys.mask)
     }
@@ -1131,29 +1130,29 @@ impl SpillWriter {
         file.append(&inactive)
     }
 
-    fn stage(&mut self, task: &PartitionTask, bucket: usize, run: RecordBatch) -> Result<()> {
+    fn stage(&mut self, bucket: usize, run: RecordBatch) -> Result<()> {
         self.staged_rows[bucket] += run.num_rows();
         self.staged_size += get_record_batch_memory_size(&run);
         self.staged[bucket].push(run);
         if self.staged_rows[bucket] >= SPILL_RUN_ROWS {
-            self.write(task, bucket)?;
+            self.write(bucket)?;
         }
         if self.staged_size > self.stage_limit {
-            self.write_all(task)?;
+            self.write_all()?;
         }
         Ok(())
     }
 
     /// Appends every bucket's staged rows to its file.
-    fn write_all(&mut self, task: &PartitionTask) -> Result<()> {
+    fn write_all(&mut self) -> Result<()> {
         for bucket in 0..SPILL_BUCKETS {
-            self.write(task, bucket)?;
+            self.write(bucket)?;
         }
         Ok(())
     }
 
     /// Appends the rows staged for `bucket` to its file as one run.
-    fn write(&mut self, task: &PartitionTask, bucket: usize) -> Result<()> {
+    fn write(&mut self, bucket: usize) -> Result<()> {
         let staged = std::mem::take(&mut self.staged[bucket]);
         if staged.is_empty() {
             return Ok(());
@@ -1163,11 +1162,11 @@ impl SpillWriter {
             .map(get_record_batch_memory_size)
             .sum::<usize>();
         self.staged_rows[bucket] = 0;
-        let run = concat_batches(&staged[0].schema(), &staged)?;
+        let Some(manager) = &self.manager else {
+            return internal_err!("sessionize: runs staged before their schema was known");
+        };
+        let run = concat_batches(manager.schema(), &staged)?;
         drop(staged);
-        let manager = self
-            .manager
-            .get_or_insert_with(|| task.buckets.manager(run.schema()));
         let file = match &mut self.files[bucket] {
             Some(file) => file,
             None => self.files[bucket].insert(SpillRun::new(manager)?),
@@ -1176,8 +1175,8 @@ impl SpillWriter {
     }
 
     /// Writes what is staged and closes the files.
-    fn finish(mut self, task: &PartitionTask) -> Result<SpilledFiles> {
-        self.write_all(task)?;
+    fn finish(mut self) -> Result<SpilledFiles> {
+        self.write_all()?;
         let mut buckets = Vec::with_capacity(SPILL_BUCKETS);
         for bucket in 0..SPILL_BUCKETS {
             if let Some(file) = self.files[bucket].take() {

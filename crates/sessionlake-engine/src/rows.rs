@@ -240,11 +240,6 @@ impl Strings {
         )?)
     }
 
-    /// The schema of stored rows, once rows were stored.
-    pub fn stored_schema(&self) -> Option<&SchemaRef> {
-        self.stored.as_ref()
-    }
-
     /// Ends storing: the distinct values, readable.
     pub fn freeze(self) -> Result<StringValues> {
         let columns = self
@@ -589,9 +584,11 @@ mod tests {
         let spilled = (0..first.num_columns())
             .map(|c| in_memory.gather_stored(c, &positions))
             .collect::<Result<Vec<_>>>()?;
-        let schema = Arc::clone(strings.stored_schema().expect("rows were stored"));
         let mut bucket = RowStore::new();
-        bucket.push(&RecordBatch::try_new(schema, spilled)?)?;
+        bucket.push(&RecordBatch::try_new(
+            in_memory.batches()[0].schema(),
+            spilled,
+        )?)?;
         bucket.push(&strings.store(&later)?)?;
         assert_eq!(
             stored_types(&bucket),
