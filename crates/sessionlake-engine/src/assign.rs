@@ -11,7 +11,6 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
-use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, Scalar, StringArray,
@@ -19,18 +18,16 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::kernels::cmp;
 use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::{Result, exec_err};
-use datafusion::logical_expr::EmitTo;
-use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
-use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use sessionlake_functions::session_split::{
     session_length, split_by_event_gaps, split_by_gap, within_max_length,
 };
 use sessionlake_functions::time_unit::{nanos_to_ticks, span_array_to_ticks, ticks_to_epoch_ms};
 
 use crate::columns::BoundColumns;
+use crate::intern::Interner;
 use crate::options::{SessionMode, SessionOptions};
 use crate::rows::{Position, RowStore};
 
@@ -235,18 +232,11 @@ impl<S: SessionId> Pieces<S> {
     }
 }
 
-/// Dense ids for the users of a partition, in order of first appearance.
+/// Dense ids for the users of a partition, in order of first appearance ([`Interner`]).
+#[derive(Debug)]
 pub struct UserIds {
-    values: Option<Box<dyn GroupValues>>,
+    values: Option<Interner>,
     ids: Vec<usize>,
-}
-
-impl std::fmt::Debug for UserIds {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserIds")
-            .field("users", &self.len())
-            .finish()
-    }
 }
 
 impl UserIds {
@@ -259,36 +249,19 @@ impl UserIds {
 
     /// The id of each row's user (a NULL user gets an id too).
     pub fn intern(&mut self, users: &ArrayRef) -> Result<&[usize]> {
-        let users = match users.data_type() {
-            DataType::Dictionary(_, value) => cast(users, value)?,
-            _ => Arc::clone(users),
-        };
         let values = match &mut self.values {
             Some(values) => values,
-            None => self.values.insert(new_group_values(
-                Arc::new(Schema::new(vec![Field::new(
-                    "user",
-                    users.data_type().clone(),
-                    true,
-                )])),
-                &GroupOrdering::None,
-            )?),
+            None => self
+                .values
+                .insert(Interner::new("sessionize: user column", users.data_type())?),
         };
-        self.ids.clear();
-        values.intern(std::slice::from_ref(&users), &mut self.ids)?;
-        if values.len() > u32::MAX as usize {
-            return exec_err!(
-                "sessionize: a partition holds more than {} users; raise \
-                 datafusion.execution.target_partitions",
-                u32::MAX
-            );
-        }
+        values.intern(users, &mut self.ids)?;
         Ok(&self.ids)
     }
 
     /// Users interned so far.
     pub fn len(&self) -> usize {
-        self.values.as_ref().map_or(0, |v| v.len())
+        self.values.as_ref().map_or(0, Interner::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -297,15 +270,12 @@ impl UserIds {
 
     /// Bytes held, for memory accounting.
     pub fn size(&self) -> usize {
-        self.values.as_ref().map_or(0, |v| v.size()) + self.ids.capacity() * size_of::<usize>()
+        self.values.as_ref().map_or(0, Interner::size) + self.ids.capacity() * size_of::<usize>()
     }
 
     /// Every user by id (the value type of a dictionary column), or `None` before any row.
     pub fn into_values(self) -> Result<Option<ArrayRef>> {
-        match self.values {
-            Some(mut values) => Ok(values.emit(EmitTo::All)?.pop()),
-            None => Ok(None),
-        }
+        self.values.map(Interner::into_values).transpose()
     }
 }
 
@@ -717,6 +687,8 @@ fn split_sessions<S: SessionId>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn entry(user: u32, time: i64, row: u32) -> Entry<()> {

@@ -31,6 +31,7 @@ pub mod columns;
 #[cfg(feature = "delta")]
 pub mod delta;
 pub mod exec;
+pub mod intern;
 pub mod lake;
 pub mod layout;
 pub mod location;

@@ -28,10 +28,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{cast, interleave, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::utils::memory::RecordBatchMemoryCounter;
-use datafusion::common::{Result, exec_err, internal_err};
-use datafusion::logical_expr::EmitTo;
-use datafusion::physical_plan::aggregates::group_values::{GroupValues, new_group_values};
-use datafusion::physical_plan::aggregates::order::GroupOrdering;
+use datafusion::common::{Result, internal_err};
+
+use crate::intern::Interner;
 
 /// A string column is interned when its first block has at least this many rows per distinct
 /// value.
@@ -281,8 +280,8 @@ struct StringIds {
 }
 
 enum Ids {
-    /// Interned, while rows are pushed: DataFusion's vectorized hash table of group values.
-    Building(Box<dyn GroupValues>),
+    /// Interned, while rows are pushed.
+    Building(Interner),
     /// Not interned (too many distinct values in the first block): kept plainly, a view
     /// array as `Utf8`.
     Plain,
@@ -301,14 +300,9 @@ impl std::fmt::Debug for StringIds {
 impl StringIds {
     fn new(field: &Field) -> Result<Self> {
         let data_type = field.data_type().clone();
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            field.name(),
-            value_type(&data_type).clone(),
-            true,
-        )]));
         Ok(Self {
+            state: Ids::Building(Interner::new("sessionize: string column", &data_type)?),
             data_type,
-            state: Ids::Building(new_group_values(schema, &GroupOrdering::None)?),
         })
     }
 
@@ -317,7 +311,7 @@ impl StringIds {
     fn store(&mut self, column: &ArrayRef, first: bool, ids: &mut Vec<usize>) -> Result<ArrayRef> {
         match &mut self.state {
             Ids::Building(values) => {
-                let interned = Self::intern(values.as_mut(), column, ids)?;
+                let interned = Self::intern(values, column, ids)?;
                 if first && values.len() * MIN_REPEATS > column.len() {
                     self.state = Ids::Plain;
                     return plain(column);
@@ -328,30 +322,14 @@ impl StringIds {
         }
     }
 
-    fn intern(
-        values: &mut dyn GroupValues,
-        column: &ArrayRef,
-        ids: &mut Vec<usize>,
-    ) -> Result<ArrayRef> {
-        let strings = match column.data_type() {
-            DataType::Dictionary(_, value) => cast(column, value)?,
-            _ => Arc::clone(column),
-        };
+    fn intern(values: &mut Interner, column: &ArrayRef, ids: &mut Vec<usize>) -> Result<ArrayRef> {
         // in slices, so that the table's per-call scratch (a hash per row) and `ids` stay
         // small: a partition holds them while it spills
-        let mut stored = Vec::with_capacity(strings.len());
-        for offset in (0..strings.len()).step_by(INTERN_ROWS) {
-            let slice = strings.slice(offset, INTERN_ROWS.min(strings.len() - offset));
-            ids.clear();
-            values.intern(std::slice::from_ref(&slice), ids)?;
+        let mut stored = Vec::with_capacity(column.len());
+        for offset in (0..column.len()).step_by(INTERN_ROWS) {
+            let slice = column.slice(offset, INTERN_ROWS.min(column.len() - offset));
+            values.intern(&slice, ids)?;
             stored.extend(ids.iter().map(|&id| id as u32));
-        }
-        if values.len() > u32::MAX as usize {
-            return exec_err!(
-                "sessionize: a column holds more than {} distinct values in one partition; \
-                 raise datafusion.execution.target_partitions",
-                u32::MAX
-            );
         }
         let ids = UInt32Array::new(stored.into(), column.logical_nulls());
         Ok(Arc::new(ids))
@@ -359,10 +337,7 @@ impl StringIds {
 
     fn freeze(self) -> Result<Values> {
         let values = match self.state {
-            Ids::Building(mut values) => match values.emit(EmitTo::All)?.pop() {
-                Some(all) => Some(all),
-                None => return internal_err!("sessionize: interned values emitted no column"),
-            },
+            Ids::Building(values) => Some(values.into_values()?),
             Ids::Plain => None,
         };
         Ok(Values {
@@ -427,14 +402,6 @@ impl Values {
         } else {
             Ok(cast(&values, &self.data_type)?)
         }
-    }
-}
-
-/// The type of a column's values: a dictionary's value type, else the type itself.
-fn value_type(data_type: &DataType) -> &DataType {
-    match data_type {
-        DataType::Dictionary(_, values) => values,
-        other => other,
     }
 }
 
