@@ -12,11 +12,12 @@
 //! the misses overlap instead of stalling the loop one by one. Other types (integer user ids)
 //! use DataFusion's group values.
 //!
-//! Ids are given in order of first appearance, from 0; a NULL gets an id too.
+//! Ids are given in order of first appearance, from 0; a NULL gets an id too. A dictionary
+//! column with fewer values than rows looks each value up once, when a row first uses it.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringViewArray};
+use datafusion::arrow::array::{AnyDictionaryArray, Array, ArrayRef, AsArray, StringViewArray};
 use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
@@ -93,13 +94,12 @@ impl Interner {
     pub fn intern(&mut self, column: &ArrayRef, ids: &mut Vec<usize>) -> Result<()> {
         ids.clear();
         match &mut self.table {
-            Table::Strings(table) => {
-                let views = match column.data_type() {
-                    DataType::Utf8View => Arc::clone(column),
-                    _ => cast(column, &DataType::Utf8View)?,
-                };
-                table.intern(views.as_string_view(), ids)
-            }
+            Table::Strings(table) => match column.as_any_dictionary_opt() {
+                Some(dictionary) if dictionary.values().len() <= column.len() => {
+                    table.intern_dictionary(dictionary, ids)
+                }
+                _ => table.intern(&as_views(column)?, ids),
+            },
             Table::Other {
                 what,
                 value_type,
@@ -147,6 +147,14 @@ impl Interner {
                 None => internal_err!("interned values emitted no column"),
             },
         }
+    }
+}
+
+/// A string column as a view array.
+fn as_views(column: &ArrayRef) -> Result<ArrayRef> {
+    match column.data_type() {
+        DataType::Utf8View => Ok(Arc::clone(column)),
+        _ => Ok(cast(column, &DataType::Utf8View)?),
     }
 }
 
@@ -211,6 +219,9 @@ struct StringTable {
     blocks: Vec<Vec<u8>>,
     /// Reused per [`Self::intern`]: a hash per row.
     hashes: Vec<u64>,
+    /// Reused per [`Self::intern_dictionary`]: the id of each value of the dictionary, or
+    /// [`EMPTY`] until a row uses it.
+    value_ids: Vec<u32>,
 }
 
 impl StringTable {
@@ -223,6 +234,7 @@ impl StringTable {
             null: None,
             blocks: Vec::new(),
             hashes: Vec::new(),
+            value_ids: Vec::new(),
         }
     }
 
@@ -231,40 +243,87 @@ impl StringTable {
             + self.blocks.iter().map(Vec::capacity).sum::<usize>()
             + self.blocks.capacity() * size_of::<Vec<u8>>()
             + self.hashes.capacity() * size_of::<u64>()
+            + self.value_ids.capacity() * size_of::<u32>()
     }
 
     /// Appends the id of each value of `array` to `ids`.
-    fn intern(&mut self, array: &StringViewArray, ids: &mut Vec<usize>) -> Result<()> {
-        self.hashes.clear();
-        self.hashes.resize(array.len(), 0);
-        create_hashes([array as &dyn Array], &HASHES, &mut self.hashes)?;
+    fn intern(&mut self, array: &ArrayRef, ids: &mut Vec<usize>) -> Result<()> {
+        let array = array.as_string_view();
+        self.hash(array)?;
         ids.reserve(array.len());
-        let nulls = array.logical_nulls();
-        for (row, &view) in array.views().iter().enumerate() {
+        for row in 0..array.len() {
             if let Some(&ahead) = self.hashes.get(row + PREFETCH_ROWS) {
                 self.prefetch(ahead);
             }
-            if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-                let id = match self.null {
-                    Some(id) => id,
-                    None => {
-                        let id = self.next_id()?;
-                        self.len += 1;
-                        *self.null.insert(id)
-                    }
-                };
-                ids.push(id as usize);
-                continue;
-            }
-            let hash = (self.hashes[row] >> 32) as u32;
-            let id = if view as u32 <= INLINE {
-                self.inline_id(view, hash)?
-            } else {
-                self.long_id(array.value(row).as_bytes(), view, hash)?
+            ids.push(self.id_of(array, row)? as usize);
+        }
+        Ok(())
+    }
+
+    /// Appends the id of each row of a dictionary column to `ids`: a value is looked up the
+    /// first time a row uses it, and the rows after take its id from there.
+    fn intern_dictionary(
+        &mut self,
+        dictionary: &dyn AnyDictionaryArray,
+        ids: &mut Vec<usize>,
+    ) -> Result<()> {
+        let values = as_views(dictionary.values())?;
+        let values = values.as_string_view();
+        self.hash(values)?;
+        let mut value_ids = std::mem::take(&mut self.value_ids);
+        value_ids.clear();
+        value_ids.resize(values.len(), EMPTY);
+        let nulls = dictionary.nulls();
+        ids.reserve(dictionary.len());
+        for (row, key) in dictionary.normalized_keys().into_iter().enumerate() {
+            let id = match value_ids.get_mut(key) {
+                _ if nulls.is_some_and(|n| n.is_null(row)) => self.null_id()?,
+                Some(id) if *id != EMPTY => *id,
+                Some(id) => {
+                    *id = self.id_of(values, key)?;
+                    *id
+                }
+                None => return internal_err!("{}: a dictionary key out of range", self.what),
             };
             ids.push(id as usize);
         }
+        self.value_ids = value_ids;
         Ok(())
+    }
+
+    /// Sets [`Self::hashes`] to the hashes of `array`'s values.
+    fn hash(&mut self, array: &StringViewArray) -> Result<()> {
+        self.hashes.clear();
+        self.hashes.resize(array.len(), 0);
+        create_hashes([array as &dyn Array], &HASHES, &mut self.hashes)?;
+        Ok(())
+    }
+
+    /// The id of `array`'s value at `index`, whose hash is in [`Self::hashes`].
+    #[inline]
+    fn id_of(&mut self, array: &StringViewArray, index: usize) -> Result<u32> {
+        if array.is_null(index) {
+            return self.null_id();
+        }
+        let view = array.views()[index];
+        let hash = (self.hashes[index] >> 32) as u32;
+        if view as u32 <= INLINE {
+            self.inline_id(view, hash)
+        } else {
+            self.long_id(array.value(index).as_bytes(), view, hash)
+        }
+    }
+
+    /// The id of NULL.
+    fn null_id(&mut self) -> Result<u32> {
+        match self.null {
+            Some(id) => Ok(id),
+            None => {
+                let id = self.next_id()?;
+                self.len += 1;
+                Ok(*self.null.insert(id))
+            }
+        }
     }
 
     /// Asks the CPU to bring the first slot of `hash` into the cache, where a lookup a few rows
@@ -556,6 +615,40 @@ mod tests {
         ];
         let batch: Vec<Option<String>> = edges.iter().map(|v| v.map(String::from)).collect();
         check(&[batch.clone(), batch])
+    }
+
+    #[test]
+    fn a_dictionary_takes_ids_as_its_rows_first_use_its_values() -> Result<()> {
+        use datafusion::arrow::array::Int32Array;
+        // a NULL value, a NULL key, a value no row uses, and (second) more values than rows
+        let values: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("unused"),
+            Some("b-a string longer than a view"),
+            None,
+            Some("a"),
+        ]));
+        let keys = Int32Array::from(vec![Some(3), Some(1), None, Some(2), Some(3), Some(1)]);
+        let first: ArrayRef = Arc::new(DictionaryArray::try_new(keys, Arc::clone(&values))?);
+        let keys = Int32Array::from(vec![Some(0), Some(3)]);
+        let second: ArrayRef = Arc::new(DictionaryArray::try_new(keys, values)?);
+        let mut interner = Interner::new("test", first.data_type())?;
+        let mut ids = Vec::new();
+        interner.intern(&first, &mut ids)?;
+        assert_eq!(ids, vec![0, 1, 2, 2, 0, 1]);
+        interner.intern(&second, &mut ids)?;
+        assert_eq!(ids, vec![3, 0]);
+        let values = interner.into_values()?;
+        let values: Vec<Option<&str>> = values.as_string::<i32>().iter().collect();
+        assert_eq!(
+            values,
+            vec![
+                Some("a"),
+                Some("b-a string longer than a view"),
+                None,
+                Some("unused")
+            ]
+        );
+        Ok(())
     }
 
     #[test]
