@@ -233,10 +233,17 @@ impl<S: SessionId> Pieces<S> {
 }
 
 /// Dense ids for the users of a partition, in order of first appearance ([`Interner`]).
-#[derive(Debug)]
 pub struct UserIds {
     values: Option<Interner>,
     ids: Vec<usize>,
+}
+
+impl std::fmt::Debug for UserIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserIds")
+            .field("users", &self.len())
+            .finish()
+    }
 }
 
 impl UserIds {
