@@ -385,6 +385,47 @@ fn memory_limit_bounds_execution() {
     );
 }
 
+/// The `heap` line of `\\memory` with `GLIBC_TUNABLES` as given (`None`: unset).
+fn heap_line(tunables: Option<&str>) -> String {
+    let mut command = command_in(repo_root(), &["-c", "\\memory"]);
+    match tunables {
+        Some(tunables) => command.env("GLIBC_TUNABLES", tunables),
+        None => command.env_remove("GLIBC_TUNABLES"),
+    };
+    let output = run(command);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    text.lines()
+        .find_map(|line| line.strip_prefix("heap "))
+        .unwrap_or_else(|| panic!("no heap line: {text}"))
+        .to_string()
+}
+
+#[test]
+fn the_heap_gets_huge_pages_where_the_kernel_gives_them_on_request() {
+    let policy =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let by_default = heap_line(None);
+    let other_tunable = heap_line(Some("glibc.malloc.arena_max=4"));
+    let refused = heap_line(Some("glibc.malloc.hugetlb=0"));
+    if cfg!(all(target_os = "linux", target_env = "gnu")) && policy.contains("[madvise]") {
+        // the binary started itself again with the tunable added to what was set
+        let asked = "transparent huge pages (glibc.malloc.hugetlb=1)";
+        assert_eq!(by_default, asked);
+        assert_eq!(other_tunable, asked);
+        assert_eq!(refused, "4 KiB pages (glibc.malloc.hugetlb=0)");
+    } else if policy.contains("[always]") {
+        assert_eq!(
+            by_default,
+            "transparent huge pages (the kernel's policy is always)"
+        );
+        assert_eq!(refused, by_default);
+    } else {
+        assert!(by_default.starts_with("4 KiB pages"), "{by_default}");
+        assert_eq!(refused, by_default);
+    }
+}
+
 #[test]
 fn memory_is_bounded_by_default_and_memory_shows_the_limit() {
     // no -m: a spilling pool of three quarters of the memory this process may use
@@ -396,6 +437,10 @@ fn memory_is_bounded_by_default_and_memory_shows_the_limit() {
     assert!(limit.contains("(75% of "), "{text}");
     assert!(limit.ends_with("; -m SIZE or -m none to change)"), "{text}");
     assert_eq!(text.lines().nth(1), Some("in use 0 B"), "{text}");
+    assert!(
+        text.lines().nth(2).is_some_and(|l| l.starts_with("heap ")),
+        "{text}"
+    );
 
     let asked = sessionlake(&["-m", "2g", "-c", "\\memory"]);
     assert_eq!(stdout(&asked).lines().next(), Some("limit 2.0 GiB (-m)"));

@@ -158,14 +158,19 @@ impl FromStr for Command {
     }
 }
 
-/// What `\memory` prints: the budget and how much of the pool operators hold now.
+/// What `\memory` prints: the budget, how much of the pool operators hold now, and the
+/// heap's page size.
 fn memory_report(shell: &Shell) -> String {
     let limit = match &shell.memory {
         Some(budget) => budget.describe(),
         None => "set by the cluster's executors".to_string(),
     };
     let reserved = shell.ctx.runtime_env().memory_pool.reserved();
-    format!("limit {limit}\nin use {}\n", Bytes(reserved as u64))
+    format!(
+        "limit {limit}\nin use {}\nheap {}\n",
+        Bytes(reserved as u64),
+        crate::huge_pages::describe()
+    )
 }
 
 /// Runs one backslash command line (with its backslash).

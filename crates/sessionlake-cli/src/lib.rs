@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod command;
 pub mod editor;
 pub mod exit_code;
+pub mod huge_pages;
 #[cfg(feature = "import")]
 pub mod import;
 pub mod job;

@@ -18,5 +18,6 @@ fn connect(
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    sessionlake_cli::huge_pages::reexec_with_huge_pages();
     sessionlake_cli::main_with_cluster(Some(connect)).await
 }

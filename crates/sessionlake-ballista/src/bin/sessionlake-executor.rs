@@ -49,6 +49,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    sessionlake_cli::huge_pages::reexec_with_huge_pages();
     let args = Args::parse();
     sessionlake_ballista::init_logging();
     let Some((scheduler_host, scheduler_port)) = args

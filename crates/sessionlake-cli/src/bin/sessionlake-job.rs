@@ -6,5 +6,6 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    sessionlake_cli::huge_pages::reexec_with_huge_pages();
     sessionlake_cli::job_main().await
 }
