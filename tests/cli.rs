@@ -385,7 +385,7 @@ fn memory_limit_bounds_execution() {
     );
 }
 
-/// The `heap` line of `\\memory` with `GLIBC_TUNABLES` as given (`None`: unset).
+/// The `heap` line of `\memory` with `GLIBC_TUNABLES` as given (`None`: unset).
 fn heap_line(tunables: Option<&str>) -> String {
     let mut command = command_in(repo_root(), &["-c", "\\memory"]);
     match tunables {
