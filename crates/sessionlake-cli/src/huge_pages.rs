@@ -26,8 +26,9 @@ const TUNABLE: &str = "glibc.malloc.hugetlb";
 const POLICY: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
 
 /// Starts this program again with glibc's huge-page tunable set, when that helps (see the
-/// module's documentation). Call it first in `main`. It returns only when it does nothing or
-/// cannot start the program again.
+/// module's documentation). Call it first in `main`, before an async runtime starts its threads
+/// (their work would be thrown away). It returns only when it does nothing or cannot start the
+/// program again.
 pub fn reexec_with_huge_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -16,8 +16,13 @@ fn connect(
     })
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // before the runtime starts its threads: the restart replaces the whole process
     sessionlake_cli::huge_pages::reexec_with_huge_pages();
+    run()
+}
+
+#[tokio::main]
+async fn run() -> ExitCode {
     sessionlake_cli::main_with_cluster(Some(connect)).await
 }
