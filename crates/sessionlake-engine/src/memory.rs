@@ -20,7 +20,16 @@
 //!   count against the budget, so the operators after it spill sooner, but it does not take its
 //!   own spill path. At DataFusion 55 that path can deadlock when two input tasks spill at once
 //!   (apache/datafusion#24883, fixed after 55): the query would neither return nor fail. Its
-//!   buffers hold only the batches its consumers have not taken yet.
+//!   buffers hold only the batches its consumers have not taken yet, but they are not bounded:
+//!   a channel whose consumer is slow (a partition writing its spill files) grows while the
+//!   other channels are drained.
+//! - So that the shuffle's excess never starves the rest of the plan, a request the budget
+//!   refuses is granted all the same when it is small and only the shuffle is over the limit:
+//!   the consumer then holds at most [`MemoryBudget::floor`] (1/[`FLOOR_DIVISOR`] of the budget)
+//!   and every consumer but the shuffle, together, at most the budget. A large consumer is
+//!   refused as before and spills. (Without it, at 50M events with `-m 2g`, `by_country` failed
+//!   one run in some twenty: a 240-byte request of a fresh partial aggregation was refused while
+//!   a shuffle channel held 2.2 GB.)
 //! - The budget bounds what operators account for (their buffers), not the process's whole
 //!   resident memory: the remaining quarter is for what no pool sees (the allocator, Parquet
 //!   reads in flight, the program itself).
@@ -32,6 +41,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::common::Result as DataFusionResult;
 use datafusion::execution::memory_pool::{
@@ -41,6 +51,10 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 
 /// The share of the available memory the default budget takes, in percent.
 pub const DEFAULT_MEMORY_PERCENT: u64 = 75;
+
+/// A consumer's request is granted, while only the shuffle is over the budget, as long as the
+/// consumer holds at most 1/`FLOOR_DIVISOR` of the budget (see the module documentation).
+pub const FLOOR_DIVISOR: usize = 64;
 
 /// A resources-exhausted error names this many of the pool's largest consumers.
 const NAMED_CONSUMERS: NonZeroUsize = NonZeroUsize::new(5).expect("5 is not 0");
@@ -163,11 +177,18 @@ impl MemoryBudget {
     /// The pool for this budget: `None` for DataFusion's default (unbounded) pool.
     pub fn pool(&self) -> Option<Arc<dyn MemoryPool>> {
         self.bytes.map(|bytes| {
-            Arc::new(RepartitionInMemory(TrackConsumersPool::new(
-                GreedyMemoryPool::new(bytes),
-                NAMED_CONSUMERS,
-            ))) as Arc<dyn MemoryPool>
+            Arc::new(RepartitionInMemory {
+                inner: TrackConsumersPool::new(GreedyMemoryPool::new(bytes), NAMED_CONSUMERS),
+                shuffle: AtomicUsize::new(0),
+                limit: bytes,
+            }) as Arc<dyn MemoryPool>
         })
+    }
+
+    /// The most a consumer may hold through requests granted beyond a budget that only the
+    /// shuffle overran: 1/[`FLOOR_DIVISOR`] of the budget (`None` when unbounded).
+    pub fn floor(&self) -> Option<usize> {
+        self.bytes.map(|bytes| bytes / FLOOR_DIVISOR)
     }
 
     /// `builder` with this budget's pool.
@@ -307,10 +328,17 @@ fn parse_limit(text: &str) -> Option<u64> {
 }
 
 /// A pool that grants DataFusion's `RepartitionExec` every reservation (counted, never
-/// refused) and passes every other consumer's requests to the pool it wraps; see the module
+/// refused) and passes every other consumer's requests to the pool it wraps, granting a small
+/// one the wrapped pool refuses when only the shuffle overran the limit; see the module
 /// documentation for why.
 #[derive(Debug)]
-struct RepartitionInMemory<P>(P);
+struct RepartitionInMemory<P> {
+    inner: P,
+    /// Bytes the `RepartitionExec` channels hold.
+    shuffle: AtomicUsize,
+    /// The wrapped pool's limit.
+    limit: usize,
+}
 
 /// Whether `consumer` is a `RepartitionExec` output channel (`RepartitionExec[3]`).
 fn is_repartition(consumer: &MemoryConsumer) -> bool {
@@ -319,46 +347,73 @@ fn is_repartition(consumer: &MemoryConsumer) -> bool {
 
 impl<P: MemoryPool> MemoryPool for RepartitionInMemory<P> {
     fn name(&self) -> &str {
-        self.0.name()
+        self.inner.name()
     }
 
     fn register(&self, consumer: &MemoryConsumer) {
-        self.0.register(consumer);
+        self.inner.register(consumer);
     }
 
     fn unregister(&self, consumer: &MemoryConsumer) {
-        self.0.unregister(consumer);
+        self.inner.unregister(consumer);
     }
 
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
-        self.0.grow(reservation, additional);
+        if is_repartition(reservation.consumer()) {
+            self.shuffle.fetch_add(additional, Ordering::Relaxed);
+        }
+        self.inner.grow(reservation, additional);
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
-        self.0.shrink(reservation, shrink);
+        if is_repartition(reservation.consumer()) {
+            self.shuffle.fetch_sub(shrink, Ordering::Relaxed);
+        }
+        self.inner.shrink(reservation, shrink);
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DataFusionResult<()> {
         if is_repartition(reservation.consumer()) {
-            self.0.grow(reservation, additional);
-            Ok(())
-        } else {
-            self.0.try_grow(reservation, additional)
+            self.grow(reservation, additional);
+            return Ok(());
+        }
+        match self.inner.try_grow(reservation, additional) {
+            Err(_) if self.within_floor(reservation, additional) => {
+                // only the shuffle overran the budget, and the request is small: see the module
+                // documentation
+                self.inner.grow(reservation, additional);
+                Ok(())
+            }
+            other => other,
         }
     }
 
     fn reserved(&self) -> usize {
-        self.0.reserved()
+        self.inner.reserved()
     }
 
     fn memory_limit(&self) -> datafusion::execution::memory_pool::MemoryLimit {
-        self.0.memory_limit()
+        self.inner.memory_limit()
+    }
+}
+
+impl<P: MemoryPool> RepartitionInMemory<P> {
+    /// Whether `reservation` may grow by `additional` although the budget is taken: it would
+    /// hold at most 1/[`FLOOR_DIVISOR`] of the budget, and every consumer but the shuffle
+    /// would hold at most the budget.
+    fn within_floor(&self, reservation: &MemoryReservation, additional: usize) -> bool {
+        let others = self
+            .inner
+            .reserved()
+            .saturating_sub(self.shuffle.load(Ordering::Relaxed));
+        reservation.size().saturating_add(additional) <= self.limit / FLOOR_DIVISOR
+            && others.saturating_add(additional) <= self.limit
     }
 }
 
 impl<P: MemoryPool> fmt::Display for RepartitionInMemory<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&self.inner, f)
     }
 }
 
@@ -395,7 +450,7 @@ mod tests {
         let sort = MemoryConsumer::new("ExternalSorter[0]")
             .with_can_spill(true)
             .register(&pool);
-        let refused = sort.try_grow(10).expect_err("the budget is taken");
+        let refused = sort.try_grow(100).expect_err("the budget is taken");
         assert!(
             refused.to_string().contains("ExternalSorter[0]"),
             "{refused}"
@@ -403,6 +458,46 @@ mod tests {
         drop(repartition);
         sort.try_grow(900)
             .expect("the repartition's bytes were returned");
+    }
+
+    /// Regression: at 50M events with `-m 2g`, a fresh partial aggregation's 240-byte request was
+    /// refused while a shuffle channel held 2.2 GB of a 2 GB budget, and the query failed.
+    #[test]
+    fn a_small_request_is_granted_when_only_the_shuffle_overran_the_budget() {
+        let budget = MemoryLimit::Bytes(6400).resolve();
+        assert_eq!(budget.floor(), Some(100));
+        let Some(pool) = budget.pool() else {
+            panic!("a bounded budget has a pool");
+        };
+        let register = |name: &str| {
+            MemoryConsumer::new(name)
+                .with_can_spill(true)
+                .register(&pool)
+        };
+        let shuffle = register("RepartitionExec[0]");
+        shuffle.grow(7000);
+        let aggregate = register("PartialHashAggregateStream[1]");
+        aggregate
+            .try_grow(60)
+            .expect("small, and only the shuffle overran");
+        aggregate.try_grow(40).expect("up to the floor");
+        assert_eq!(pool.reserved(), 7100, "granted bytes are counted");
+        let refused = aggregate.try_grow(1).expect_err("past the floor");
+        assert!(
+            refused
+                .to_string()
+                .contains("PartialHashAggregateStream[1]"),
+            "{refused}"
+        );
+        let sort = register("ExternalSorter[0]");
+        sort.try_grow(101).expect_err("larger than the floor");
+
+        // once the shuffle's bytes are taken, its channel's shrink is counted
+        shuffle.shrink(7000);
+        let big = register("SessionizeExec[0]");
+        big.try_grow(6300).expect("within the budget");
+        sort.try_grow(1)
+            .expect_err("the budget is taken by consumers other than the shuffle");
     }
 
     #[test]
