@@ -28,8 +28,8 @@
 //!   the consumer then holds at most [`MemoryBudget::floor`] (1/[`FLOOR_DIVISOR`] of the budget)
 //!   and every consumer but the shuffle, together, at most the budget. A large consumer is
 //!   refused as before and spills. (Without it, at 50M events with `-m 2g`, `by_country` failed
-//!   one run in some twenty: a 240-byte request of a fresh partial aggregation was refused while
-//!   a shuffle channel held 2.2 GB.)
+//!   one run in 28: a 240-byte request of a fresh partial aggregation was refused while a
+//!   shuffle channel held 2.2 GB.)
 //! - The budget bounds what operators account for (their buffers), not the process's whole
 //!   resident memory: the remaining quarter is for what no pool sees (the allocator, Parquet
 //!   reads in flight, the program itself).
@@ -176,13 +176,13 @@ impl MemoryLimit {
 impl MemoryBudget {
     /// The pool for this budget: `None` for DataFusion's default (unbounded) pool.
     pub fn pool(&self) -> Option<Arc<dyn MemoryPool>> {
-        self.bytes.map(|bytes| {
-            Arc::new(RepartitionInMemory {
-                inner: TrackConsumersPool::new(GreedyMemoryPool::new(bytes), NAMED_CONSUMERS),
-                shuffle: AtomicUsize::new(0),
-                limit: bytes,
-            }) as Arc<dyn MemoryPool>
-        })
+        let (limit, floor) = (self.bytes?, self.floor()?);
+        Some(Arc::new(RepartitionInMemory {
+            inner: TrackConsumersPool::new(GreedyMemoryPool::new(limit), NAMED_CONSUMERS),
+            shuffle: AtomicUsize::new(0),
+            limit,
+            floor,
+        }))
     }
 
     /// The most a consumer may hold through requests granted beyond a budget that only the
@@ -338,6 +338,8 @@ struct RepartitionInMemory<P> {
     shuffle: AtomicUsize,
     /// The wrapped pool's limit.
     limit: usize,
+    /// [`MemoryBudget::floor`].
+    floor: usize,
 }
 
 /// Whether `consumer` is a `RepartitionExec` output channel (`RepartitionExec[3]`).
@@ -399,14 +401,14 @@ impl<P: MemoryPool> MemoryPool for RepartitionInMemory<P> {
 
 impl<P: MemoryPool> RepartitionInMemory<P> {
     /// Whether `reservation` may grow by `additional` although the budget is taken: it would
-    /// hold at most 1/[`FLOOR_DIVISOR`] of the budget, and every consumer but the shuffle
-    /// would hold at most the budget.
+    /// hold at most [`Self::floor`], and every consumer but the shuffle would hold at most the
+    /// budget.
     fn within_floor(&self, reservation: &MemoryReservation, additional: usize) -> bool {
         let others = self
             .inner
             .reserved()
             .saturating_sub(self.shuffle.load(Ordering::Relaxed));
-        reservation.size().saturating_add(additional) <= self.limit / FLOOR_DIVISOR
+        reservation.size().saturating_add(additional) <= self.floor
             && others.saturating_add(additional) <= self.limit
     }
 }
