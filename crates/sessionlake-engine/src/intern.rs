@@ -8,7 +8,7 @@
 //! value's whole 16-byte view, so that a lookup of a string of at most 12 bytes (most user
 //! ids) touches one slot and usually one cache line; a longer string also compares its bytes,
 //! kept in the table's own blocks. A column's hashes are computed first, in one vectorized
-//! pass, so that each lookup asks the CPU for the slot of the row [`PREFETCH_ROWS`] ahead:
+//! pass, so that each lookup asks the CPU for the slot of the row `PREFETCH_ROWS` ahead:
 //! the misses overlap instead of stalling the loop one by one. Other types (integer user ids)
 //! use DataFusion's group values.
 //!

@@ -2,7 +2,7 @@
 //! from the embedding API, or per call as `'key=value'` arguments of the table functions, and
 //! validated into typed [`SessionOptions`] before a plan is built.
 //!
-//! The keys are declared once, in [`session_lake_config!`]'s invocation below: the struct, its
+//! The keys are declared once, in `session_lake_config!`'s invocation below: the struct, its
 //! defaults, the key list shown by `SHOW ALL` and in errors, and the lookups by key all come
 //! from it, so an unknown key cannot fall through to some other field.
 
@@ -67,7 +67,7 @@ session_lake_config! {
     /// The column naming who an event belongs to.
     user_column: "user_id",
     /// A column of anonymous ids (e.g. device_id): an event with a NULL user takes the user
-    /// its device is identified as, or anonymous:<id> if never identified; empty: off.
+    /// its device is identified as, or anonymous:ID if never identified; empty: off.
     anonymous_column: "",
     /// The timestamp column.
     time_column: "event_time",
@@ -78,13 +78,13 @@ session_lake_config! {
     /// Comma-separated event types that never take part in a session.
     inactive_event_types: "",
     /// Comma-separated columns whose first and last non-NULL value per session sessions()
-    /// returns as first_<column> and last_<column>.
+    /// returns as first_COLUMN and last_COLUMN.
     properties: "",
     /// EVENT_TYPE.COLUMN (e.g. session_end.duration_ms): sessions() returns
     /// reported_duration_ms, the largest value of COLUMN on events of that type in the session.
     reported_duration: "",
     /// Comma-separated event types whose events sessions() counts per session, as
-    /// count_<event_type> (e.g. page_view: count_page_view, for bounce rates).
+    /// count_EVENT_TYPE (e.g. page_view: count_page_view, for bounce rates).
     count_event_types: "",
 }
 
