@@ -9,7 +9,10 @@ run.sh passes its arguments here. For every lake size it:
    disk, and records the generation's wall time;
 2. runs every query of `queries/` once in sessionlake and in DuckDB and compares the results
    (rows sorted, numbers within 1e-9 relative); any difference exits with status 1 before
-   anything else runs;
+   anything else runs. A failed run (an error, or a process killed) is not a difference: it is
+   reported in the tables with its error, its engine is not run on that query again, and the
+   script goes on; at the end it exits with status 2 if a sessionlake run failed (a failure of
+   DuckDB, such as running out of disk for its spill files, is a result, not the benchmark's);
 3. in suite mode (`--mode suite` or `both`), runs `queries/suite.<engine>.sql` once per engine:
    the six queries in one process over one materialized session table (one row per session),
    as an analyst's script would (sessionlake's writes it as Parquet into the empty scratch
@@ -305,8 +308,12 @@ def split_suite(output: str) -> dict[str, str]:
 
 def check(engines: Engines, queries: list[str], anchor: bool) -> tuple[bool, dict, dict]:
     """Runs every query once per engine (and the anchor when `anchor`) and compares. Returns
-    whether all ran and agree, the runs (the first timed run of each engine: they alternate like
-    the others) and sessionlake's output per query, the answers the suite mode must give."""
+    whether no two results differ, the runs (the first timed run of each engine: they alternate
+    like the others) and each query's answer, the output the suite mode must give: sessionlake's
+    when both engines agree on it, or the one engine's that ran when the other failed.
+
+    A failed run (DuckDB out of disk for its spill files, say) is not a difference: it is logged,
+    kept with its error for the report, and its engine is not timed again on that query."""
     ok, first_runs, answers = True, {}, {}
     pairs = [(q, "sessionlake", "duckdb") for q in queries]
     if anchor and ANCHOR in queries:
@@ -317,12 +324,7 @@ def check(engines: Engines, queries: list[str], anchor: bool) -> tuple[bool, dic
             kept = first_runs.setdefault(query, {})
             if name not in kept:  # the anchor pair runs sessionlake a second time: keep one
                 kept[name] = [{k: v for k, v in r.items() if k != "stdout"}]
-        for name, r in ((a, ra), (b, rb)):
-            log(f"   {query:15} {name:12} check : {r['wall_s']:7.2f} s "
-                f"{(r['rss_kib'] or 0) / 1024:7.0f} MiB")
-            if r["status"] != 0:
-                log(f"   {query}: {name} failed with status {r['status']}: {r['stderr']}")
-                ok = False
+            log(f"   {query:15} {name:12} check : {describe(r)}")
         if ra["status"] == 0 and rb["status"] == 0:
             problems = differences(ra["stdout"], rb["stdout"])
             rows = len(rows_of(ra["stdout"])[1])
@@ -331,14 +333,22 @@ def check(engines: Engines, queries: list[str], anchor: bool) -> tuple[bool, dic
                 log(f"   {query}: {a} and {b} DIFFER:\n      " + "\n      ".join(problems))
             else:
                 log(f"   {query}: {a} = {b} ({rows} rows)")
-                answers[query] = ra["stdout"]
+                answers.setdefault(query, ra["stdout"])
+        else:
+            ran = [r for r in (ra, rb) if r["status"] == 0]
+            if ran and query not in answers:
+                answers[query] = ran[0]["stdout"]
+            log(f"   {query}: not compared, "
+                + " and ".join(n for n, r in ((a, ra), (b, rb)) if r["status"] != 0)
+                + " failed")
     return ok, first_runs, answers
 
 
 def check_suite(engines: Engines, answers: dict[str, str]) -> tuple[bool, dict[str, list[dict]]]:
     """Runs the suite script once per engine and compares each of its results with the
-    per-query answer. Returns whether no result differs (a failed run is reported, not a
-    difference) and the runs, the first timed run of each engine."""
+    per-query answer (a query that failed in both engines alone has none to compare with).
+    Returns whether no result differs (a failed run is reported, not a difference) and the runs,
+    the first timed run of each engine."""
     same, first_runs = True, {}
     for engine in ENGINES:
         r = engines.run(engine, SUITE_SCRIPT)
@@ -348,6 +358,9 @@ def check_suite(engines: Engines, answers: dict[str, str]) -> tuple[bool, dict[s
             continue
         results = split_suite(r["stdout"])
         for query in SUITE:
+            if query not in answers:
+                log(f"   suite {query}: {engine} not compared, no engine answered it alone")
+                continue
             problems = (differences(results[query], answers[query]) if query in results
                         else ["no result in the output"])
             if problems:
@@ -378,6 +391,11 @@ def fmt(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def times(x: float | None) -> str:
+    """A ratio as `1.23x`, or `n/a` when one side has no time."""
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
@@ -388,13 +406,16 @@ def ns_per_event(seconds: float | None, events: int) -> float | None:
 
 def time_per_query(engines: Engines, queries: list[str], runs: int, anchor: bool,
                    first_runs: dict) -> dict:
-    """`runs` runs per engine and query, the first one being the correctness check's."""
+    """`runs` runs per engine and query, the first one being the correctness check's; an engine
+    whose check run of a query failed is not run on it again."""
     timings: dict[str, dict[str, list[dict]]] = {
         q: {e: list(r) for e, r in first_runs.get(q, {}).items()} for q in queries}
     for query in queries:
         engines_here = [*ENGINES]
         if anchor and query == ANCHOR:
             engines_here.append("datafusion")
+        engines_here = [e for e in engines_here
+                        if all(r["status"] == 0 for r in timings[query].get(e, []))]
         for i in range(1, runs):
             for engine in engines_here:  # A B (C) A B (C) ...
                 r = engines.run(engine, query)
@@ -441,33 +462,54 @@ def generation_line(size: str, events: int, generation: dict) -> str:
             f"bytes/event).")
 
 
+def times_cell(runs: list[dict]) -> str:
+    """A table cell for the runs of one engine: median (min-max) of the successful runs, then
+    how many failed and the first failure's error."""
+    sm = summary(runs)
+    parts = [] if sm["median_s"] is None else [
+        f"{fmt(sm['median_s'])} ({fmt(sm['min_s'])}-{fmt(sm['max_s'])})"]
+    failed = [r for r in runs if r["status"] != 0]
+    if failed:
+        parts.append(f"{len(failed)}/{len(runs)} FAILED: "
+                     + last_error(failed[0])[:160].replace("|", "/"))
+    return "; ".join(parts)
+
+
 def per_query_report(events: int, timings: dict) -> list[str]:
     out = ["| query | sessionlake median (min-max) s | DuckDB median (min-max) s | "
            "DuckDB / sessionlake | sessionlake ns/event | DuckDB ns/event | "
            "sessionlake peak RSS MiB | DuckDB peak RSS MiB |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    # the suite row sums the queries that both engines answered, so that its ratio compares
+    # the same work
     sums = {"sessionlake": 0.0, "duckdb": 0.0}
     rss = {"sessionlake": 0.0, "duckdb": 0.0}
-    complete = True
+    unanswered = []
     for query, per_engine in timings.items():
         s, d = summary(per_engine["sessionlake"]), summary(per_engine["duckdb"])
-        complete &= s["ok"] and d["ok"]
+        if s["median_s"] is None or d["median_s"] is None:
+            unanswered.append(query)
+        else:
+            sums["sessionlake"] += s["median_s"]
+            sums["duckdb"] += d["median_s"]
         for name, sm in (("sessionlake", s), ("duckdb", d)):
-            sums[name] += sm["median_s"] or 0.0
             rss[name] = max(rss[name], sm["peak_rss_mib"] or 0.0)
-        out.append(f"| {query} | {fmt(s['median_s'])} ({fmt(s['min_s'])}-{fmt(s['max_s'])}) | "
-                   f"{fmt(d['median_s'])} ({fmt(d['min_s'])}-{fmt(d['max_s'])}) | "
-                   f"{fmt(ratio(d['median_s'], s['median_s']))}x | "
+        out.append(f"| {query} | {times_cell(per_engine['sessionlake'])} | "
+                   f"{times_cell(per_engine['duckdb'])} | "
+                   f"{times(ratio(d['median_s'], s['median_s']))} | "
                    f"{fmt(ns_per_event(s['median_s'], events), 0)} | "
                    f"{fmt(ns_per_event(d['median_s'], events), 0)} | "
                    f"{fmt(s['peak_rss_mib'], 0)} | {fmt(d['peak_rss_mib'], 0)} |")
-    out.append(f"| **suite** (sum of medians) | {fmt(sums['sessionlake'])} | "
-               f"{fmt(sums['duckdb'])} | {fmt(ratio(sums['duckdb'], sums['sessionlake']))}x | "
+    label = "sum of medians" + (f", without {', '.join(unanswered)}" if unanswered else "")
+    out.append(f"| **suite** ({label}) | {fmt(sums['sessionlake'])} | "
+               f"{fmt(sums['duckdb'])} | {times(ratio(sums['duckdb'], sums['sessionlake']))} | "
                f"{fmt(ns_per_event(sums['sessionlake'], events), 0)} | "
                f"{fmt(ns_per_event(sums['duckdb'], events), 0)} | "
                f"{fmt(rss['sessionlake'], 0)} (max) | {fmt(rss['duckdb'], 0)} (max) |")
-    if not complete:
-        out.append("\nSome runs FAILED: the medians above are over the successful runs only.")
+    if any(r["status"] != 0 for per_engine in timings.values()
+           for runs in per_engine.values() for r in runs):
+        out.append("\nSome runs FAILED (see their cells): medians are over the successful runs "
+                   "only, and the suite row leaves out a query an engine never answered.")
     out.append("\nns/event: the median time (the sum of medians in the last row) / events.")
     anchor = timings.get(ANCHOR, {}).get("datafusion")
     if anchor:
@@ -476,7 +518,7 @@ def per_query_report(events: int, timings: dict) -> list[str]:
                    f"through the sessionlake CLI: {fmt(a['median_s'])} s median "
                    f"({fmt(a['min_s'])}-{fmt(a['max_s'])}), peak RSS "
                    f"{fmt(a['peak_rss_mib'], 0)} MiB; window SQL / sessionlake = "
-                   f"{fmt(ratio(a['median_s'], s['median_s']))}x.")
+                   f"{times(ratio(a['median_s'], s['median_s']))}.")
     elif ANCHOR in timings:
         out.append(f"\nInternal anchor (`{ANCHOR}` as DataFusion window SQL) not run at this "
                    f"size (`--anchor-sizes`).")
@@ -493,23 +535,19 @@ def suite_report(events: int, suite: dict, per_query: dict | None) -> list[str]:
     for engine, label in (("sessionlake", "sessionlake"), ("duckdb", "DuckDB")):
         sm = summary(suite[engine])
         medians[engine] = sm["median_s"]
-        failed = [r for r in suite[engine] if r["status"] != 0]
-        times = [] if sm["median_s"] is None else [
-            f"{fmt(sm['median_s'])} ({fmt(sm['min_s'])}-{fmt(sm['max_s'])})"]
-        if failed:
-            times.append(f"{len(failed)}/{len(suite[engine])} FAILED: "
-                         + last_error(failed[0])[:160].replace("|", "/"))
-        out.append(f"| {label} | {'; '.join(times)} | "
+        out.append(f"| {label} | {times_cell(suite[engine])} | "
                    f"{fmt(ns_per_event(sm['median_s'], events), 0)} | "
                    f"{fmt(sm['peak_rss_mib'], 0)} |")
     out.append(f"\nSuite mode, DuckDB / sessionlake: "
-               f"{fmt(ratio(medians['duckdb'], medians['sessionlake']))}x.")
+               f"{times(ratio(medians['duckdb'], medians['sessionlake']))}.")
     if per_query:
-        sums = {e: sum(summary(t[e])["median_s"] or 0.0 for t in per_query.values())
-                for e in ENGINES}
+        medians_of = {e: [summary(t[e])["median_s"] for t in per_query.values()]
+                      for e in ENGINES}
+        # an engine that failed a query alone has no per-query total to set against
+        sums = {e: None if None in m else sum(m) for e, m in medians_of.items()}
         out[-1] += (" One process against the sum of the per-query medians: sessionlake "
-                    f"{fmt(ratio(medians['sessionlake'], sums['sessionlake']))}x, "
-                    f"DuckDB {fmt(ratio(medians['duckdb'], sums['duckdb']))}x.")
+                    f"{times(ratio(medians['sessionlake'], sums['sessionlake']))}, "
+                    f"DuckDB {times(ratio(medians['duckdb'], sums['duckdb']))}.")
     return out
 
 
@@ -530,10 +568,10 @@ def limited_report(limited: dict, timings: dict, memory_limit: str) -> list[str]
             total_u += um["median_s"]
         out.append(f"| {query} | {status} | {fmt(lm['median_s'])} ({fmt(lm['min_s'])}-"
                    f"{fmt(lm['max_s'])}) | {fmt(um['median_s'])} | "
-                   f"{fmt(ratio(lm['median_s'], um['median_s']))}x | "
+                   f"{times(ratio(lm['median_s'], um['median_s']))} | "
                    f"{fmt(lm['peak_rss_mib'], 0)} |")
     out.append(f"| **suite** | {'ok' if all_ok else 'INCOMPLETE'} | {fmt(total_l)} | "
-               f"{fmt(total_u)} | {fmt(ratio(total_l, total_u))}x | |")
+               f"{fmt(total_u)} | {times(ratio(total_l, total_u))} | |")
     return out
 
 
@@ -549,6 +587,18 @@ def report(size: str, events: int, generation: dict, per_query: dict | None,
     if limited:
         out += ["", *limited_report(limited, per_query, memory_limit)]
     return "\n".join(out) + "\n"
+
+
+def failed_runs(size: str, per_query: dict, suite: dict | None,
+                limited: dict | None = None) -> list[str]:
+    """One line per failed run: size, query, engine and error. `per_query` maps query to engine
+    to runs, `suite` engine to runs, `limited` query to sessionlake's runs."""
+    groups = [(q, e, runs) for q, per_engine in per_query.items()
+              for e, runs in per_engine.items()]
+    groups += [(SUITE_SCRIPT, e, runs) for e, runs in (suite or {}).items()]
+    groups += [(q, "sessionlake -m", runs) for q, runs in (limited or {}).items()]
+    return [f"{size} {query} {engine}: {last_error(r)}"
+            for query, engine, runs in groups for r in runs if r["status"] != 0]
 
 
 def split_list(text: str) -> list[str]:
@@ -615,6 +665,7 @@ def main() -> int:
     log(f"sessionlake {commit}, DuckDB {duckdb_version}, {os.cpu_count()} CPUs, "
         f"{platform.platform()}; mode {mode}")
 
+    failures: list[str] = []
     for size in sizes:
         lake, generation = ensure_lake(gen, size)
         events = lake_events(size)
@@ -633,6 +684,7 @@ def main() -> int:
                 log("SUITE RESULTS DIFFER: not timing anything")
                 return 1
         if args.check_only:
+            failures += failed_runs(size, first_runs, suite_first)
             continue
         startup = summary([run_timed([args.python, "-c", "import duckdb"]) for _ in range(3)])
         per_query = suite = limited = None
@@ -656,7 +708,12 @@ def main() -> int:
              "generation": generation, "timings": per_query, "suite": suite,
              "limited": limited, "duckdb_startup": startup}, indent=1))
         log(f"   written to {results_dir}/{size}.md and .json")
-    return 0
+        failures += failed_runs(size, per_query or first_runs, suite or suite_first, limited)
+    if failures:
+        log("FAILED runs (their errors are in the tables):\n   " + "\n   ".join(failures))
+    # a run of the engine under test that failed fails the benchmark; DuckDB's failures (out of
+    # disk for its spill files at 500M, say) are results, reported in the tables
+    return 2 if any(" sessionlake" in f for f in failures) else 0
 
 
 if __name__ == "__main__":
