@@ -23,9 +23,10 @@
 //! another is still buffering), the partition spills: its compact rows (repeating strings as
 //! ids into the partition's distinct strings, which it keeps in memory like its user ids) are
 //! written by user into [`SPILL_BUCKETS`] files (a grace hash partitioning on the dense
-//! user id, so each bucket still holds every event of its users), in runs of at least
-//! [`SPILL_RUN_ROWS`] rows, and the buckets are read back and sessionized one at a time. Only a
-//! bucket, not the partition, then has to fit in memory.
+//! user id, so each bucket still holds every event of its users), each input batch sorted by
+//! bucket once and staged, then written in large runs (some [`SPILL_RUN_ROWS`] rows per bucket),
+//! and the buckets are read back and sessionized one at a time. Only a bucket, not the
+//! partition, then has to fit in memory.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -324,8 +325,9 @@ impl ExecutionPlan for SessionizeExec {
 /// How many files a partition that does not fit in memory is split into, by user.
 pub const SPILL_BUCKETS: usize = 64;
 
-/// The fewest rows a spill file is appended at once (except its last run): few large
-/// sequential writes, not one small write per input batch and bucket.
+/// How many rows per bucket, on average, are staged before every bucket's file is appended
+/// its rows at once: few large sequential writes, not one small write per input batch and
+/// bucket. (Staged rows are written sooner when they outgrow the staging budget.)
 pub const SPILL_RUN_ROWS: usize = 16 * 1024;
 
 /// The smallest staging budget of a spilling partition.
@@ -976,24 +978,51 @@ impl SpillRun {
     }
 }
 
-/// Writes a spilling partition's rows into user buckets, staging each bucket's rows until a
-/// run of [`SPILL_RUN_ROWS`] can be appended at once.
+/// Writes a spilling partition's rows into user buckets.
+///
+/// Rows are staged as runs ordered by bucket ([`StagedRun`]): an input batch becomes one run
+/// through one counting sort of its rows and one `take` per column, not a small batch per
+/// bucket and column. When enough rows are staged for every bucket to get some
+/// [`SPILL_RUN_ROWS`] rows (or the staged runs outgrow their budget), each bucket's ranges of
+/// the staged runs are concatenated and appended to its file as one run, and the staged runs are
+/// dropped.
 struct SpillWriter {
     /// The buckets' files, made with the first run ([`BucketFiles`]): their schema, that of
     /// every run ([`Layout::spill_schema`]), is known then.
     manager: Option<SpillManager>,
     files: Vec<Option<SpillRun>>,
-    staged: Vec<Vec<RecordBatch>>,
-    staged_rows: Vec<usize>,
+    staged: Vec<StagedRun>,
+    staged_rows: usize,
+    /// The staged runs' memory, all of which they hold until they are written.
     staged_size: usize,
     /// `sessionize`: its rows in no session, written as they are.
     passthrough: Option<SpillRun>,
-    /// Staged bytes past which every bucket's staged rows are written, whatever their count:
-    /// a quarter of what the partition held when it began to spill.
+    /// Staged bytes past which the staged rows are written, whatever their count: a quarter of
+    /// what the partition held when it began to spill.
     stage_limit: usize,
-    /// Reused per input batch: each bucket's rows.
-    bucket_rows: Vec<Vec<u32>>,
+    /// Reused per input batch: the active rows ordered by bucket.
+    order: Vec<u32>,
+    /// Reused per input batch: where each bucket's rows start in `order` (then its end).
+    starts: Vec<usize>,
     output: SessionOutput,
+}
+
+/// Rows staged for the bucket files: bucket `b`'s rows are `batch`'s rows
+/// `ends[b - 1]..ends[b]` (from 0 for the first bucket).
+struct StagedRun {
+    batch: RecordBatch,
+    ends: Box<[usize; SPILL_BUCKETS]>,
+}
+
+impl StagedRun {
+    fn rows_of(&self, bucket: usize) -> (usize, usize) {
+        let start = if bucket == 0 {
+            0
+        } else {
+            self.ends[bucket - 1]
+        };
+        (start, self.ends[bucket] - start)
+    }
 }
 
 impl SpillWriter {
@@ -1002,11 +1031,12 @@ impl SpillWriter {
             stage_limit: (held / 4).max(MIN_STAGE_LIMIT),
             manager: None,
             files: (0..SPILL_BUCKETS).map(|_| None).collect(),
-            staged: vec![Vec::new(); SPILL_BUCKETS],
-            staged_rows: vec![0; SPILL_BUCKETS],
+            staged: Vec::new(),
+            staged_rows: 0,
             staged_size: 0,
             passthrough: None,
-            bucket_rows: vec![Vec::new(); SPILL_BUCKETS],
+            order: Vec::new(),
+            starts: vec![0; SPILL_BUCKETS + 1],
             output,
         }
     }
@@ -1062,7 +1092,10 @@ impl SpillWriter {
                         kept,
                     )?;
                     // a piece's users are all in one bucket
-                    self.stage(piece % SPILL_BUCKETS, run)?;
+                    let bucket = piece % SPILL_BUCKETS;
+                    let mut ends = Box::new([0; SPILL_BUCKETS]);
+                    ends[bucket..].fill(run.num_rows());
+                    self.stage(StagedRun { batch: run, ends })?;
                 }
             }
         }
@@ -1080,34 +1113,46 @@ impl SpillWriter {
         keys: &Keys<'_>,
         strings: &mut Strings,
     ) -> Result<()> {
-        for rows in &mut self.bucket_rows {
-            rows.clear();
-        }
+        // a counting sort of the active rows by bucket
+        self.starts.fill(0);
         for row in keys.mask.set_indices() {
-            let bucket = Self::bucket_of(keys.users[row] as u32);
-            self.bucket_rows[bucket].push(row as u32);
+            self.starts[Self::bucket_of(keys.users[row] as u32) + 1] += 1;
         }
-        let kept = strings.store(&task.layout.kept_rows(batch)?)?;
-        let schema = self.schema(task, &kept.schema());
-        let users = UInt32Array::from_iter_values(keys.users.iter().map(|&u| u as u32));
-        let times = Int64Array::from_iter_values(keys.times.iter().copied());
         for bucket in 0..SPILL_BUCKETS {
-            if self.bucket_rows[bucket].is_empty() {
-                continue;
-            }
-            let rows = UInt32Array::from_iter_values(self.bucket_rows[bucket].iter().copied());
+            self.starts[bucket + 1] += self.starts[bucket];
+        }
+        let mut ends = Box::new([0; SPILL_BUCKETS]);
+        ends.copy_from_slice(&self.starts[1..]);
+        self.order.clear();
+        self.order.resize(ends[SPILL_BUCKETS - 1], 0);
+        for row in keys.mask.set_indices() {
+            let next = &mut self.starts[Self::bucket_of(keys.users[row] as u32)];
+            self.order[*next] = row as u32;
+            *next += 1;
+        }
+        if !self.order.is_empty() {
+            let kept = strings.store(&task.layout.kept_rows(batch)?)?;
+            let schema = self.schema(task, &kept.schema());
+            let order = UInt32Array::from(std::mem::take(&mut self.order));
+            let rows = order.values();
+            let users =
+                UInt32Array::from_iter_values(rows.iter().map(|&r| keys.users[r as usize] as u32));
+            let times = Int64Array::from_iter_values(rows.iter().map(|&r| keys.times[r as usize]));
             let sessions = match &keys.sessions {
-                Some(sessions) => Some(take(sessions, &rows, None)?),
+                Some(sessions) => Some(take(sessions, &order, None)?),
                 None => None,
             };
             let run = Layout::spill_run(
                 &schema,
-                take(&users, &rows, None)?,
-                take(&times, &rows, None)?,
+                Arc::new(users),
+                Arc::new(times),
                 sessions,
-                take_arrays(kept.columns(), &rows, None)?,
+                take_arrays(kept.columns(), &order, None)?,
             )?;
-            self.stage(bucket, run)?;
+            // the permutation's buffer is reused if nothing else holds it
+            let (_, values, _) = order.into_parts();
+            self.order = values.into_inner().into_vec().unwrap_or_default();
+            self.stage(StagedRun { batch: run, ends })?;
         }
         self.pass_through(task, batch, &keys.mask)
     }
@@ -1130,48 +1175,46 @@ impl SpillWriter {
         file.append(&inactive)
     }
 
-    fn stage(&mut self, bucket: usize, run: RecordBatch) -> Result<()> {
-        self.staged_rows[bucket] += run.num_rows();
-        self.staged_size += get_record_batch_memory_size(&run);
-        self.staged[bucket].push(run);
-        if self.staged_rows[bucket] >= SPILL_RUN_ROWS {
-            self.write(bucket)?;
-        }
-        if self.staged_size > self.stage_limit {
+    fn stage(&mut self, run: StagedRun) -> Result<()> {
+        self.staged_rows += run.batch.num_rows();
+        self.staged_size += get_record_batch_memory_size(&run.batch);
+        self.staged.push(run);
+        if self.staged_rows >= SPILL_RUN_ROWS * SPILL_BUCKETS || self.staged_size > self.stage_limit
+        {
             self.write_all()?;
         }
         Ok(())
     }
 
-    /// Appends every bucket's staged rows to its file.
+    /// Appends each bucket's staged rows to its file as one run, and drops the staged runs.
     fn write_all(&mut self) -> Result<()> {
-        for bucket in 0..SPILL_BUCKETS {
-            self.write(bucket)?;
-        }
-        Ok(())
-    }
-
-    /// Appends the rows staged for `bucket` to its file as one run.
-    fn write(&mut self, bucket: usize) -> Result<()> {
-        let staged = std::mem::take(&mut self.staged[bucket]);
-        if staged.is_empty() {
+        if self.staged.is_empty() {
             return Ok(());
         }
-        self.staged_size -= staged
-            .iter()
-            .map(get_record_batch_memory_size)
-            .sum::<usize>();
-        self.staged_rows[bucket] = 0;
         let Some(manager) = &self.manager else {
             return internal_err!("sessionize: runs staged before their schema was known");
         };
-        let run = concat_batches(manager.schema(), &staged)?;
-        drop(staged);
-        let file = match &mut self.files[bucket] {
-            Some(file) => file,
-            None => self.files[bucket].insert(SpillRun::new(manager)?),
-        };
-        file.append(&run)
+        let mut slices = Vec::with_capacity(self.staged.len());
+        for bucket in 0..SPILL_BUCKETS {
+            slices.clear();
+            slices.extend(self.staged.iter().filter_map(|staged| {
+                let (start, len) = staged.rows_of(bucket);
+                (len > 0).then(|| staged.batch.slice(start, len))
+            }));
+            if slices.is_empty() {
+                continue;
+            }
+            let run = concat_batches(manager.schema(), &slices)?;
+            let file = match &mut self.files[bucket] {
+                Some(file) => file,
+                None => self.files[bucket].insert(SpillRun::new(manager)?),
+            };
+            file.append(&run)?;
+        }
+        self.staged.clear();
+        self.staged_rows = 0;
+        self.staged_size = 0;
+        Ok(())
     }
 
     /// Writes what is staged and closes the files.
