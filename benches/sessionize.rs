@@ -7,18 +7,25 @@
 //!   by user, session assignment, output); `sessions_properties` adds the first and last
 //!   non-NULL page per session (`'properties=page'`);
 //! - `window_sql`: the same sessions by DataFusion's own window functions (`lag` + running
-//!   `sum`), the hand-written SQL sessionlake replaces.
+//!   `sum`), the hand-written SQL sessionlake replaces;
+//! - `spilling`: sessions with their first country by country (the side-by-side benchmark's
+//!   `by_country`) under a memory budget of [`SPILL_BYTES_PER_EVENT`] bytes per event, far
+//!   below what the query holds in memory, so the operator writes its spill buckets and reads
+//!   them back (checked before it is timed), next to the same query unbounded.
 //!
 //! `SESSIONLAKE_BENCH_EVENTS` sets the lake size (default 1,000,000 events over 30 days).
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::{ArrayRef, StringViewArray};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::SessionContext;
 use sessionlake_engine::assign::{Entry, Pieces, UserIds};
+use sessionlake_engine::memory::MemoryLimit;
 use sessionlake_functions::session_split::split_by_gap;
 use sessionlake_testkit::lake::{LakeSpec, write_lake};
 use tokio::runtime::Runtime;
@@ -138,6 +145,23 @@ fn buffering(c: &mut Criterion) {
 async fn lake_context(lake: &Path, partitions: usize) -> SessionContext {
     let config = sessionlake_engine::session_config().with_target_partitions(partitions);
     let ctx = sessionlake_engine::new_context_with_config(config).expect("context");
+    register_events(ctx, lake).await
+}
+
+/// A context over `lake` with the memory pool `limit` gives (as the command line's `-m`).
+async fn limited_context(lake: &Path, partitions: usize, limit: MemoryLimit) -> SessionContext {
+    let config = sessionlake_engine::session_config().with_target_partitions(partitions);
+    let runtime = limit
+        .resolve()
+        .apply(RuntimeEnvBuilder::new())
+        .build_arc()
+        .expect("runtime");
+    let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+    sessionlake_engine::register_all(&mut ctx).expect("register");
+    register_events(ctx, lake).await
+}
+
+async fn register_events(ctx: SessionContext, lake: &Path) -> SessionContext {
     ctx.sql(&format!(
         "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION '{}/'",
         lake.display()
@@ -188,10 +212,9 @@ const QUERIES: [(&str, &str); 4] = [
     ),
 ];
 
-fn end_to_end(c: &mut Criterion) {
-    let events = bench_events();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let lake = dir.path().join("lake");
+/// A generated lake of `events` events (30 days, 50 events per user) in `dir`.
+fn bench_lake(dir: &Path, events: u64) -> PathBuf {
+    let lake = dir.join("lake");
     let spec = LakeSpec {
         events,
         days: 30,
@@ -199,6 +222,13 @@ fn end_to_end(c: &mut Criterion) {
         ..LakeSpec::default()
     };
     write_lake(&spec, &lake).expect("generate the lake");
+    lake
+}
+
+fn end_to_end(c: &mut Criterion) {
+    let events = bench_events();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = bench_lake(dir.path(), events);
     let runtime = Runtime::new().expect("tokio runtime");
     let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
     let ctx = runtime.block_on(lake_context(&lake, partitions));
@@ -214,5 +244,69 @@ fn end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, split_kernel, buffering, end_to_end);
+/// The memory budget of the `spilling` benchmark, per event of its lake.
+const SPILL_BYTES_PER_EVENT: usize = 16;
+
+const BY_COUNTRY: &str = "SELECT first_country, count(*), count(DISTINCT user_id), \
+     sum(duration_ms) FROM sessions('events', 'properties=country') GROUP BY first_country";
+
+/// How many times `SessionizeExec` spilled running `sql` in `ctx`.
+async fn sessionize_spills(ctx: &SessionContext, sql: &str) -> usize {
+    let batches = ctx
+        .sql(&format!("EXPLAIN ANALYZE {sql}"))
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    let plan = batches
+        .iter()
+        .flat_map(|batch| {
+            (0..batch.num_rows())
+                .map(|row| array_value_to_string(batch.column(1), row).expect("an EXPLAIN line"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    plan.lines()
+        .filter(|line| line.contains("SessionizeExec"))
+        .filter_map(|line| line.split("spill_count=").nth(1))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|count| count.parse::<usize>().ok())
+        .sum()
+}
+
+fn spilling(c: &mut Criterion) {
+    let events = bench_events();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lake = bench_lake(dir.path(), events);
+    let runtime = Runtime::new().expect("tokio runtime");
+    let partitions = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let budget = usize::try_from(events).unwrap_or(usize::MAX) * SPILL_BYTES_PER_EVENT;
+    let limited = runtime.block_on(limited_context(
+        &lake,
+        partitions,
+        MemoryLimit::Bytes(budget),
+    ));
+    let unbounded = runtime.block_on(limited_context(&lake, partitions, MemoryLimit::Unbounded));
+    let spills = runtime.block_on(sessionize_spills(&limited, BY_COUNTRY));
+    assert!(
+        spills > 0,
+        "a budget of {budget} bytes did not make sessionize spill"
+    );
+
+    let mut group = c.benchmark_group("spilling");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(events));
+    for (name, ctx) in [
+        ("by_country_limited", &limited),
+        ("by_country_unbounded", &unbounded),
+    ] {
+        group.bench_with_input(BenchmarkId::new(name, events), ctx, |b, ctx| {
+            b.to_async(&runtime).iter(|| run(ctx, BY_COUNTRY))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, split_kernel, buffering, end_to_end, spilling);
 criterion_main!(benches);
