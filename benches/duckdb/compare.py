@@ -18,7 +18,9 @@ run.sh passes its arguments here. For every lake size it:
    as an analyst's script would (sessionlake's writes it as Parquet into the empty scratch
    directory `<cache>/scratch` that every run starts in); each of its six results must equal
    the per-query answer (a difference exits with status 1; a failed run, such as a suite that
-   does not fit in memory, is reported);
+   does not fit in memory, is reported); with `--suite-check engines` the per-query runs are
+   skipped and each engine's six suite results are compared with the other engine's instead
+   (at 500M the per-query check alone takes some two hours);
 4. times each query as separate processes under `/usr/bin/time -v` (wall time and peak RSS),
    alternating sessionlake, DuckDB (and, for `totals` at the `--anchor-sizes`, DataFusion
    window SQL through the sessionlake CLI), `--runs` times each, the check's run (also under
@@ -344,33 +346,59 @@ def check(engines: Engines, queries: list[str], anchor: bool) -> tuple[bool, dic
     return ok, first_runs, answers
 
 
-def check_suite(engines: Engines, answers: dict[str, str]) -> tuple[bool, dict[str, list[dict]]]:
+def check_suite(engines: Engines,
+                answers: dict[str, str] | None) -> tuple[bool, dict[str, list[dict]]]:
     """Runs the suite script once per engine and compares each of its results with the
-    per-query answer (a query that failed in both engines alone has none to compare with).
-    Returns whether no result differs (a failed run is reported, not a difference) and the runs,
-    the first timed run of each engine."""
-    same, first_runs = True, {}
+    per-query answer (a query that failed in both engines alone has none to compare with), or,
+    when `answers` is None, with the other engine's suite result. Returns whether no result
+    differs (a failed run is reported, not a difference) and the runs, the first timed run of
+    each engine."""
+    same, first_runs, outputs = True, {}, {}
     for engine in ENGINES:
         r = engines.run(engine, SUITE_SCRIPT)
         log(f"   {SUITE_SCRIPT:15} {engine:12} check : {describe(r)}")
         first_runs[engine] = [{k: v for k, v in r.items() if k != "stdout"}]
-        if r["status"] != 0:
-            continue
-        results = split_suite(r["stdout"])
+        if r["status"] == 0:
+            outputs[engine] = r["stdout"]
+    if answers is None:
+        return same_suites(outputs), first_runs
+    for engine, output in outputs.items():
+        results = split_suite(output)
         for query in SUITE:
             if query not in answers:
                 log(f"   suite {query}: {engine} not compared, no engine answered it alone")
                 continue
-            problems = (differences(results[query], answers[query]) if query in results
-                        else ["no result in the output"])
-            if problems:
-                same = False
-                log(f"   suite {query}: {engine} DIFFERS from the per-query answer:\n      "
-                    + "\n      ".join(problems))
-            else:
-                log(f"   suite {query}: {engine} = per-query "
-                    f"({len(rows_of(results[query])[1])} rows)")
+            same &= same_result(query, f"{engine} and the per-query answer", results.get(query),
+                                answers[query])
     return same, first_runs
+
+
+def same_suites(outputs: dict[str, str]) -> bool:
+    """Compares the six results of the engines' suite outputs with each other (`outputs` maps
+    engine to output; with fewer than two there is nothing to compare, which is reported)."""
+    if len(outputs) < len(ENGINES):
+        log("   suite: not compared, "
+            + " and ".join(e for e in ENGINES if e not in outputs) + " failed")
+        return True
+    a, b = (split_suite(outputs[e]) for e in ENGINES)
+    same = True
+    for query in SUITE:
+        same &= same_result(query, f"{ENGINES[0]} and {ENGINES[1]}", a.get(query), b.get(query))
+    return same
+
+
+def same_result(query: str, what: str, result: str | None, expected: str | None) -> bool:
+    """Whether a suite result equals what it must (None: the output has no such result),
+    logged; `what` names the two sides."""
+    if result is None or expected is None:
+        problems = ["no result in an output"]
+    else:
+        problems = differences(result, expected)
+    if problems:
+        log(f"   suite {query}: {what} DIFFER:\n      " + "\n      ".join(problems))
+        return False
+    log(f"   suite {query}: {what} agree ({len(rows_of(result)[1])} rows)")
+    return True
 
 
 # ---------------------------------------------------------------- timing and report
@@ -525,10 +553,13 @@ def per_query_report(events: int, timings: dict) -> list[str]:
     return out
 
 
-def suite_report(events: int, suite: dict, per_query: dict | None) -> list[str]:
+def suite_report(events: int, suite: dict, per_query: dict | None,
+                 suite_check: str) -> list[str]:
+    checked = ("equal the per-query answers" if suite_check == "per-query"
+               else "equal the other engine's (no query was run alone)")
     out = ["Suite mode: each engine runs the six queries in one process over one materialized "
            f"session table (`queries/{SUITE_SCRIPT}.<engine>.sql`); the six "
-           "results of each engine's first run equal the per-query answers.", "",
+           f"results of each engine's first run {checked}.", "",
            "| engine | median (min-max) s | ns/event | peak RSS MiB |",
            "| --- | --- | --- | --- |"]
     medians = {}
@@ -576,12 +607,13 @@ def limited_report(limited: dict, timings: dict, memory_limit: str) -> list[str]
 
 
 def report(size: str, events: int, generation: dict, per_query: dict | None,
-           suite: dict | None, limited: dict | None, memory_limit: str, startup: dict) -> str:
+           suite: dict | None, limited: dict | None, memory_limit: str, startup: dict,
+           suite_check: str) -> str:
     out = [f"### {size} events\n", generation_line(size, events, generation)]
     if per_query:
         out += ["", *per_query_report(events, per_query)]
     if suite:
-        out += ["", *suite_report(events, suite, per_query)]
+        out += ["", *suite_report(events, suite, per_query, suite_check)]
     out.append(f"\nPython + `import duckdb` alone: {startup['median_s']:.2f} s median "
                f"({startup['peak_rss_mib']:.0f} MiB), included in every DuckDB time above.")
     if limited:
@@ -629,6 +661,11 @@ def main() -> int:
                         "(per-query mode)")
     parser.add_argument("--limited-sizes", default="50M",
                         help="sizes at which to run the memory-limited queries ('' for none)")
+    parser.add_argument("--suite-check", choices=["per-query", "engines"], default="per-query",
+                        help="what suite mode checks its six results against: the per-query "
+                        "answers (every query run alone first; the default) or the other "
+                        "engine's suite (no per-query runs, which at 500M take hours; needs "
+                        "--mode suite)")
     parser.add_argument("--python", default=sys.executable, help="a Python with duckdb")
     parser.add_argument("--skip-build", action="store_true", help="use the binaries as built")
     parser.add_argument("--sessionlake", type=Path, help="this sessionlake binary (implies "
@@ -648,6 +685,8 @@ def main() -> int:
     mode = args.mode or ("both" if whole_suite else "per-query")
     if mode != "per-query" and not whole_suite:
         parser.error(f"--mode {mode} runs all six queries in one process: drop --queries")
+    if args.suite_check == "engines" and mode != "suite":
+        parser.error("--suite-check engines runs no query alone: it needs --mode suite")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if not Path("/usr/bin/time").exists():
@@ -671,14 +710,18 @@ def main() -> int:
         events = lake_events(size)
         engines = Engines(sessionlake, args.python, lake, args.memory_limit)
         anchor = size in split_list(args.anchor_sizes)
-        log(f"== {size}: correctness check (every query once per engine)")
-        ok, first_runs, answers = check(engines, queries, anchor)
-        if not ok:
-            log("RESULTS DIFFER: not timing anything")
-            return 1
+        if args.suite_check == "engines":
+            first_runs, answers = {}, None
+        else:
+            log(f"== {size}: correctness check (every query once per engine)")
+            ok, first_runs, answers = check(engines, queries, anchor)
+            if not ok:
+                log("RESULTS DIFFER: not timing anything")
+                return 1
         suite_first = None
         if mode != "per-query":
-            log(f"== {size}: suite mode, each engine's six results against the answers above")
+            against = "each other" if answers is None else "the answers above"
+            log(f"== {size}: suite mode, each engine's six results against {against}")
             same, suite_first = check_suite(engines, answers)
             if not same:
                 log("SUITE RESULTS DIFFER: not timing anything")
@@ -700,7 +743,7 @@ def main() -> int:
         text = (f"sessionlake {commit}, DuckDB {duckdb_version}, {os.cpu_count()} CPUs, "
                 f"{args.runs} runs each\n\n"
                 + report(size, events, generation, per_query, suite, limited, args.memory_limit,
-                         startup))
+                         startup, args.suite_check))
         print(text, flush=True)
         (results_dir / f"{size}.md").write_text(text)
         (results_dir / f"{size}.json").write_text(json.dumps(
