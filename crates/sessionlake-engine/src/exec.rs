@@ -330,6 +330,13 @@ pub const SPILL_BUCKETS: usize = 64;
 /// bucket. (Staged rows are written sooner when they outgrow the staging budget.)
 pub const SPILL_RUN_ROWS: usize = 16 * 1024;
 
+/// The most rows of one piece a partition that starts to spill gathers from its buffered rows
+/// into one run. A gather costs a fixed amount per block of the buffer (a partition of 100M
+/// rows has some 1500 blocks) besides its rows, so a piece is gathered in runs this large,
+/// not a chunk at a time; a staged run this large is written at once, which bounds the memory
+/// it takes beside the buffer.
+const SPILL_GATHER_ROWS: usize = 1024 * 1024;
+
 /// The smallest staging budget of a spilling partition.
 const MIN_STAGE_LIMIT: usize = 256 * 1024;
 
@@ -1067,36 +1074,39 @@ impl SpillWriter {
             return Ok(());
         };
         let schema = self.schema(task, &stored);
+        let mut positions: Vec<Position> = Vec::new();
         for piece in 0..PIECES {
-            for chunk in buffer.pieces.take(piece) {
-                for part in chunk.chunks(task.batch_size) {
-                    let users = UInt32Array::from_iter_values(part.iter().map(|e| e.user));
-                    let times = Int64Array::from_iter_values(part.iter().map(|e| e.time));
-                    let sessions = layout.instrumented.then(|| {
-                        Arc::new(Int64Array::from_iter_values(
-                            part.iter().map(|e| e.session.value()),
-                        )) as ArrayRef
-                    });
-                    let positions: Vec<Position> = part
-                        .iter()
-                        .map(|e| Some(buffer.rows.locate(e.row)))
-                        .collect();
-                    let kept = (0..stored.fields().len())
-                        .map(|column| buffer.rows.gather_stored(column, &positions))
-                        .collect::<Result<Vec<_>>>()?;
-                    let run = Layout::spill_run(
-                        &schema,
-                        Arc::new(users),
-                        Arc::new(times),
-                        sessions,
-                        kept,
-                    )?;
-                    // a piece's users are all in one bucket
-                    let bucket = piece % SPILL_BUCKETS;
-                    let mut ends = Box::new([0; SPILL_BUCKETS]);
-                    ends[bucket..].fill(run.num_rows());
-                    self.stage(StagedRun { batch: run, ends })?;
+            let chunks = buffer.pieces.take(piece);
+            // runs of up to SPILL_GATHER_ROWS rows, whole chunks each
+            let mut first = 0;
+            while first < chunks.len() {
+                let mut rows = chunks[first].len();
+                let mut end = first + 1;
+                while end < chunks.len() && rows + chunks[end].len() <= SPILL_GATHER_ROWS {
+                    rows += chunks[end].len();
+                    end += 1;
                 }
+                let part = || chunks[first..end].iter().flatten();
+                let users = UInt32Array::from_iter_values(part().map(|e| e.user));
+                let times = Int64Array::from_iter_values(part().map(|e| e.time));
+                let sessions = layout.instrumented.then(|| {
+                    Arc::new(Int64Array::from_iter_values(
+                        part().map(|e| e.session.value()),
+                    )) as ArrayRef
+                });
+                positions.clear();
+                positions.extend(part().map(|e| Some(buffer.rows.locate(e.row))));
+                let kept = (0..stored.fields().len())
+                    .map(|column| buffer.rows.gather_stored(column, &positions))
+                    .collect::<Result<Vec<_>>>()?;
+                let run =
+                    Layout::spill_run(&schema, Arc::new(users), Arc::new(times), sessions, kept)?;
+                // a piece's users are all in one bucket
+                let bucket = piece % SPILL_BUCKETS;
+                let mut ends = Box::new([0; SPILL_BUCKETS]);
+                ends[bucket..].fill(run.num_rows());
+                self.stage(StagedRun { batch: run, ends })?;
+                first = end;
             }
         }
         for (batch, mask) in buffer.rows.batches().iter().zip(&buffer.masks) {
