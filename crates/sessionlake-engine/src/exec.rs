@@ -30,6 +30,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -1077,16 +1078,9 @@ impl SpillWriter {
         let mut positions: Vec<Position> = Vec::new();
         for piece in 0..PIECES {
             let chunks = buffer.pieces.take(piece);
-            // runs of up to SPILL_GATHER_ROWS rows, whole chunks each
-            let mut first = 0;
-            while first < chunks.len() {
-                let mut rows = chunks[first].len();
-                let mut end = first + 1;
-                while end < chunks.len() && rows + chunks[end].len() <= SPILL_GATHER_ROWS {
-                    rows += chunks[end].len();
-                    end += 1;
-                }
-                let part = || chunks[first..end].iter().flatten();
+            let lens: Vec<usize> = chunks.iter().map(Vec::len).collect();
+            for run in gather_runs(&lens, SPILL_GATHER_ROWS) {
+                let part = || chunks[run.clone()].iter().flatten();
                 let users = UInt32Array::from_iter_values(part().map(|e| e.user));
                 let times = Int64Array::from_iter_values(part().map(|e| e.time));
                 let sessions = layout.instrumented.then(|| {
@@ -1099,14 +1093,13 @@ impl SpillWriter {
                 let kept = (0..stored.fields().len())
                     .map(|column| buffer.rows.gather_stored(column, &positions))
                     .collect::<Result<Vec<_>>>()?;
-                let run =
+                let batch =
                     Layout::spill_run(&schema, Arc::new(users), Arc::new(times), sessions, kept)?;
                 // a piece's users are all in one bucket
                 let bucket = piece % SPILL_BUCKETS;
                 let mut ends = Box::new([0; SPILL_BUCKETS]);
-                ends[bucket..].fill(run.num_rows());
-                self.stage(StagedRun { batch: run, ends })?;
-                first = end;
+                ends[bucket..].fill(batch.num_rows());
+                self.stage(StagedRun { batch, ends })?;
             }
         }
         for (batch, mask) in buffer.rows.batches().iter().zip(&buffer.masks) {
@@ -1246,6 +1239,24 @@ impl SpillWriter {
             manager: self.manager,
         })
     }
+}
+
+/// Consecutive chunks of `lens` entries grouped into runs of whole chunks of at most `cap`
+/// entries together, in order; a chunk larger than `cap` is a run of its own.
+fn gather_runs(lens: &[usize], cap: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut first = 0;
+    while first < lens.len() {
+        let mut entries = lens[first];
+        let mut end = first + 1;
+        while end < lens.len() && entries + lens[end] <= cap {
+            entries += lens[end];
+            end += 1;
+        }
+        runs.push(first..end);
+        first = end;
+    }
+    runs
 }
 
 /// What a spilled partition left on disk.
@@ -1499,4 +1510,52 @@ fn split(batch: &RecordBatch, size: usize) -> impl Iterator<Item = RecordBatch> 
 /// Whether `error` says the memory pool is full (possibly wrapped in context).
 fn is_resources_exhausted(error: &DataFusionError) -> bool {
     matches!(error.find_root(), DataFusionError::ResourcesExhausted(_))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checks that the runs cover every chunk once, in order, each within `cap` unless it is
+    /// one chunk, and that no run could take the next chunk too.
+    fn check_runs(lens: &[usize], cap: usize) -> Vec<Range<usize>> {
+        let runs = gather_runs(lens, cap);
+        let mut next = 0;
+        for run in &runs {
+            assert_eq!(run.start, next, "{lens:?} {runs:?}");
+            assert!(run.end > run.start, "{lens:?} {runs:?}");
+            let entries: usize = lens[run.clone()].iter().sum();
+            assert!(entries <= cap || run.len() == 1, "{lens:?} {runs:?}");
+            if run.end < lens.len() {
+                assert!(entries + lens[run.end] > cap, "{lens:?} {runs:?}");
+            }
+            next = run.end;
+        }
+        assert_eq!(next, lens.len());
+        runs
+    }
+
+    #[test]
+    fn gather_runs_take_whole_chunks_up_to_the_cap() {
+        assert_eq!(check_runs(&[], 10), Vec::<Range<usize>>::new());
+        // exactly the cap stays one run; one entry more starts another
+        assert_eq!(check_runs(&[4, 6], 10), vec![0..2]);
+        assert_eq!(check_runs(&[4, 7], 10), vec![0..1, 1..2]);
+        // a chunk over the cap is a run of its own
+        assert_eq!(check_runs(&[3, 12, 2, 2], 10), vec![0..1, 1..2, 2..4]);
+        assert_eq!(check_runs(&[8192; 300], SPILL_GATHER_ROWS).len(), 3);
+        // generated lengths, as a piece's chunks grow from 256 to 8192 entries
+        let mut state = 42u64;
+        for cap in [1, 256, 5000, 8192, 20000] {
+            let lens: Vec<usize> = (0..200)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (state >> 33) as usize % 9000
+                })
+                .collect();
+            check_runs(&lens, cap);
+        }
+    }
 }
