@@ -336,7 +336,7 @@ pub const SPILL_RUN_ROWS: usize = 16 * 1024;
 /// rows has some 1500 blocks) besides its rows, so a piece is gathered in runs this large,
 /// not a chunk at a time; a staged run this large is written at once, which bounds the memory
 /// it takes beside the buffer.
-const SPILL_GATHER_ROWS: usize = 1024 * 1024;
+const SPILL_GATHER_ROWS: usize = SPILL_RUN_ROWS * SPILL_BUCKETS;
 
 /// The smallest staging budget of a spilling partition.
 const MIN_STAGE_LIMIT: usize = 256 * 1024;
@@ -1514,6 +1514,9 @@ fn is_resources_exhausted(error: &DataFusionError) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
     use super::*;
 
     /// Checks that the runs cover every chunk once, in order, each within `cap` unless it is
@@ -1544,17 +1547,10 @@ mod tests {
         // a chunk over the cap is a run of its own
         assert_eq!(check_runs(&[3, 12, 2, 2], 10), vec![0..1, 1..2, 2..4]);
         assert_eq!(check_runs(&[8192; 300], SPILL_GATHER_ROWS).len(), 3);
-        // generated lengths, as a piece's chunks grow from 256 to 8192 entries
-        let mut state = 42u64;
+        // generated lengths, from empty chunks to past the largest (8192 entries)
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
         for cap in [1, 256, 5000, 8192, 20000] {
-            let lens: Vec<usize> = (0..200)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    (state >> 33) as usize % 9000
-                })
-                .collect();
+            let lens: Vec<usize> = (0..200).map(|_| rng.random_range(0..9000)).collect();
             check_runs(&lens, cap);
         }
     }
