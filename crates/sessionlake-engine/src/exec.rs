@@ -39,7 +39,7 @@ use datafusion::arrow::array::{
     UInt32Array,
 };
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{concat_batches, filter_record_batch, take, take_arrays};
+use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take, take_arrays};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type};
 use datafusion::common::config::SpillCompression;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -520,7 +520,7 @@ impl Layout {
     }
 
     /// The schema of spilled rows: dense user id, time, the session id in the instrumented
-    /// modes, then the kept columns in `stored` form (see [`Strings::store`]).
+    /// modes, then the kept columns in `stored` form (see [`Strings::spilled`]).
     fn spill_schema(&self, stored: &Schema) -> SchemaRef {
         let mut fields = vec![
             Arc::new(Field::new("__sessionlake_user", DataType::UInt32, false)),
@@ -538,7 +538,8 @@ impl Layout {
     }
 
     /// A run of spilled rows of `schema` ([`Self::spill_schema`]): their user ids, times,
-    /// session ids (only in the instrumented modes) and stored kept columns.
+    /// session ids (only in the instrumented modes) and stored kept columns (whose narrower
+    /// ids are widened to the schema's).
     fn spill_run(
         schema: &SchemaRef,
         users: ArrayRef,
@@ -548,7 +549,14 @@ impl Layout {
     ) -> Result<RecordBatch> {
         let mut columns = vec![users, times];
         columns.extend(sessions);
-        columns.extend(kept);
+        let keys = columns.len();
+        for (column, field) in kept.into_iter().zip(&schema.fields()[keys..]) {
+            columns.push(if column.data_type() == field.data_type() {
+                column
+            } else {
+                cast(&column, field.data_type())?
+            });
+        }
         Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
 }
@@ -651,6 +659,8 @@ impl PartitionTask {
             if batch.num_rows() == 0 {
                 continue;
             }
+            // users seen before this batch: enough to judge the first block's columns by
+            strings.set_users(users.len());
             let keys = self.keys(&batch, &mut users)?;
             if let Some(writer) = &mut spill {
                 writer.spill_input(self, &batch, &keys, &mut strings)?;
@@ -1053,13 +1063,17 @@ impl SpillWriter {
         user as usize % SPILL_BUCKETS
     }
 
-    /// The schema of runs whose kept columns are stored as `stored` says (the buckets' files
-    /// are made with the first).
-    fn schema(&mut self, task: &PartitionTask, stored: &Schema) -> SchemaRef {
-        let manager = self
-            .manager
-            .get_or_insert_with(|| task.buckets.manager(task.layout.spill_schema(stored)));
-        Arc::clone(manager.schema())
+    /// The schema of runs, whose kept columns are spilled as `strings` says (see
+    /// [`Strings::spilled`]); the buckets' files are made with it.
+    fn schema(&mut self, task: &PartitionTask, strings: &Strings) -> Result<SchemaRef> {
+        let manager = match &mut self.manager {
+            Some(manager) => manager,
+            None => {
+                let schema = task.layout.spill_schema(strings.spilled()?.as_ref());
+                self.manager.insert(task.buckets.manager(schema))
+            }
+        };
+        Ok(Arc::clone(manager.schema()))
     }
 
     /// Spills everything `buffer` holds, in stored form.
@@ -1074,7 +1088,7 @@ impl SpillWriter {
         let Some(stored) = buffer.rows.batches().first().map(|b| b.schema()) else {
             return Ok(());
         };
-        let schema = self.schema(task, &stored);
+        let schema = self.schema(task, strings)?;
         let mut positions: Vec<Position> = Vec::new();
         for piece in 0..PIECES {
             let chunks = buffer.pieces.take(piece);
@@ -1135,7 +1149,7 @@ impl SpillWriter {
         }
         if !self.order.is_empty() {
             let kept = strings.store(&task.layout.kept_rows(batch)?)?;
-            let schema = self.schema(task, &kept.schema());
+            let schema = self.schema(task, strings)?;
             let order = UInt32Array::from(std::mem::take(&mut self.order));
             let rows = order.values();
             let users =

@@ -4,27 +4,35 @@
 //! `sessions` keeps only a few columns of each active row (its event type, its properties and
 //! the columns that order tied events), but those are mostly strings, and many of a lake's
 //! string columns repeat a few values: a few thousand pages, a few dozen countries. So a
-//! partition's [`Strings`] keeps such a column as `UInt32` ids into its distinct values: four
-//! bytes a row, plus each distinct string once. A dictionary column of strings is interned
-//! too: its blocks' dictionaries differ, and reading rows across blocks would merge them every
-//! time. Whether a column repeats is judged on the first rows stored (as Parquet writers fall
-//! back from dictionary encoding): a column with more than one distinct value per
-//! [`MIN_REPEATS`] rows there (device ids, event ids) would make a hash table larger than the
-//! caches for little gain, so it is kept plainly, as `Utf8` (a view array's 16-byte views cost
-//! more than `Utf8`'s 4-byte offsets).
+//! partition's [`Strings`] keeps such a column as ids into its distinct values, plus each
+//! distinct string once. Ids take the narrowest unsigned type that holds them (`UInt8` up to
+//! 256 distinct values, `UInt16` up to 65,536, else `UInt32`), so a country or an event type
+//! costs one byte a row; when a column outgrows its type, the blocks stored before are widened
+//! once ([`RowStore::push`]). A dictionary column of strings is interned too: its blocks'
+//! dictionaries differ, and reading rows across blocks would merge them every time.
+//!
+//! Whether a column repeats is judged on the first rows stored (as Parquet writers fall back
+//! from dictionary encoding). A column with more than one distinct value per [`MIN_REPEATS`]
+//! rows there and more than [`VALUES_PER_USER`] per user seen (event ids) would make a hash
+//! table as large as the column for little gain, so it is kept plainly, as `Utf8` (a view
+//! array's 16-byte views cost more than `Utf8`'s 4-byte offsets). A column that follows its
+//! users (device ids) repeats as their later events arrive, however few of its values repeat in
+//! the first rows, so it is interned.
 //!
 //! Rows are kept in that stored form everywhere: in a [`RowStore`] in memory, and in the spill
-//! files of a partition that spills, whose rows are read back into stores as they are, without
-//! being interned again. Reading rows ([`RowStore::gather`]) returns every column in its own
-//! type.
+//! files of a partition that spills (with every id as `UInt32`, see [`Strings::spilled`]), whose
+//! rows are read back into stores as they are, without being interned again. Reading rows
+//! ([`RowStore::gather`]) returns every column in its own type.
 
 use std::mem::size_of;
 use std::ops::Range;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
+    Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions, UInt8Array, UInt16Array,
+    UInt32Array, new_null_array,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::{cast, interleave, take};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::utils::memory::RecordBatchMemoryCounter;
@@ -35,6 +43,14 @@ use crate::intern::Interner;
 /// A string column is interned when its first block has at least this many rows per distinct
 /// value.
 pub const MIN_REPEATS: usize = 4;
+
+/// A string column is interned when its first block has at most this many distinct values per
+/// user the partition has seen (a user's devices, plan or country), however rarely they repeat
+/// there, provided each value there is used by [`MIN_VALUE_ROWS`] rows on average.
+pub const VALUES_PER_USER: usize = 2;
+
+/// See [`VALUES_PER_USER`].
+const MIN_VALUE_ROWS: usize = 2;
 
 /// Rows interned per call of the hash table of a string column.
 const INTERN_ROWS: usize = 1024;
@@ -67,7 +83,16 @@ impl RowStore {
     /// Appends rows in stored form (as [`Strings::store`] returns them, or read back from a
     /// spill file); they are numbered from [`Self::num_rows`] on. The caller keeps row numbers
     /// within `u32` (the buffer checks them as it numbers entries).
+    ///
+    /// When the rows' types differ from those stored before (an interned column whose ids
+    /// outgrew their type), the rows stored before are widened to the new types first.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        if let Some(stored) = self.batches.first().map(RecordBatch::schema)
+            && !Arc::ptr_eq(&stored, &batch.schema())
+            && stored != batch.schema()
+        {
+            self.widen(&batch.schema())?;
+        }
         let columns: Vec<ArrayRef> = batch
             .columns()
             .iter()
@@ -79,6 +104,30 @@ impl RowStore {
         self.memory.count_batch(&batch);
         self.offsets.push(end);
         self.batches.push(batch);
+        Ok(())
+    }
+
+    /// Casts every stored batch to `schema` (ids to a wider type), counting memory anew.
+    fn widen(&mut self, schema: &SchemaRef) -> Result<()> {
+        let mut memory = RecordBatchMemoryCounter::new();
+        for batch in &mut self.batches {
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(schema.fields())
+                .map(|(column, field)| {
+                    if column.data_type() == field.data_type() {
+                        Ok(Arc::clone(column))
+                    } else {
+                        Ok(cast(column, field.data_type())?)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+            *batch = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?;
+            memory.count_batch(batch);
+        }
+        self.memory = memory;
         Ok(())
     }
 
@@ -165,10 +214,13 @@ pub struct Strings {
     input: SchemaRef,
     /// Per column: how a string column is stored, else `None`.
     columns: Vec<Option<StringIds>>,
-    /// The schema of stored rows, once the first rows decided which columns are interned.
+    /// The schema of stored rows, once the first rows decided which columns are interned (its
+    /// id types widen as columns gain values).
     stored: Option<SchemaRef>,
     /// Reused by [`Self::store`]: the ids of one column.
     ids: Vec<usize>,
+    /// How many distinct users the partition has seen (see [`VALUES_PER_USER`]).
+    users: usize,
 }
 
 impl Strings {
@@ -190,6 +242,7 @@ impl Strings {
             columns,
             stored: None,
             ids: Vec::new(),
+            users: 0,
         })
     }
 
@@ -200,27 +253,42 @@ impl Strings {
             columns: Vec::new(),
             stored: Some(Arc::clone(schema)),
             ids: Vec::new(),
+            users: 0,
         }
     }
 
+    /// Tells how many distinct users the partition has seen so far, which judges the columns
+    /// of the first block (see [`VALUES_PER_USER`]).
+    pub fn set_users(&mut self, users: usize) {
+        self.users = users;
+    }
+
     /// `batch` (of the input schema) in stored form: ids for interned columns (NULL where the
-    /// column is NULL), `Utf8` for string columns that are not. The first rows stored decide,
-    /// per column, which it is: a column with too few repeats there is stored plainly from then
-    /// on.
+    /// column is NULL) in the narrowest type that holds the column's ids so far, `Utf8` for
+    /// string columns that are not interned. The first rows stored decide, per column, which
+    /// it is: a column with too few repeats there is stored plainly from then on.
     pub fn store(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
         let first = self.stored.is_none();
         let mut columns = Vec::with_capacity(batch.num_columns());
         for (i, column) in batch.columns().iter().enumerate() {
             match self.columns.get_mut(i) {
                 Some(Some(strings)) => {
-                    columns.push(strings.store(column, first, &mut self.ids)?);
+                    columns.push(strings.store(column, first, self.users, &mut self.ids)?);
                 }
                 _ => columns.push(Arc::clone(column)),
             }
         }
         let stored = match &self.stored {
-            Some(stored) => Arc::clone(stored),
-            None => {
+            Some(stored)
+                if stored
+                    .fields()
+                    .iter()
+                    .zip(&columns)
+                    .all(|(field, column)| field.data_type() == column.data_type()) =>
+            {
+                Arc::clone(stored)
+            }
+            _ => {
                 let fields: Vec<Field> = self
                     .input
                     .fields()
@@ -237,6 +305,27 @@ impl Strings {
         Ok(RecordBatch::try_new_with_options(
             stored, columns, &options,
         )?)
+    }
+
+    /// The schema of stored rows in spill files: the stored one with every interned column's
+    /// ids as `UInt32`, so that a file's runs keep one schema while ids widen.
+    pub fn spilled(&self) -> Result<SchemaRef> {
+        let Some(stored) = &self.stored else {
+            return internal_err!("sessionize: rows spilled before any was stored");
+        };
+        let fields: Vec<Field> = stored
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| match self.columns.get(i) {
+                Some(Some(StringIds {
+                    state: Ids::Building(_),
+                    ..
+                })) => Field::new(field.name(), DataType::UInt32, true),
+                _ => field.as_ref().clone(),
+            })
+            .collect();
+        Ok(Arc::new(Schema::new(fields)))
     }
 
     /// Ends storing: the distinct values, readable.
@@ -307,12 +396,23 @@ impl StringIds {
     }
 
     /// `column` as it is stored: ids (NULL where the column is NULL) or plain strings. After
-    /// the `first` block, a column with too few repeats is stored plainly from then on.
-    fn store(&mut self, column: &ArrayRef, first: bool, ids: &mut Vec<usize>) -> Result<ArrayRef> {
+    /// the `first` block, a column with too few repeats, judged against the `users` the
+    /// partition has seen, is stored plainly from then on.
+    fn store(
+        &mut self,
+        column: &ArrayRef,
+        first: bool,
+        users: usize,
+        ids: &mut Vec<usize>,
+    ) -> Result<ArrayRef> {
         match &mut self.state {
             Ids::Building(values) => {
                 let interned = Self::intern(values, column, ids)?;
-                if first && values.len() * MIN_REPEATS > column.len() {
+                let distinct = values.len();
+                let repeats = distinct * MIN_REPEATS <= column.len();
+                let follows_users = distinct <= VALUES_PER_USER * users
+                    && distinct * MIN_VALUE_ROWS <= column.len();
+                if first && !repeats && !follows_users {
                     self.state = Ids::Plain;
                     return plain(column);
                 }
@@ -331,8 +431,7 @@ impl StringIds {
             values.intern(&slice, ids)?;
             stored.extend(ids.iter().map(|&id| id as u32));
         }
-        let ids = UInt32Array::new(stored.into(), column.logical_nulls());
-        Ok(Arc::new(ids))
+        Ok(narrow_ids(stored, column.logical_nulls(), values.len()))
     }
 
     fn freeze(self) -> Result<Values> {
@@ -405,6 +504,33 @@ impl Values {
     }
 }
 
+/// The narrowest unsigned integer type that holds ids below `distinct`.
+fn id_type(distinct: usize) -> DataType {
+    if distinct <= 1 << 8 {
+        DataType::UInt8
+    } else if distinct <= 1 << 16 {
+        DataType::UInt16
+    } else {
+        DataType::UInt32
+    }
+}
+
+/// `ids`, each below `distinct`, as an array of [`id_type`]`(distinct)`.
+fn narrow_ids(ids: Vec<u32>, nulls: Option<NullBuffer>, distinct: usize) -> ArrayRef {
+    // the casts below keep every value: each id is below `distinct`
+    match id_type(distinct) {
+        DataType::UInt8 => Arc::new(UInt8Array::new(
+            ids.iter().map(|&id| id as u8).collect(),
+            nulls,
+        )),
+        DataType::UInt16 => Arc::new(UInt16Array::new(
+            ids.iter().map(|&id| id as u16).collect(),
+            nulls,
+        )),
+        _ => Arc::new(UInt32Array::new(ids.into(), nulls)),
+    }
+}
+
 /// A string column kept plainly: a view array as `Utf8`, whose strings are copied out of the
 /// buffers the views point into.
 fn plain(column: &ArrayRef) -> Result<ArrayRef> {
@@ -429,6 +555,7 @@ mod tests {
     use datafusion::arrow::array::{DictionaryArray, Int64Array, StringArray, StringViewArray};
     use datafusion::arrow::compute::concat;
     use datafusion::arrow::datatypes::Int32Type;
+    use datafusion::common::utils::memory::get_record_batch_memory_size;
 
     use super::*;
 
@@ -517,15 +644,16 @@ mod tests {
             ],
         );
         let (mut store, strings) = interning_store(&[&first, &second])?;
-        // the string columns are stored as ids, NULL where the value is
-        use DataType::{Int64, UInt32};
+        // the string columns are stored as ids (a byte each for these few values), NULL where
+        // the value is
+        use DataType::{Int64, UInt8};
         assert_eq!(
             stored_types(&store),
-            vec![vec![UInt32, UInt32, Int64, UInt32]; 2]
+            vec![vec![UInt8, UInt8, Int64, UInt8]; 2]
         );
         assert!(store.batches()[0].column(0).is_null(1));
         // until it reads through the strings, a store gathers ids
-        assert_eq!(store.gather(0, &[Some((1, 1))])?.data_type(), &UInt32);
+        assert_eq!(store.gather(0, &[Some((1, 1))])?.data_type(), &UInt8);
         store.read_through(Arc::new(strings.freeze()?));
         assert_reads_back(&store, &[&first, &second])
     }
@@ -575,11 +703,19 @@ mod tests {
         );
         let second = batch(vec![None, Some("/page/1")], vec!["a".into(), "b".into()]);
         let (mut store, strings) = interning_store(&[&first, &second])?;
-        use DataType::{Int64, UInt32, Utf8};
+        use DataType::{Int64, UInt8, UInt32, Utf8};
         assert_eq!(
             stored_types(&store),
-            vec![vec![Utf8, UInt32, Int64, UInt32]; 2]
+            vec![vec![Utf8, UInt8, Int64, UInt8]; 2]
         );
+        // spill files hold every id as `UInt32`, and plain columns as stored
+        let spilled: Vec<DataType> = strings
+            .spilled()?
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        assert_eq!(spilled, vec![Utf8, UInt32, Int64, UInt32]);
         store.read_through(Arc::new(strings.freeze()?));
         assert_reads_back(&store, &[&first, &second])
     }
@@ -602,14 +738,80 @@ mod tests {
         let mut strings = Strings::interning(&make().schema())?;
         let mut interned = RowStore::new();
         interned.push(&strings.store(&make())?)?;
-        // a view is 16 bytes and this string 37 more; an id is 4 bytes
+        // a view is 16 bytes and this string 37 more; an id is one byte here
         assert!(
             plain.size() >= rows * (16 + device.len()),
             "{}",
             plain.size()
         );
-        assert!(interned.size() < rows * 5, "{}", interned.size());
+        assert!(interned.size() < rows * 2, "{}", interned.size());
         assert!(strings.freeze()?.size() < 1024);
+        Ok(())
+    }
+
+    #[test]
+    fn ids_widen_as_a_column_gains_values() -> Result<()> {
+        // pages with 200, then 300, then 70,000 distinct values so far: ids of one byte, two
+        // and four; the blocks stored before are widened with them
+        let block = |pages: Range<usize>| {
+            let pages: Vec<String> = pages.map(|p| format!("/p/{p}")).collect();
+            let rows = pages.len();
+            batch(
+                pages.iter().map(|p| Some(p.as_str())).collect(),
+                (0..rows).map(|i| format!("d{}", i % 3)).collect(),
+            )
+        };
+        // the first block repeats its pages, so the column is interned
+        let first = batch(
+            (0..800).map(|i| Some(["/p/0", "/p/1"][i % 2])).collect(),
+            (0..800).map(|i| format!("d{}", i % 3)).collect(),
+        );
+        let blocks = [first, block(0..200), block(200..300), block(300..70_000)];
+        let mut strings = Strings::interning(&blocks[0].schema())?;
+        let mut store = RowStore::new();
+        use DataType::{UInt8, UInt16, UInt32};
+        for (block, page_type) in blocks.iter().zip([UInt8, UInt8, UInt16, UInt32]) {
+            store.push(&strings.store(block)?)?;
+            for types in stored_types(&store) {
+                assert_eq!(types[0], page_type);
+                // the others keep their one-byte ids
+                assert_eq!((&types[1], &types[3]), (&UInt8, &UInt8));
+            }
+        }
+        let size: usize = store
+            .batches()
+            .iter()
+            .map(get_record_batch_memory_size)
+            .sum();
+        // the widened blocks are counted anew, each buffer once
+        assert_eq!(store.memory.memory_usage(), size);
+        store.read_through(Arc::new(strings.freeze()?));
+        assert_reads_back(&store, &blocks.iter().collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn a_column_that_follows_its_users_is_interned() -> Result<()> {
+        // 40 rows: 20 devices of two rows each (too few repeats alone), 40 distinct pages
+        let pages: Vec<String> = (0..40).map(|i| format!("/page/{i}")).collect();
+        let first = batch(
+            pages.iter().map(|p| Some(p.as_str())).collect(),
+            (0..40).map(|i| format!("device-{}", i % 20)).collect(),
+        );
+        use DataType::{Int64, UInt8, Utf8};
+        for (users, device_type) in [(0, Utf8), (9, Utf8), (10, UInt8), (40, UInt8)] {
+            let mut strings = Strings::interning(&first.schema())?;
+            strings.set_users(users);
+            let mut store = RowStore::new();
+            store.push(&strings.store(&first)?)?;
+            // pages never repeat: plain whatever the users
+            assert_eq!(
+                stored_types(&store),
+                vec![vec![Utf8, device_type.clone(), Int64, UInt8]],
+                "{users} users"
+            );
+            store.read_through(Arc::new(strings.freeze()?));
+            assert_reads_back(&store, &[&first])?;
+        }
         Ok(())
     }
 }
